@@ -1,0 +1,47 @@
+# yiwang — one command to run the platform, one to test it. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lint contracts contracts-check bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: NATS + every service on SQLite + the gateway on :8000, demo data loaded. Ctrl-C stops all.
+run: install
+	$(BIN)/python -m tools.run
+
+## make test: the whole suite (PostgreSQL too when TEST_POSTGRES_URL is set), then the style gates.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/python -m contracts.generate --check
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+## make contracts: regenerate contracts/schemas and asyncapi.json from the pydantic event models.
+contracts: install
+	$(BIN)/python -m contracts.generate
+
+contracts-check: install
+	$(BIN)/python -m contracts.generate --check
+
+## make bench: throughput benchmarks; results go to docs/benchmarks.md by hand, with the date.
+bench: install
+	$(BIN)/python -m bench.identity_bench
+	@if [ -f bench/gateway_bench.py ]; then $(BIN)/python -m bench.gateway_bench; fi
+
+clean:
+	rm -rf .data

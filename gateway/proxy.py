@@ -1,0 +1,239 @@
+"""Streaming forwarding to a service over one pooled aiohttp session.
+
+Request bodies stream from the ASGI ``receive`` to the service (a single-message body is passed
+as bytes); responses stream back, small ones in one message. Failures before the response has
+started become problem+json: connection refused → 503, timeout → 504, anything else → 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from kit.errors import Problem
+
+# Request headers never forwarded as sent: hop-by-hop (RFC 9110 §7.6.1), ones the gateway
+# sets itself, and any identity header a client could use to pretend to be someone.
+_DROP_EXACT = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"expect",
+        b"x-request-id",
+        b"traceparent",
+        b"tracestate",
+        b"x-roles",
+        b"x-role",
+        b"x-dept",
+        b"x-department",
+        b"x-scope",
+        b"x-scopes",
+        b"x-session-id",
+        b"x-token-id",
+        b"x-real-ip",
+        b"x-client-ip",
+        b"forwarded",
+        b"x-partner-id",
+    }
+)
+_DROP_PREFIXES = (
+    b"x-subject-",
+    b"x-actor-",
+    b"x-partner-",
+    b"x-user",
+    b"x-auth",
+    b"x-verified",
+    b"x-gateway-",
+    b"x-forwarded-",
+    b"x-principal",
+    b"x-identity",
+)
+_RESPONSE_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"date",  # uvicorn adds its own
+        b"server",
+    }
+)
+
+_dropped_cache: dict[bytes, bool] = {}
+
+
+def is_dropped_request_header(name: bytes) -> bool:
+    """True for a header the gateway never forwards as the client sent it (``name`` lower-case)."""
+    dropped = _dropped_cache.get(name)
+    if dropped is None:
+        dropped = name in _DROP_EXACT or name.startswith(_DROP_PREFIXES)
+        if len(_dropped_cache) < 4096:
+            _dropped_cache[name] = dropped
+    return dropped
+
+
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """A service's response headers minus hop-by-hop ones, names lower-cased for ASGI."""
+    out = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower not in _RESPONSE_DROP:
+            out.append((lower, value))
+    return out
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    pass
+
+
+async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int) -> bytes:
+    """The whole request body (for signed routes), refusing more than ``limit`` bytes."""
+    chunks = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _StreamState:
+    __slots__ = ("too_large", "client_gone")
+
+    def __init__(self) -> None:
+        self.too_large = False
+        self.client_gone = False
+
+
+async def _stream_body(
+    first: bytes, receive: Callable[[], Awaitable[dict[str, Any]]], limit: int, state: _StreamState
+) -> AsyncIterator[bytes]:
+    total = len(first)
+    if first:
+        yield first
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            state.client_gone = True
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            state.too_large = True
+            raise BodyTooLarge()
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def upstream_problem(exc: BaseException, area: str, timeout: float) -> Problem:
+    """What the client sees when the service did not answer properly."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return Problem(
+            503, "service-unavailable", "Service unavailable", f"the {area} service cannot be reached",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return Problem(504, "gateway-timeout", "Gateway timeout", f"the {area} service did not answer in {timeout:g} s")
+    return Problem(502, "bad-gateway", "Bad gateway", f"the {area} service gave no valid answer")
+
+
+class Forwarder:
+    """Sends one request upstream and streams the answer to the ASGI ``send``."""
+
+    BUFFER_RESPONSE_BELOW = 256 * 1024
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def forward(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        body: bytes | None,
+        has_body: bool,
+        body_limit: int,
+        timeout: aiohttp.ClientTimeout,
+        extra_response_headers: list[tuple[bytes, bytes]],
+        area: str,
+    ) -> int:
+        """Forward and answer; returns the status sent. Raises Problem before the response starts."""
+        state = _StreamState()
+        data: bytes | AsyncIterator[bytes] | None = body
+        if body is None and has_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            first = message.get("body", b"")
+            if len(first) > body_limit:
+                raise BodyTooLarge()
+            data = _stream_body(first, receive, body_limit, state) if message.get("more_body") else first
+        try:
+            response = await self.session.request(
+                method, URL(url, encoded=True), headers=headers, data=data, timeout=timeout, allow_redirects=False
+            )
+        except Exception as exc:
+            if state.too_large:
+                raise BodyTooLarge() from exc
+            if state.client_gone:
+                raise ClientGone() from exc
+            raise upstream_problem(exc, area, timeout.sock_read or 0) from exc
+        try:
+            out_headers = response_headers(response.raw_headers)
+            out_headers.extend(extra_response_headers)
+            status = response.status
+            length = response.content_length
+            if method == "HEAD" or status in (204, 304):
+                await send({"type": "http.response.start", "status": status, "headers": out_headers})
+                await send({"type": "http.response.body", "body": b""})
+                return status
+            if length is not None and length <= self.BUFFER_RESPONSE_BELOW:
+                try:
+                    payload = await response.read()
+                except Exception as exc:
+                    raise upstream_problem(exc, area, timeout.sock_read or 0) from exc
+                await send({"type": "http.response.start", "status": status, "headers": out_headers})
+                await send({"type": "http.response.body", "body": payload})
+                return status
+            await send({"type": "http.response.start", "status": status, "headers": out_headers})
+            # Past this point the status is sent: a failing service can only cut the body short,
+            # which the exception propagating to the server does (it closes the connection).
+            content = response.content
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return status
+        finally:
+            response.release()

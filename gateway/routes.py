@@ -1,0 +1,204 @@
+"""Which routes are public, signed, officer-only or closed: a table of data and pure matching.
+
+A rule's ``pattern`` is a full gateway path: ``{name}`` or ``*`` matches one segment, a final
+``**`` matches whatever follows (also nothing). The area (``/api/v1/<area>/``) may be ``*`` for a
+rule that holds in every area. The first rule that matches path and method decides; a path that
+no rule matches needs a valid token and nothing more. Later services add rows here (or through
+``GATEWAY_EXTRA_ROUTES``), not code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.errors import Problem
+
+PUBLIC = "public"  # no token needed (one that verifies is still used for the identity headers)
+TOKEN = "token"  # a valid bearer token
+SIGNED = "signed"  # an HMAC-signed partner request (see gateway.signing), no token
+DENY = "deny"  # never forwarded: answered 404 as if it did not exist
+
+ACCESS_KINDS = frozenset({PUBLIC, TOKEN, SIGNED, DENY})
+API_PREFIX = "/api/v1/"
+_AREA = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    pattern: str
+    methods: frozenset[str] = frozenset()  # empty: every method
+    access: str = TOKEN
+    min_level: int = 0  # real-name level the subject (or acting person) must have
+    kinds: frozenset[str] = frozenset()  # subject kinds allowed (empty: any)
+    roles: frozenset[str] = frozenset()  # officer roles, any one of them suffices
+    max_body_bytes: int | None = None  # overrides the gateway default
+    timeout_seconds: float | None = None  # upstream read timeout override
+    environments: frozenset[str] = frozenset()  # only in these environments (empty: all)
+    label: str = field(default="", compare=False)  # metrics label; the pattern if empty
+
+    def __post_init__(self) -> None:
+        if self.access not in ACCESS_KINDS:
+            raise ValueError(f"unknown access {self.access!r} in rule {self.pattern}")
+        if not self.pattern.startswith(API_PREFIX):
+            raise ValueError(f"rule pattern must start with {API_PREFIX}: {self.pattern}")
+        if "**" in self.pattern and not self.pattern.endswith("/**"):
+            raise ValueError(f"'**' may only end a pattern: {self.pattern}")
+        if not self.label:
+            object.__setattr__(self, "label", self.pattern)
+
+    @property
+    def area(self) -> str:
+        return self.pattern[len(API_PREFIX) :].split("/", 1)[0]
+
+
+def rule(pattern: str, methods: str = "", access: str = TOKEN, **options: Any) -> RouteRule:
+    """Shorthand: ``rule("/api/v1/x/{id}", "GET POST", PUBLIC)``."""
+    for key in ("kinds", "roles", "environments"):
+        if key in options:
+            options[key] = frozenset(options[key])
+    return RouteRule(pattern, frozenset(methods.upper().split()), access, **options)
+
+
+def rule_from_config(data: Mapping[str, Any]) -> RouteRule:
+    """A rule from settings JSON: ``{"pattern": …, "methods": "GET", "access": "public", …}``."""
+    data = dict(data)
+    methods = data.pop("methods", "")
+    if isinstance(methods, list | tuple):
+        methods = " ".join(methods)
+    return rule(data.pop("pattern"), methods, data.pop("access", TOKEN), **data)
+
+
+MIB = 1024 * 1024
+
+DEFAULT_RULES: tuple[RouteRule, ...] = (
+    # Services' own metrics stay inside; the gateway has its own /metrics.
+    rule("/api/v1/*/metrics", access=DENY),
+    # identity
+    rule("/api/v1/identity/register", "POST", PUBLIC),
+    rule("/api/v1/identity/sessions", "POST", PUBLIC),
+    rule("/api/v1/identity/sessions/refresh", "POST", PUBLIC),
+    rule("/api/v1/identity/sms-codes", "POST", PUBLIC),
+    rule("/api/v1/identity/.well-known/jwks.json", "GET", PUBLIC),
+    rule("/api/v1/identity/sandbox/sms", "GET", PUBLIC, environments={"development", "test"}),
+    rule("/api/v1/identity/sandbox/**", access=DENY),
+    # catalog: browsing is public
+    rule("/api/v1/catalog/**", "GET", PUBLIC, label="/api/v1/catalog/**"),
+    # caseflow
+    rule("/api/v1/caseflow/progress/{case_no}", "GET", PUBLIC),
+    rule("/api/v1/caseflow/worklist", kinds={"officer"}),
+    rule("/api/v1/caseflow/cases/{case_no}/actions", kinds={"officer"}),
+    rule("/api/v1/caseflow/supervision/**", kinds={"officer"}, roles={"supervisor"}),
+    rule("/api/v1/caseflow/cases/{case_no}/materials", "POST PUT", max_body_bytes=20 * MIB),
+    # department pushes reach caseflow only through the signed area below
+    rule("/api/v1/caseflow/departments/**", access=DENY),
+    # licence
+    rule("/api/v1/licence/licences/verify", "GET POST", PUBLIC),
+    # signed partner requests
+    rule("/api/v1/departments/{code}/events", "POST", SIGNED),
+    rule("/api/v1/departments/**", access=DENY),
+    rule("/api/v1/express/callbacks/ems", "POST", SIGNED),
+    rule("/api/v1/express/callbacks/**", access=DENY),
+)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for segment in pattern.strip("/").split("/"):
+        if segment == "**":
+            parts.append(r"(?:/.*)?")
+        elif segment == "*" or (segment.startswith("{") and segment.endswith("}")):
+            parts.append(r"/[^/]+")
+        else:
+            parts.append("/" + re.escape(segment))
+    return re.compile("".join(parts) + r"/?\Z")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: RouteRule
+    regex: re.Pattern[str]
+
+
+class RouteTable:
+    """Rules indexed by area; ``match`` is what the hot path calls."""
+
+    def __init__(self, rules: Iterable[RouteRule], environment: str) -> None:
+        active = [r for r in rules if not r.environments or environment in r.environments]
+        compiled = [CompiledRule(r, _pattern_regex(r.pattern)) for r in active]
+        self.rules = tuple(active)
+        self._everywhere = [c for c in compiled if c.rule.area == "*"]
+        self._by_area: dict[str, list[CompiledRule]] = {}
+        for area in {c.rule.area for c in compiled} - {"*"}:
+            self._by_area[area] = [c for c in compiled if c.rule.area in (area, "*")]
+
+    def match(self, area: str, method: str, path: str) -> RouteRule | None:
+        """The first rule for this method and path, or None (then: token required)."""
+        if method == "HEAD":
+            method = "GET"
+        for compiled in self._by_area.get(area, self._everywhere):
+            if compiled.rule.methods and method not in compiled.rule.methods:
+                continue
+            if compiled.regex.match(path):
+                return compiled.rule
+        return None
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
+    """Regexes for path patterns outside the table (partners' allowed paths)."""
+    return [re.compile(r".*\Z") if p == "**" else _pattern_regex(p) for p in patterns]
+
+
+def split_api_path(path: str) -> tuple[str, str] | None:
+    """``/api/v1/identity/me`` → ``("identity", "/me")``; None if not under /api/v1/<area>."""
+    if not path.startswith(API_PREFIX):
+        return None
+    rest = path[len(API_PREFIX) :]
+    area, slash, tail = rest.partition("/")
+    if not _AREA.match(area):
+        return None
+    return area, slash + tail
+
+
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+_ENCODED_TRICKS = re.compile(rb"%(?:2[fFeE]|5[cC]|00)")
+
+
+def path_is_clean(path: str, raw_path: bytes | None) -> bool:
+    """Refuse paths that could mean one thing to the rule table and another to the service.
+
+    Dot segments, empty segments, backslashes and encoded ``/``, ``\\``, ``.`` or NUL are not
+    used by any of our APIs; allowing them would let ``/progress/..%2Fworklist`` slip past a rule.
+    """
+    if "\\" in path or "\x00" in path or "//" in path or _DOT_SEGMENT.search(path):
+        return False
+    return not (raw_path and _ENCODED_TRICKS.search(raw_path))
+
+
+def authorize(rule: RouteRule | None, claims: Mapping[str, Any]) -> Problem | None:
+    """Why a verified caller may not use this route, or None if it may."""
+    if rule is None:
+        return None
+    kind = claims.get("kind", "person")
+    if rule.kinds and kind not in rule.kinds:
+        return Problem(
+            403, "forbidden", "Not allowed", f"this route is for {' or '.join(sorted(rule.kinds))} accounts"
+        )
+    if rule.roles and not set(claims.get("roles") or ()) & rule.roles:
+        return Problem(403, "forbidden", "Not allowed", f"requires one of the roles: {', '.join(sorted(rule.roles))}")
+    if rule.min_level:
+        try:
+            level = int(claims.get("lvl", 1))
+        except (TypeError, ValueError):
+            level = 0
+        if level < rule.min_level:
+            return Problem(
+                403,
+                "real-name-level",
+                "Higher real-name level required",
+                f"this route needs real-name level L{rule.min_level}; the token has L{level}",
+                required_level=rule.min_level,
+            )
+    return None

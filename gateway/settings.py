@@ -1,0 +1,78 @@
+"""Gateway settings (env prefix ``GATEWAY_``; dicts and lists are given as JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Partner(BaseModel):
+    """A department system or EMS that pushes signed requests.
+
+    ``secrets``: any of them may sign (two during a rotation). ``paths``: route patterns the
+    partner may call (``**`` = every signed route), so a department cannot push for another.
+    """
+
+    secrets: list[str] = Field(min_length=1)
+    paths: list[str] = Field(default_factory=lambda: ["**"])
+
+
+def default_upstreams() -> dict[str, str]:
+    # An upstream URL may carry a path: it is prepended to what follows /api/v1/<area>.
+    return {
+        "identity": "http://127.0.0.1:8001",
+        "catalog": "http://127.0.0.1:8002",
+        "caseflow": "http://127.0.0.1:8003",
+        "licence": "http://127.0.0.1:8004",
+        "express": "http://127.0.0.1:8005",
+        "departments": "http://127.0.0.1:8003/departments",
+    }
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    environment: str = "development"
+    upstreams: dict[str, str] = Field(default_factory=default_upstreams)
+    # Rows added in front of gateway.routes.DEFAULT_RULES (same keys as RouteRule).
+    extra_routes: list[dict[str, Any]] = Field(default_factory=list)
+
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    token_issuer: str = "yiwang-identity"
+    token_audience: str = "yiwang"
+    # An unknown kid triggers a JWKS fetch at most once per this many seconds.
+    jwks_min_refetch_seconds: float = Field(default=10.0, ge=0)
+    # Verified tokens remembered (until their exp) so a token is checked once, not per request.
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
+
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    read_timeout_seconds: float = Field(default=15.0, gt=0)
+    upstream_pool_size: int = Field(default=512, ge=1)
+    upstream_keepalive_seconds: float = Field(default=4.0, gt=0)  # below uvicorn's 5 s
+
+    max_body_bytes: int = Field(default=2 * MIB, ge=0)
+    signed_max_body_bytes: int = Field(default=1 * MIB, ge=0)
+
+    rate_limit_ip_per_second: float = Field(default=100.0, gt=0)
+    rate_limit_ip_burst: float = Field(default=200.0, ge=1)
+    rate_limit_subject_per_second: float = Field(default=20.0, gt=0)
+    rate_limit_subject_burst: float = Field(default=60.0, ge=1)
+    rate_limit_max_keys: int = Field(default=100_000, ge=100)
+    # Peers whose X-Forwarded-For is believed (a load balancer in front of the gateway).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_max_age_seconds: int = 600
+
+    partners: dict[str, Partner] = Field(default_factory=dict)
+    signature_max_age_seconds: int = Field(default=300, ge=1)
+
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    openapi_cache_seconds: float = Field(default=30.0, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True

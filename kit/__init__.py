@@ -1,0 +1,1 @@
+"""The thin runtime kit every yiwang service shares: settings, db, errors, logs, events, auth."""

@@ -1,0 +1,101 @@
+"""Builds a service's FastAPI app: problems, logs, health, db, bus, outbox relay, consumers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from kit.auth import KeyFetcher, TokenVerifier, http_jwks_fetcher
+from kit.bus import Bus, stream_name_for
+from kit.consumer import EventConsumer
+from kit.db import make_engine, make_sessionmaker
+from kit.errors import install_problem_handlers
+from kit.logs import configure_logging
+from kit.observability import install_observability
+from kit.outbox import Outbox, OutboxRelay
+from kit.settings import ServiceSettings
+
+ConsumerFactory = Callable[[FastAPI], list[EventConsumer]]
+
+
+@dataclass
+class ServiceParts:
+    """What a service hands to the kit; everything else is the same for all services."""
+
+    settings: ServiceSettings
+    title: str
+    routers: list[APIRouter]
+    outbox: Outbox | None = None
+    consumers: ConsumerFactory | None = None
+    key_fetcher: Callable[[FastAPI], KeyFetcher] | None = None
+    on_startup: list[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=list)
+
+
+def create_service_app(parts: ServiceParts) -> FastAPI:
+    settings = parts.settings
+    name = settings.service_name
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, settings.log_level, settings.log_json)
+        engine = make_engine(settings.resolved_database_url())
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        fetcher = parts.key_fetcher(app) if parts.key_fetcher else http_jwks_fetcher(settings.jwks_url)
+        app.state.token_verifier = TokenVerifier(
+            fetcher, issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        bus = Bus(settings.nats_url, name=name, streams={stream_name_for(name): [f"{name}.>"]})
+        app.state.bus = bus
+        background: list = []
+        if settings.nats_enabled:
+            await bus.start()
+            if parts.outbox is not None:
+                relay = OutboxRelay(
+                    app.state.sessionmaker,
+                    parts.outbox,
+                    bus,
+                    batch_size=settings.relay_batch_size,
+                    max_backoff=settings.relay_max_backoff_seconds,
+                )
+                app.state.relay = relay
+                background.append(relay)
+            if parts.consumers is not None:
+                background.extend(parts.consumers(app))
+        for hook in parts.on_startup:
+            await hook(app)
+        for task in background:
+            await task.start()
+        try:
+            yield
+        finally:
+            for task in reversed(background):
+                await task.stop()
+            for hook in parts.on_shutdown:
+                await hook(app)
+            await bus.close()
+            await engine.dispose()
+
+    app = FastAPI(title=parts.title, lifespan=lifespan, version="1")
+    install_problem_handlers(app)
+
+    async def database_ready() -> None:
+        async with app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    checks = {"database": database_ready}
+    if settings.nats_enabled:
+
+        async def nats_ready() -> None:
+            await app.state.bus.check()
+
+        checks["nats"] = nats_ready
+    install_observability(app, name, checks)
+    for router in parts.routers:
+        app.include_router(router)
+    return app

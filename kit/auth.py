@@ -1,0 +1,165 @@
+"""Bearer-token verification every service (and the gateway) does on its own.
+
+Access tokens are JWTs signed by identity with EdDSA (Ed25519) and a ``kid``; the public keys are
+published as a JWKS. The claims are the contract in docs/adr/0002-token-claims.md:
+``sub`` subject id, ``kind`` person|enterprise|officer, ``lvl`` real-name level 1–4, ``act``
+{"sub": person} when an agent acts for an enterprise, ``scope`` mandate scopes, ``roles`` and
+``dept`` for officers, ``sid`` the session (refresh family), ``jti``, ``iat``, ``exp``, ``iss``, ``aud``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from fastapi import Request
+from jwt.algorithms import OKPAlgorithm
+
+from kit.errors import Problem
+
+ALGORITHMS = ["EdDSA"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as proven by a verified token."""
+
+    subject: str
+    kind: str
+    level: int
+    actor: str | None = None
+    scopes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    department: str | None = None
+    session_id: str | None = None
+    token_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Principal:
+        act = claims.get("act") or {}
+        return cls(
+            subject=claims["sub"],
+            kind=claims.get("kind", "person"),
+            level=int(claims.get("lvl", 1)),
+            actor=act.get("sub") if isinstance(act, dict) else None,
+            scopes=tuple((claims.get("scope") or "").split()),
+            roles=tuple(claims.get("roles") or ()),
+            department=claims.get("dept"),
+            session_id=claims.get("sid"),
+            token_id=claims.get("jti"),
+            claims=claims,
+        )
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def public_keys_from_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
+    """kid → public key for every Ed25519 key in a JWKS document."""
+    keys = {}
+    for jwk in jwks.get("keys", []):
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
+            keys[jwk["kid"]] = OKPAlgorithm.from_jwk(json.dumps(jwk))
+    return keys
+
+
+KeyFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def http_jwks_fetcher(url: str, timeout: float = 3.0) -> KeyFetcher:
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            return public_keys_from_jwks(response.json())
+
+    return fetch
+
+
+class TokenVerifier:
+    """Verifies tokens against cached keys; refetches on an unknown kid at most once per interval."""
+
+    def __init__(self, fetch_keys: KeyFetcher, *, issuer: str, audience: str, min_refetch_interval: float = 10.0):
+        self.fetch_keys = fetch_keys
+        self.issuer = issuer
+        self.audience = audience
+        self.min_refetch_interval = min_refetch_interval
+        self.keys: dict[str, Any] = {}
+        self._last_fetch = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._last_fetch < self.min_refetch_interval:
+                return
+            self._last_fetch = time.monotonic()
+            try:
+                self.keys = await self.fetch_keys()
+            except Exception as exc:  # identity away: keep the keys we have
+                raise InvalidToken(f"signing keys unavailable ({type(exc).__name__})") from exc
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("algorithm not allowed")
+        kid = header.get("kid")
+        if kid not in self.keys:
+            await self._refresh()
+        key = self.keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"invalid token: {type(exc).__name__}") from exc
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized("a Bearer token is required")
+    return token.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the verified caller. Identity headers from outside are never trusted."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        claims = await verifier.verify(bearer_token(request))
+    except InvalidToken as exc:
+        raise unauthorized(str(exc)) from exc
+    principal = Principal.from_claims(claims)
+    check = getattr(request.app.state, "session_check", None)
+    if check is not None:
+        await check(principal)
+    return principal
+
+
+def require_roles(principal: Principal, *roles: str) -> None:
+    if principal.kind != "officer" or not set(roles) & set(principal.roles):
+        raise Problem(403, "forbidden", "Not allowed", f"requires one of the roles: {', '.join(roles)}")

@@ -1,0 +1,38 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+
+
+class ServiceSettings(BaseSettings):
+    """Common knobs. A subclass sets ``model_config = SettingsConfigDict(env_prefix="IDENTITY_")``."""
+
+    model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = ""
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Off only in unit tests that exercise HTTP alone; the relay then keeps events in the outbox.
+    nats_enabled: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+    token_issuer: str = "yiwang-identity"
+    token_audience: str = "yiwang"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    # Consumers: a message delivered this many times without success goes to the dead-letter stream.
+    max_deliveries: int = Field(default=5, ge=1)
+    relay_batch_size: int = Field(default=200, ge=1)
+    relay_max_backoff_seconds: float = Field(default=5.0, gt=0)
+
+    def resolved_database_url(self) -> str:
+        """The configured database, or a SQLite file under .data/ named after the service."""
+        if self.database_url:
+            return self.database_url
+        DATA_DIR.mkdir(exist_ok=True)
+        return f"sqlite+aiosqlite:///{DATA_DIR / (self.service_name + '.db')}"

@@ -1,0 +1,50 @@
+"""What identity's request handlers need besides the session, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request
+
+from kit.events import EventData, envelope
+from services.identity.adapters import Adapters
+from services.identity.domain.lockout import LockoutPolicy
+from services.identity.keys import KeyRing
+from services.identity.models import outbox
+from services.identity.passwords import Passwords
+from services.identity.settings import Settings
+
+
+@dataclass
+class Identity:
+    settings: Settings
+    keyring: KeyRing
+    passwords: Passwords
+    adapters: Adapters
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        s = self.settings
+        return LockoutPolicy(
+            max_failures=s.lockout_max_failures,
+            window=timedelta(seconds=s.lockout_window_seconds),
+            duration=timedelta(seconds=s.lockout_duration_seconds),
+        )
+
+    @property
+    def access_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.access_token_ttl_seconds)
+
+
+def identity_of(request: Request) -> Identity:
+    return request.app.state.identity
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def publish(session, data: EventData, *, subject: str) -> None:
+    """Write an identity event into the outbox, in the caller's transaction."""
+    await outbox.add(session, envelope(data, source="/yiwang/identity", subject=subject))

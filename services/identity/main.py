@@ -1,0 +1,70 @@
+"""Identity (一号): registration, sessions, real-name levels, mandates, officers, signing keys."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from kit.app import ServiceParts, create_service_app
+from kit.auth import Principal, unauthorized
+from services.identity import sessions
+from services.identity.adapters import build_adapters
+from services.identity.api.routes import router, sandbox_router
+from services.identity.context import Identity
+from services.identity.keys import KeyRing
+from services.identity.models import outbox
+from services.identity.passwords import Passwords
+from services.identity.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    async def start(app: FastAPI) -> None:
+        keyring = KeyRing(
+            app.state.sessionmaker,
+            rotation=timedelta(seconds=settings.key_rotation_seconds),
+            token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        )
+        await keyring.rotate()
+        app.state.key_rotation = asyncio.create_task(keyring.run_rotation(), name="key-rotation")
+        app.state.identity = Identity(
+            settings=settings,
+            keyring=keyring,
+            passwords=Passwords(settings.password_time_cost, settings.password_memory_kib),
+            adapters=build_adapters(settings),
+        )
+
+        async def session_check(principal: Principal) -> None:
+            # Identity alone knows logouts at once; other services rely on the short token lifetime.
+            async with app.state.sessionmaker() as session:
+                if await sessions.session_revoked(session, principal.session_id):
+                    raise unauthorized("session ended")
+
+        app.state.session_check = session_check
+
+    async def stop(app: FastAPI) -> None:
+        app.state.key_rotation.cancel()
+
+    def local_keys(app: FastAPI):
+        async def fetch():
+            return await app.state.identity.keyring.public_keys()
+
+        return fetch
+
+    routers = [router]
+    if settings.sms_adapter == "sandbox":
+        routers.append(sandbox_router())
+    return create_service_app(
+        ServiceParts(
+            settings=settings,
+            title="yiwang identity (一号)",
+            routers=routers,
+            outbox=outbox,
+            key_fetcher=local_keys,
+            on_startup=[start],
+            on_shutdown=[stop],
+        )
+    )

@@ -1,0 +1,1 @@
+"""Developer and operator tools (``python -m tools.run``); not imported by any service."""
