@@ -5,13 +5,16 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Problem
-from services.identity.context import Identity, now
+from services.identity.context import now
 from services.identity.models import Officer
+from services.identity.passwords import Passwords
 from services.identity.registration import duplicate
 from services.identity.schemas import CreateOfficer
 
 
-async def create_officer(session: AsyncSession, identity: Identity, body: CreateOfficer, *, created_by: str) -> Officer:
+async def create_officer(
+    session: AsyncSession, passwords: Passwords, body: CreateOfficer, *, created_by: str
+) -> Officer:
     if await session.get(Officer, body.login) is not None:
         raise duplicate("login", "this officer login")
     officer = Officer(
@@ -19,7 +22,7 @@ async def create_officer(session: AsyncSession, identity: Identity, body: Create
         name=body.name,
         department=body.department,
         roles=",".join(sorted(set(body.roles))),
-        password_hash=await identity.passwords.hash(body.password),
+        password_hash=await passwords.hash(body.password),
         created_at=now(),
         created_by=created_by,
     )

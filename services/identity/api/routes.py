@@ -125,7 +125,7 @@ async def revoke_mandate(uscc: str, mandate_id: str, caller: Caller, session: Db
 async def create_officer(body: CreateOfficer, caller: Caller, request: Request, session: DbSession) -> OfficerOut:
     require_roles(caller, "admin")
     officer = await officers.create_officer(
-        session, identity_of(request), body, created_by=officers.officer_login_of(caller.subject)
+        session, identity_of(request).passwords, body, created_by=officers.officer_login_of(caller.subject)
     )
     return OfficerOut(
         login=officer.login, name=officer.name, department=officer.department, roles=officer.roles.split(",")

@@ -1,0 +1,101 @@
+"""Identity's command line: the first admin, and demo data for `make run`.
+
+python -m services.identity.cli create-admin --login admin --name 管理员 --department ADMIN
+    (password from --password or the IDENTITY_ADMIN_PASSWORD variable)
+python -m services.identity.cli seed-demo      # idempotent: an admin and one officer per department
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from kit.db import make_engine, make_sessionmaker
+from kit.errors import Problem
+from services.identity.officers import create_officer
+from services.identity.passwords import Passwords
+from services.identity.schemas import CreateOfficer
+from services.identity.settings import Settings
+
+# The departments of the journeys (JOURNEYS.md): market regulation, real estate, tax, social
+# insurance, public security (seals). Codes are the platform's own short department codes.
+DEMO_DEPARTMENTS = {
+    "SCJGJ": "市场监督管理局",
+    "BDCDJ": "不动产登记中心",
+    "SWJ": "税务局",
+    "RSJ": "人力资源和社会保障局",
+    "GAJ": "公安局",
+}
+DEMO_PASSWORD = "demo-pass-2026"
+
+
+async def _create(settings: Settings, bodies: list[CreateOfficer], created_by: str) -> list[str]:
+    engine = make_engine(settings.resolved_database_url())
+    maker = make_sessionmaker(engine)
+    passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
+    created = []
+    try:
+        for body in bodies:
+            async with maker() as session, session.begin():
+                try:
+                    await create_officer(session, passwords, body, created_by=created_by)
+                    created.append(body.login)
+                except Problem:
+                    pass  # exists already: seeding is idempotent
+    finally:
+        await engine.dispose()
+    return created
+
+
+def demo_officers() -> list[CreateOfficer]:
+    bodies = [
+        CreateOfficer(login="admin", name="平台管理员", department="ADMIN", roles=["admin"], password=DEMO_PASSWORD),
+        CreateOfficer(
+            login="supervisor", name="电子监察员", department="JCZX", roles=["supervisor"], password=DEMO_PASSWORD
+        ),
+    ]
+    for code in DEMO_DEPARTMENTS:
+        bodies.append(
+            CreateOfficer(
+                login=f"{code.lower()}.officer",
+                name=f"{DEMO_DEPARTMENTS[code]}窗口",
+                department=code,
+                roles=["acceptor", "reviewer", "decider"],
+                password=DEMO_PASSWORD,
+            )
+        )
+    return bodies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.identity.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    admin = sub.add_parser("create-admin", help="bootstrap the first admin officer")
+    admin.add_argument("--login", required=True)
+    admin.add_argument("--name", default="管理员")
+    admin.add_argument("--department", default="ADMIN")
+    admin.add_argument("--password", default=os.environ.get("IDENTITY_ADMIN_PASSWORD", ""))
+    sub.add_parser("seed-demo", help="demo officers for make run (idempotent)")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "create-admin":
+        if not args.password:
+            print("give --password or set IDENTITY_ADMIN_PASSWORD", file=sys.stderr)
+            return 2
+        body = CreateOfficer(
+            login=args.login, name=args.name, department=args.department, roles=["admin"], password=args.password
+        )
+        created = asyncio.run(_create(settings, [body], created_by="cli"))
+        print(f"admin {args.login}: {'created' if created else 'already exists'}")
+        return 0
+    created = asyncio.run(_create(settings, demo_officers(), created_by="seed-demo"))
+    print(
+        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, <dept>.officer)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
