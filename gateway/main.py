@@ -658,6 +658,12 @@ class Gateway:
             except Exception as exc:
                 return f"failed: {type(exc).__name__}"
 
+        if not self.verifier.keys:
+            # Not loaded at startup (identity came later) and no token asked since: try now.
+            try:
+                self.verifier.keys = await asyncio.wait_for(self._fetch_jwks(), self.settings.readiness_timeout_seconds)
+            except Exception:
+                pass
         origins = self._origins()
         results = await asyncio.gather(*(check(o) for o in origins))
         checks = {origins[o]: r for o, r in zip(origins, results, strict=True)}

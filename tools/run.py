@@ -219,13 +219,14 @@ class Runner:
                 raise Failure(f"{entry.name} exited with {process.returncode}; log {self.rel(log)}:\n{tail(log)}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        print(f"  {entry.name}: ready", flush=True)
-                        return
+                    ready = response.status == 200
             except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-            except OSError:
-                pass
+                ready, last = False, f"HTTP {exc.code}"
+            except OSError:  # not listening yet
+                ready = False
+            if ready:
+                print(f"  {entry.name}: ready", flush=True)
+                return
             time.sleep(0.2)
         raise Failure(f"{entry.name}: {url} not ready after {self.ready_timeout:.0f}s ({last}); log {self.rel(log)}")
 
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.watch()
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
+        code = 130 if args.check else 0  # an interrupted check proved nothing
     except Failure as exc:
         print(f"\nerror: {exc}", file=sys.stderr, flush=True)
         code = 1

@@ -21,6 +21,7 @@ class Settings(ServiceSettings):
     lockout_duration_seconds: int = Field(default=15 * 60, ge=1)
     sms_code_ttl_seconds: int = Field(default=300, ge=30)
     sms_code_max_attempts: int = Field(default=5, ge=1)
+    sms_resend_interval_seconds: int = Field(default=60, ge=0)
     # Adapters: "sandbox" (behaves like the real thing, keeps what it sends) or "http".
     sms_adapter: str = "sandbox"
     sms_http_url: str = ""

@@ -13,7 +13,6 @@ from kit.errors import Problem, field_problem
 from services.identity.context import Identity, now
 from services.identity.models import SmsCode
 
-RESEND_INTERVAL = timedelta(seconds=60)
 TEXTS = {
     "register": "【一网通办】您的注册验证码为{code},5分钟内有效。请勿告诉他人。",
     "login": "【一网通办】您的登录验证码为{code},5分钟内有效。请勿告诉他人。",
@@ -36,10 +35,11 @@ async def send_code(session: AsyncSession, identity: Identity, *, mobile: str, p
         )
     ).scalar_one_or_none()
     ttl = identity.settings.sms_code_ttl_seconds
+    resend_interval = timedelta(seconds=identity.settings.sms_resend_interval_seconds)
     if latest is not None:
         sent_at = latest.expires_at - timedelta(seconds=ttl)
-        if current - sent_at < RESEND_INTERVAL:
-            wait = int((RESEND_INTERVAL - (current - sent_at)).total_seconds()) + 1
+        if current - sent_at < resend_interval:
+            wait = int((resend_interval - (current - sent_at)).total_seconds()) + 1
             raise Problem(
                 429, "sms-too-soon", "Code sent recently", f"try again in {wait}s", headers={"Retry-After": str(wait)}
             )

@@ -22,16 +22,21 @@ def identity_settings(database_url: str, nats_url: str, **overrides) -> Settings
         sandbox_delay_ms=0,
         log_json=False,
         log_level="WARNING",
+        sms_resend_interval_seconds=0,
     )
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-async def identity(database_url, nats_server):
-    """An httpx client on a running identity app (lifespan started)."""
+async def identity(database_url, nats_server, request):
+    """An httpx client on a running identity app (lifespan started).
+
+    ``@pytest.mark.identity_settings(name=value)`` changes settings for one test.
+    """
     await asyncio.to_thread(upgrade, "services.identity", database_url)
-    app = create_app(identity_settings(database_url, nats_server.url))
+    marker = request.node.get_closest_marker("identity_settings")
+    app = create_app(identity_settings(database_url, nats_server.url, **(marker.kwargs if marker else {})))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
