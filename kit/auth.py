@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,8 +92,20 @@ def http_jwks_fetcher(url: str, timeout: float = 3.0) -> KeyFetcher:
 class TokenVerifier:
     """Verifies tokens against cached keys; refetches on an unknown kid at most once per interval."""
 
-    def __init__(self, fetch_keys: KeyFetcher, *, issuer: str, audience: str, min_refetch_interval: float = 10.0):
+    def __init__(
+        self,
+        fetch_keys: KeyFetcher,
+        *,
+        issuer: str,
+        audience: str,
+        min_refetch_interval: float = 10.0,
+        cache_size: int = 10_000,
+    ):
         self.fetch_keys = fetch_keys
+        # token → (claims, exp): a client sends the same token many times; checking its signature
+        # once per token instead of once per request is most of the cost of verification.
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self.cache_size = cache_size
         self.issuer = issuer
         self.audience = audience
         self.min_refetch_interval = min_refetch_interval
@@ -111,6 +124,20 @@ class TokenVerifier:
                 raise InvalidToken(f"signing keys unavailable ({type(exc).__name__})") from exc
 
     async def verify(self, token: str) -> dict[str, Any]:
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, expires = cached
+            if time.time() < expires:
+                return claims
+            del self._verified[token]
+            raise InvalidToken("token expired")
+        claims = await self._verify_uncached(token)
+        self._verified[token] = (claims, float(claims["exp"]))
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify_uncached(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
