@@ -11,6 +11,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from kit.tasks import cancel_task
+
 log = logging.getLogger("yiwang.bus")
 
 DEAD_LETTER_STREAM = "DEADLETTER"
@@ -115,12 +117,7 @@ class Bus:
         await self.nc.flush(timeout=1)
 
     async def close(self) -> None:
-        if self._task and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_task(self._task)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await self.nc.drain()

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kit.bus import Bus
 from kit.db import UtcDateTime
 from kit.events import CloudEvent
+from kit.tasks import BackgroundLoop
 
 log = logging.getLogger("yiwang.consumer")
 
@@ -49,7 +50,7 @@ class PoisonEvent(Exception):
     """The message is not an event this consumer can ever apply."""
 
 
-class EventConsumer:
+class EventConsumer(BackgroundLoop):
     """One durable consumer: ``handlers`` maps an event type to ``async def handler(session, event)``."""
 
     def __init__(
@@ -78,21 +79,10 @@ class EventConsumer:
         self.ack_wait = ack_wait
         self.batch = batch
         self.retry_delay = retry_delay
-        self._task: asyncio.Task | None = None
+        self.task_name = f"consumer-{durable}"
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.durable}")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     async def _subscribe(self):
         js = await self.bus.jetstream()

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kit.bus import Bus, NotConnected
 from kit.db import UtcDateTime
 from kit.events import CloudEvent, nats_subject_for
+from kit.tasks import BackgroundLoop
 
 log = logging.getLogger("yiwang.outbox")
 
@@ -69,8 +70,10 @@ class Outbox:
         session.info["outbox_dirty"] = True
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     """Publishes committed outbox rows. Replicas share the work through ``FOR UPDATE SKIP LOCKED``."""
+
+    task_name = "outbox-relay"
 
     def __init__(
         self,
@@ -91,7 +94,6 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self.published_total = 0
         sync_class = sessionmaker.kw.get("sync_session_class")
         if sync_class is not None:
@@ -103,17 +105,6 @@ class OutboxRelay:
 
     def wake(self) -> None:
         self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     async def run(self) -> None:
         backoff = 0.1
