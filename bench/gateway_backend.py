@@ -6,6 +6,7 @@ measured without identity's database work in the way (``--backend trivial``).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -37,7 +38,7 @@ def _key() -> Ed25519PrivateKey:
 
 def create_app() -> FastAPI:
     key = _key()
-    jwk = {**__import__("json").loads(OKPAlgorithm.to_jwk(key.public_key())), "kid": KID, "alg": "EdDSA"}
+    jwk = {**json.loads(OKPAlgorithm.to_jwk(key.public_key())), "kid": KID, "alg": "EdDSA"}
     jwks = {"keys": [jwk]}
     app = FastAPI()
     install_problem_handlers(app)

@@ -262,7 +262,7 @@ def main() -> int:
         summary = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         direct = summary["direct"]
         print()
-        print(f"| target | req/s, c=32 | ratio to direct | p50 ms, c=1 | added p50 ms |")
+        print("| target | req/s, c=32 | ratio to direct | p50 ms, c=1 | added p50 ms |")
         print("|---|---:|---:|---:|---:|")
         for name, values in summary.items():
             print(

@@ -18,10 +18,6 @@ import aiohttp
 import jwt
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from kit.auth import InvalidToken, TokenVerifier, public_keys_from_jwks, unauthorized
-from kit.errors import PROBLEM_JSON, Problem
-from kit.logs import configure_logging, get_logger
-from kit.observability import Metrics, sane_request_id
 from gateway.openapi import AreaSource, merge_openapi
 from gateway.proxy import BodyTooLarge, ClientGone, Forwarder, is_dropped_request_header, read_body
 from gateway.ratelimit import RateLimiter
@@ -49,6 +45,10 @@ from gateway.signing import (
     SignatureRejected,
     check_signature,
 )
+from kit.auth import InvalidToken, TokenVerifier, public_keys_from_jwks, unauthorized
+from kit.errors import PROBLEM_JSON, Problem
+from kit.logs import configure_logging, get_logger
+from kit.observability import Metrics, sane_request_id
 
 log = get_logger("yiwang.gateway")
 
@@ -257,9 +257,7 @@ class Gateway:
     def _timeout(self, read: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read)
         if timeout is None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=self.settings.connect_timeout_seconds, sock_read=read
-            )
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.connect_timeout_seconds, sock_read=read)
             self._timeouts[read] = timeout
         return timeout
 
@@ -376,9 +374,7 @@ class Gateway:
             if not path.startswith("/api/v1/") or path == "/api/v1/openapi.json":
                 route, status = await self._own(scope, send, path, method, request_id, cors)
                 return
-            route, status = await self._proxy(
-                scope, receive, send, method, path, captured, forwarded, request_id, cors
-            )
+            route, status = await self._proxy(scope, receive, send, method, path, captured, forwarded, request_id, cors)
         except ClientGone:
             status = 499
         except Exception:
@@ -477,7 +473,9 @@ class Gateway:
         if wait:
             return route, await self._too_many(send, wait, path, request_id, cors, "rate-limit-ip")
 
-        body_limit = rule.max_body_bytes if rule is not None and rule.max_body_bytes is not None else settings.max_body_bytes
+        body_limit = (
+            rule.max_body_bytes if rule is not None and rule.max_body_bytes is not None else settings.max_body_bytes
+        )
         raw_length = captured.get(b"content-length")
         chunked = b"transfer-encoding" in captured
         has_body = chunked or (raw_length is not None and raw_length != b"0")
@@ -624,9 +622,7 @@ class Gateway:
         forwarded.append(("X-Partner-Id", partner_id))
         return None
 
-    async def _too_many(
-        self, send: Send, wait: float, path: str, request_id: str, cors: list, reason: str
-    ) -> int:
+    async def _too_many(self, send: Send, wait: float, path: str, request_id: str, cors: list, reason: str) -> int:
         problem = Problem(
             429, "rate-limited", "Too many requests", f"slow down; retry in {int(wait)} s",
             headers={"Retry-After": str(int(wait))},

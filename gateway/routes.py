@@ -183,9 +183,7 @@ def authorize(rule: RouteRule | None, claims: Mapping[str, Any]) -> Problem | No
         return None
     kind = claims.get("kind", "person")
     if rule.kinds and kind not in rule.kinds:
-        return Problem(
-            403, "forbidden", "Not allowed", f"this route is for {' or '.join(sorted(rule.kinds))} accounts"
-        )
+        return Problem(403, "forbidden", "Not allowed", f"this route is for {' or '.join(sorted(rule.kinds))} accounts")
     if rule.roles and not set(claims.get("roles") or ()) & rule.roles:
         return Problem(403, "forbidden", "Not allowed", f"requires one of the roles: {', '.join(sorted(rule.roles))}")
     if rule.min_level:

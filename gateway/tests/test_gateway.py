@@ -86,7 +86,15 @@ async def test_officer_headers_and_trace_continued(gateway, upstream, key):
 
 def _bad_tokens(key: SigningKey) -> dict[str, str]:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": PERSON_ID, "kind": "officer", "lvl": 4, "iat": now, "exp": now + 600}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": PERSON_ID,
+        "kind": "officer",
+        "lvl": 4,
+        "iat": now,
+        "exp": now + 600,
+    }
     good = key.token()
     header, payload, signature = good.split(".")
     tampered_payload = unsigned_token({}, {**claims}).split(".")[1]
@@ -101,9 +109,7 @@ def _bad_tokens(key: SigningKey) -> dict[str, str]:
         "alg none": unsigned_token({"alg": "none", "typ": "JWT", "kid": "k1"}, claims),
         "alg none no signature": unsigned_token({"alg": "none", "kid": "k1"}, claims)[:-1],
         "hs256 with public key": hs256_token(key.public_raw(), {"alg": "HS256", "typ": "JWT", "kid": "k1"}, claims),
-        "hs256 with jwk x": hs256_token(
-            key.jwk()["x"].encode(), {"alg": "HS256", "typ": "JWT", "kid": "k1"}, claims
-        ),
+        "hs256 with jwk x": hs256_token(key.jwk()["x"].encode(), {"alg": "HS256", "typ": "JWT", "kid": "k1"}, claims),
         "garbage": "not-a-token",
     }
 
@@ -137,7 +143,13 @@ async def test_public_routes_need_no_token_and_others_do(gateway, upstream):
         assert (await client.post("/api/v1/catalog/matters", json={})).status_code == 401
         assert (await client.get("/api/v1/caseflow/progress/C1/secret")).status_code == 401
         assert (await client.get("/api/v1/caseflow/cases")).status_code == 401
-    assert [s.path for s in upstream.seen] == ["/register", "/sessions", "/matters", "/progress/C2026000001", "/sandbox/sms"]
+    assert [s.path for s in upstream.seen] == [
+        "/register",
+        "/sessions",
+        "/matters",
+        "/progress/C2026000001",
+        "/sandbox/sms",
+    ]
     assert all("X-Subject-Id" not in s.headers for s in upstream.seen)
 
 
@@ -320,7 +332,9 @@ async def test_signed_push_accepted_once_and_refused_otherwise(gateway, upstream
             "future": (headers("n-" + uuid.uuid4().hex, timestamp=now + 301), body),
             "unsigned": ({"Content-Type": "application/json"}, body),
             "other partner's path": (
-                signed_headers("dept-4401", DEPT_SECRET, "POST", path, body, nonce="n-" + uuid.uuid4().hex, timestamp=now),
+                signed_headers(
+                    "dept-4401", DEPT_SECRET, "POST", path, body, nonce="n-" + uuid.uuid4().hex, timestamp=now
+                ),
                 body,
             ),
         }
@@ -339,11 +353,15 @@ async def test_department_push_routes_to_caseflow_prefix(gateway, upstream):
     path = "/api/v1/departments/4401/events"
     body = b'{"type":"licence.issued"}'
     async with httpx.AsyncClient(base_url=base) as client:
-        hdrs = signed_headers("dept-4401", DEPT_SECRET, "POST", path, body, nonce=uuid.uuid4().hex, timestamp=int(time.time()))
+        hdrs = signed_headers(
+            "dept-4401", DEPT_SECRET, "POST", path, body, nonce=uuid.uuid4().hex, timestamp=int(time.time())
+        )
         r = await client.post(path, content=body, headers=hdrs)
         assert r.status_code == 200
         other = "/api/v1/departments/4402/events"
-        hdrs = signed_headers("dept-4401", DEPT_SECRET, "POST", other, body, nonce=uuid.uuid4().hex, timestamp=int(time.time()))
+        hdrs = signed_headers(
+            "dept-4401", DEPT_SECRET, "POST", other, body, nonce=uuid.uuid4().hex, timestamp=int(time.time())
+        )
         assert (await client.post(other, content=body, headers=hdrs)).status_code == 401
     assert [s.path for s in upstream.seen] == ["/departments/4401/events"]
 
@@ -354,7 +372,11 @@ async def test_cors_preflight_and_actual_request(gateway, key):
     async with httpx.AsyncClient(base_url=base) as client:
         r = await client.options(
             "/api/v1/identity/me",
-            headers={"Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
         )
         assert r.status_code == 204
         assert r.headers["access-control-allow-origin"] == origin
@@ -432,7 +454,12 @@ async def test_merged_openapi(jwks):
             },
             "components": {
                 "schemas": {"Problem": {"type": "object"}, "Item": {"type": "string"}},
-                "responses": {"Me": {"description": "me", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}},
+                "responses": {
+                    "Me": {
+                        "description": "me",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}},
+                    }
+                },
             },
         }
     )
@@ -441,7 +468,14 @@ async def test_merged_openapi(jwks):
             "openapi": "3.1.0",
             "info": {"title": "caseflow", "version": "1"},
             "paths": {
-                "/cases": {"get": {"operationId": "cases", "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}}}},
+                "/cases": {
+                    "get": {
+                        "operationId": "cases",
+                        "responses": {
+                            "200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}}
+                        },
+                    }
+                },
                 "/departments/{code}/events": {"post": {"operationId": "push", "responses": {}}},
             },
             "components": {"schemas": {"Problem": {"type": "object"}, "Item": {"type": "integer"}}},
