@@ -168,6 +168,7 @@ class Gateway:
             issuer=settings.token_issuer,
             audience=settings.token_audience,
             min_refetch_interval=settings.jwks_min_refetch_seconds,
+            cache_size=0,  # the gateway caches per token itself, with the headers derived from it
         )
         self._verified: dict[str, _Verified] = {}
         self.metrics = Metrics("gateway")

@@ -104,7 +104,7 @@ class TokenVerifier:
         self.fetch_keys = fetch_keys
         # token → (claims, exp): a client sends the same token many times; checking its signature
         # once per token instead of once per request is most of the cost of verification.
-        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
         self.cache_size = cache_size
         self.issuer = issuer
         self.audience = audience
@@ -126,15 +126,15 @@ class TokenVerifier:
     async def verify(self, token: str) -> dict[str, Any]:
         cached = self._verified.get(token)
         if cached is not None:
-            claims, expires = cached
-            if time.time() < expires:
+            claims, expires, kid = cached
+            if time.time() < expires and kid in self.keys:  # a withdrawn key ends its tokens too
                 return claims
             del self._verified[token]
-            raise InvalidToken("token expired")
         claims = await self._verify_uncached(token)
-        self._verified[token] = (claims, float(claims["exp"]))
-        if len(self._verified) > self.cache_size:
-            self._verified.popitem(last=False)
+        if self.cache_size:
+            self._verified[token] = (claims, float(claims["exp"]), jwt.get_unverified_header(token).get("kid"))
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
         return claims
 
     async def _verify_uncached(self, token: str) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -58,10 +59,20 @@ async def test_wrong_claims_refused(setup, overrides):
 
 async def test_cached_token_still_expires(setup):
     private, verifier, _ = setup
-    token = sign(private, exp=int(time.time()) + 600)
+    token = sign(private, exp=int(time.time()) + 1)
     await verifier.verify(token)
-    verifier._verified[token] = (verifier._verified[token][0], time.time() - 1)
+    assert token in verifier._verified
+    await asyncio.sleep(2.1)
     with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_cached_token_dropped_when_its_key_is_withdrawn(setup):
+    private, verifier, _ = setup
+    token = sign(private)
+    await verifier.verify(token)
+    verifier.keys = {}  # the JWKS no longer publishes k1; refetch is rate-limited, so it stays unknown
+    with pytest.raises(InvalidToken):
         await verifier.verify(token)
 
 
