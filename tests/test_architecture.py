@@ -30,7 +30,10 @@ def test_event_schemas_match_the_models():
     assert drift() == [], "run `make contracts` and commit contracts/"
 
 
-@pytest.mark.parametrize(("package", "models"), [("services.identity", "services.identity.models")])
+@pytest.mark.parametrize(
+    ("package", "models"),
+    [("services.identity", "services.identity.models"), ("services.catalog", "services.catalog.models")],
+)
 def test_migrations_match_the_models(package, models, tmp_path):
     import importlib
 

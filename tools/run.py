@@ -197,7 +197,18 @@ class Runner:
 
     def start_service(self, entry: Entry, port: int, env: dict[str, str]) -> None:
         log = self.logs / f"{entry.name}.log"
-        args = [sys.executable, "-m", "uvicorn", entry.app, "--factory", "--host", HOST, "--port", str(port), "--no-proxy-headers"]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            entry.app,
+            "--factory",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--no-proxy-headers",
+        ]
         with open(log, "ab") as out:
             out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start on {HOST}:{port} ====\n".encode())
             out.flush()

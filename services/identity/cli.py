@@ -2,7 +2,7 @@
 
 python -m services.identity.cli create-admin --login admin --name 管理员 --department ADMIN
     (password from --password or the IDENTITY_ADMIN_PASSWORD variable)
-python -m services.identity.cli seed-demo      # idempotent: an admin and one officer per department
+python -m services.identity.cli seed-demo      # idempotent: admin, supervisor, an officer and an admin per department
 """
 
 from __future__ import annotations
@@ -66,6 +66,15 @@ def demo_officers() -> list[CreateOfficer]:
                 password=DEMO_PASSWORD,
             )
         )
+        bodies.append(
+            CreateOfficer(
+                login=f"{code.lower()}.admin",
+                name=f"{DEMO_DEPARTMENTS[code]}事项管理员",
+                department=code,
+                roles=["admin"],
+                password=DEMO_PASSWORD,
+            )
+        )
     return bodies
 
 
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     created = asyncio.run(_create(settings, demo_officers(), created_by="seed-demo"))
     print(
-        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, <dept>.officer)"
+        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, <dept>.officer, <dept>.admin)"
     )
     return 0
 

@@ -1,0 +1,108 @@
+"""Events catalog publishes (stream CATALOG, subjects catalog.>).
+
+``catalog.matter.published`` carries the whole definition caseflow needs to accept cases under
+that version without calling catalog: materials (and the licence types that satisfy them), limits,
+kind, workflow steps and roles, minimum real-name level, result licence type, parallel departments.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kit.events import EventData
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PublishedMaterial(_Part):
+    name: str
+    required: bool
+    forms: list[Literal["original", "copy", "electronic"]]
+    count: int = Field(ge=1)
+    template_file: str | None = None
+    licence_type: str | None = Field(default=None, description="e-licence type that satisfies this material")
+    note: str | None = None
+
+
+class PublishedFee(_Part):
+    item: str
+    amount_yuan: str = Field(description="decimal amount in yuan, as a string")
+    basis: str | None = None
+
+
+class PublishedResult(_Part):
+    name: str
+    form: Literal["licence", "document", "record", "payment", "none"]
+    licence_type: str | None = Field(default=None, description="licence type issued on approval")
+    delivery: list[Literal["window", "express", "electronic"]]
+
+
+class PublishedStep(_Part):
+    name: str
+    roles: list[Literal["acceptor", "reviewer", "decider", "supervisor", "admin"]]
+    limit_days: int | None = None
+
+
+class PublishedFormField(_Part):
+    name: str
+    label: str
+    kind: Literal["text", "number", "date", "choice", "address", "subject_id"]
+    required: bool
+
+
+class PublishedFaq(_Part):
+    question: str
+    answer: str
+
+
+class MatterPublished(EventData):
+    event_type: ClassVar[str] = "yiwang.catalog.matter.published.v1"
+    nats_subject: ClassVar[str] = "catalog.matter.published"
+    code: str
+    version: int = Field(ge=1, description="cases pin this version")
+    effective_from: date
+    published_at: datetime
+    published_by: str
+    name: str
+    aliases: list[str]
+    keywords: list[str]
+    matter_type: Literal["行政许可", "行政确认", "行政征收", "行政给付", "行政奖励", "其他行政权力", "公共服务"]
+    department: str
+    level: Literal["province", "city", "county", "township"]
+    division_code: str | None
+    legal_basis: list[str]
+    conditions: list[str]
+    audience: list[Literal["person", "enterprise"]]
+    themes: list[str]
+    materials: list[PublishedMaterial]
+    statutory_limit_days: int = Field(ge=0, description="working days")
+    promised_limit_days: int | None = Field(ge=0, description="working days")
+    kind: Literal["instant", "promised"]
+    fees: list[PublishedFee]
+    result: PublishedResult
+    depth: int = Field(ge=1, le=4)
+    max_visits: int = Field(ge=0)
+    online: bool
+    express: bool | None
+    min_level: int = Field(ge=1, le=4, description="minimum real-name level of the applicant")
+    steps: list[PublishedStep]
+    form_fields: list[PublishedFormField]
+    faq: list[PublishedFaq]
+    parallel_departments: list[str]
+    consult_phone: str | None
+    window: str | None
+
+
+class MatterRetired(EventData):
+    event_type: ClassVar[str] = "yiwang.catalog.matter.retired.v1"
+    nats_subject: ClassVar[str] = "catalog.matter.retired"
+    code: str
+    version: int = Field(ge=1, description="the version that was current when retired")
+    department: str
+    retired_at: datetime
+    retired_by: str

@@ -1,0 +1,1 @@
+"""Catalog (事项): departments, matters and their versioned guides, bundles, search."""

@@ -1,0 +1,152 @@
+"""Catalog's HTTP API: translation only; the rules live in the modules it calls.
+
+Reads are public; writes need an officer with the admin role of the matter's department.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.deps import Caller, DbSession
+from kit.errors import Problem
+from services.catalog import directory, matters
+from services.catalog.domain.guide import Guide, MatterType, PublishRequest
+
+router = APIRouter()
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for public reads: autocommit, nothing to commit or roll back."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+@router.get("/matters", tags=["matters"])
+async def search_matters(
+    request: Request,
+    session: ReadSession,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    department: str | None = None,
+    type: MatterType | None = None,  # noqa: A002 - the public query parameter is called type
+    audience: Literal["person", "enterprise"] | None = None,
+    theme: str | None = None,
+    depth: Annotated[int | None, Query(ge=1, le=4)] = None,
+    max_visits: Annotated[int | None, Query(ge=0, le=5)] = None,
+    online: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> dict[str, Any]:
+    limit = request.app.state.catalog_settings.max_page_size
+    if page_size > limit:
+        raise Problem(
+            422,
+            "validation",
+            "Request is not valid",
+            f"page_size: at most {limit}",
+            errors=[{"field": "query.page_size", "rule": "max", "message": f"at most {limit}"}],
+        )
+    filters = dict(
+        q=q,
+        department=department,
+        matter_type=type,
+        audience=audience,
+        theme=theme,
+        depth=depth,
+        max_visits=max_visits,
+        online=online,
+        page=page,
+        page_size=page_size,
+    )
+    cache = request.app.state.search_index
+    if cache is None:
+        return await matters.search_database(session, **filters)
+    return (await cache.current(session)).search(**filters)
+
+
+@router.post("/matters", status_code=201, tags=["matters"])
+async def create_matter(guide: Guide, session: DbSession, caller: Caller) -> dict[str, Any]:
+    row = await matters.create_draft(session, guide=guide, principal=caller)
+    return matters.version_out(row)
+
+
+@router.get("/matters/{code}", tags=["matters"], response_model=dict[str, Any])
+async def matter_detail(code: str, session: ReadSession) -> Response:
+    # The stored guide is already JSON: splice it in rather than parse and re-encode it.
+    return Response(await matters.detail_json(session, code=code), media_type="application/json")
+
+
+@router.get("/matters/{code}/versions", tags=["versions"])
+async def matter_versions(code: str, session: ReadSession) -> list[dict[str, Any]]:
+    return await matters.list_versions(session, code=code)
+
+
+@router.get("/matters/{code}/versions/{version}", tags=["versions"])
+async def matter_version(code: str, version: int, session: ReadSession) -> dict[str, Any]:
+    return matters.version_out(await matters.get_version(session, code=code, version=version))
+
+
+@router.put("/matters/{code}/versions/{version}", tags=["versions"])
+async def update_version(code: str, version: int, guide: Guide, session: DbSession, caller: Caller) -> dict[str, Any]:
+    row = await matters.update_draft(session, code=code, version=version, guide=guide, principal=caller)
+    return matters.version_out(row)
+
+
+@router.post("/matters/{code}/versions/{version}/publish", tags=["versions"])
+async def publish_version(
+    code: str,
+    version: int,
+    session: DbSession,
+    caller: Caller,
+    body: Annotated[PublishRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    row = await matters.publish(
+        session, code=code, version=version, principal=caller, effective_from=body.effective_from if body else None
+    )
+    return matters.version_out(row)
+
+
+@router.post("/matters/{code}/retire", tags=["versions"])
+async def retire_matter(code: str, session: DbSession, caller: Caller) -> dict[str, Any]:
+    return matters.version_out(await matters.retire(session, code=code, principal=caller), with_guide=False)
+
+
+@router.get("/matters/{code}/diff", tags=["versions"])
+async def diff_versions(
+    code: str,
+    session: ReadSession,
+    from_version: Annotated[int, Query(alias="from", ge=1)],
+    to_version: Annotated[int, Query(alias="to", ge=1)],
+) -> dict[str, Any]:
+    return await matters.version_diff(session, code=code, from_version=from_version, to_version=to_version)
+
+
+@router.get("/departments", tags=["directory"])
+async def list_departments(session: ReadSession, division: str | None = None) -> list[dict[str, Any]]:
+    return await directory.departments(session, division=division)
+
+
+@router.get("/divisions", tags=["directory"])
+async def list_divisions(session: ReadSession) -> list[dict[str, Any]]:
+    return await directory.divisions(session)
+
+
+@router.get("/themes", tags=["directory"])
+async def list_themes(session: ReadSession) -> list[dict[str, Any]]:
+    return await directory.themes(session)
+
+
+@router.get("/bundles", tags=["bundles"])
+async def list_bundles(session: ReadSession) -> list[dict[str, Any]]:
+    return await directory.list_bundles(session)
+
+
+@router.get("/bundles/{code}", tags=["bundles"])
+async def bundle_detail(code: str, session: ReadSession) -> dict[str, Any]:
+    return await directory.bundle_detail(session, code=code)

@@ -1,0 +1,1 @@
+"""Catalog's rules: pure functions, no I/O."""
