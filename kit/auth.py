@@ -180,11 +180,7 @@ async def current_principal(request: Request) -> Principal:
         claims = await verifier.verify(bearer_token(request))
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
-    principal = Principal.from_claims(claims)
-    check = getattr(request.app.state, "session_check", None)
-    if check is not None:
-        await check(principal)
-    return principal
+    return Principal.from_claims(claims)
 
 
 def require_roles(principal: Principal, *roles: str) -> None:

@@ -22,7 +22,9 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     else:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip per request. A connection the server dropped fails
+        # that one request (the client retries; nothing was accepted) and the pool replaces it.
+        kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
 

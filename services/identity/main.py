@@ -8,8 +8,6 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
-from kit.auth import Principal, unauthorized
-from services.identity import sessions
 from services.identity.adapters import build_adapters
 from services.identity.api.routes import router, sandbox_router
 from services.identity.context import Identity
@@ -36,14 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords=Passwords(settings.password_time_cost, settings.password_memory_kib),
             adapters=build_adapters(settings),
         )
-
-        async def session_check(principal: Principal) -> None:
-            # Identity alone knows logouts at once; other services rely on the short token lifetime.
-            async with app.state.sessionmaker() as session:
-                if await sessions.session_revoked(session, principal.session_id):
-                    raise unauthorized("session ended")
-
-        app.state.session_check = session_check
 
     async def stop(app: FastAPI) -> None:
         app.state.key_rotation.cancel()

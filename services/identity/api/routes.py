@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
-from kit.auth import Principal, require_roles
+from fastapi import APIRouter, Depends, Request, Response
+
+from kit.auth import Principal, require_roles, unauthorized
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from kit.masking import mask_id_number
@@ -34,6 +36,17 @@ from services.identity.schemas import (
 )
 
 router = APIRouter()
+
+
+async def live_caller(principal: Caller, session: DbSession) -> Principal:
+    """The verified caller whose login session is still live: identity alone knows a logout at
+    once (other services rely on the short token lifetime). Uses the request's own session."""
+    if await sessions.session_revoked(session, principal.session_id):
+        raise unauthorized("session ended")
+    return principal
+
+
+LiveCaller = Annotated[Principal, Depends(live_caller)]
 
 
 @router.post("/sms-codes", status_code=202, tags=["sessions"])
@@ -67,35 +80,37 @@ async def refresh(body: RefreshRequest, request: Request, session: DbSession) ->
 
 
 @router.delete("/sessions/current", status_code=204, tags=["sessions"])
-async def logout(caller: Caller, session: DbSession) -> Response:
+async def logout(caller: LiveCaller, session: DbSession) -> Response:
     await sessions.logout(session, caller)
     return Response(status_code=204)
 
 
 @router.post("/sessions/act-as", status_code=201, tags=["sessions"])
-async def act_as(body: ActAsRequest, caller: Caller, request: Request, session: DbSession) -> TokenPair:
+async def act_as(body: ActAsRequest, caller: LiveCaller, request: Request, session: DbSession) -> TokenPair:
     return await sessions.act_as(session, identity_of(request), caller, body.enterprise)
 
 
 @router.get("/me", tags=["me"])
-async def get_me(caller: Caller, session: DbSession) -> Me:
+async def get_me(caller: LiveCaller, session: DbSession) -> Me:
     return await me.describe(session, caller)
 
 
 @router.post("/me/verification", tags=["me"])
-async def verify_me(body: VerificationRequest, caller: Caller, request: Request, session: DbSession) -> VerificationOut:
+async def verify_me(
+    body: VerificationRequest, caller: LiveCaller, request: Request, session: DbSession
+) -> VerificationOut:
     person = await verification.verify_self(session, identity_of(request), caller, body)
     return VerificationOut(level=person.level, method=body.method)
 
 
 @router.post("/persons/{id_number}/counter-verification", tags=["officers"])
-async def counter_verification(id_number: str, caller: Caller, session: DbSession) -> VerificationOut:
+async def counter_verification(id_number: str, caller: LiveCaller, session: DbSession) -> VerificationOut:
     person = await verification.verify_at_counter(session, caller, id_number.upper())
     return VerificationOut(level=person.level, method="counter")
 
 
 @router.post("/enterprises", status_code=201, tags=["enterprises"])
-async def register_enterprise(body: RegisterEnterprise, caller: Caller, session: DbSession) -> EnterpriseOut:
+async def register_enterprise(body: RegisterEnterprise, caller: LiveCaller, session: DbSession) -> EnterpriseOut:
     enterprise = await registration.register_enterprise(session, caller, body)
     return EnterpriseOut(
         uscc=enterprise.uscc,
@@ -106,23 +121,23 @@ async def register_enterprise(body: RegisterEnterprise, caller: Caller, session:
 
 
 @router.post("/enterprises/{uscc}/agents", status_code=201, tags=["enterprises"])
-async def grant_mandate(uscc: str, body: GrantMandate, caller: Caller, session: DbSession) -> MandateOut:
+async def grant_mandate(uscc: str, body: GrantMandate, caller: LiveCaller, session: DbSession) -> MandateOut:
     return agents.mandate_out(await agents.grant(session, caller, uscc.upper(), body))
 
 
 @router.get("/enterprises/{uscc}/agents", tags=["enterprises"])
-async def list_mandates(uscc: str, caller: Caller, session: DbSession) -> list[MandateOut]:
+async def list_mandates(uscc: str, caller: LiveCaller, session: DbSession) -> list[MandateOut]:
     return [agents.mandate_out(m) for m in await agents.list_for_enterprise(session, caller, uscc.upper())]
 
 
 @router.delete("/enterprises/{uscc}/agents/{mandate_id}", status_code=204, tags=["enterprises"])
-async def revoke_mandate(uscc: str, mandate_id: str, caller: Caller, session: DbSession) -> Response:
+async def revoke_mandate(uscc: str, mandate_id: str, caller: LiveCaller, session: DbSession) -> Response:
     await agents.revoke(session, caller, uscc.upper(), mandate_id)
     return Response(status_code=204)
 
 
 @router.post("/officers", status_code=201, tags=["officers"])
-async def create_officer(body: CreateOfficer, caller: Caller, request: Request, session: DbSession) -> OfficerOut:
+async def create_officer(body: CreateOfficer, caller: LiveCaller, request: Request, session: DbSession) -> OfficerOut:
     require_roles(caller, "admin")
     officer = await officers.create_officer(
         session, identity_of(request).passwords, body, created_by=officers.officer_login_of(caller.subject)
