@@ -1,0 +1,1 @@
+"""Caseflow rules: pure functions, no I/O."""
