@@ -24,12 +24,14 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m contracts.generate --check
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## make contracts: regenerate contracts/schemas and asyncapi.json from the pydantic event models.
 contracts: install

@@ -132,7 +132,8 @@ class TokenVerifier:
             del self._verified[token]
         claims = await self._verify_uncached(token)
         if self.cache_size:
-            self._verified[token] = (claims, float(claims["exp"]), jwt.get_unverified_header(token).get("kid"))
+            kid = str(jwt.get_unverified_header(token).get("kid"))
+            self._verified[token] = (claims, float(claims["exp"]), kid)
             if len(self._verified) > self.cache_size:
                 self._verified.popitem(last=False)
         return claims
@@ -144,7 +145,7 @@ class TokenVerifier:
             raise InvalidToken("malformed token") from exc
         if header.get("alg") not in ALGORITHMS:
             raise InvalidToken("algorithm not allowed")
-        kid = header.get("kid")
+        kid = str(header.get("kid"))
         if kid not in self.keys:
             await self._refresh()
         key = self.keys.get(kid)

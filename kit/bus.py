@@ -77,8 +77,13 @@ class Bus:
         log.info("nats reconnected")
         self._streams_ready = False
 
+    def _client(self) -> Client:
+        if self.nc is None:
+            raise NotConnected(self.url)
+        return self.nc
+
     async def _ensure_streams(self) -> None:
-        js = self.nc.jetstream()
+        js = self._client().jetstream()
         wanted = {**self.streams, DEAD_LETTER_STREAM: DEAD_LETTER_SUBJECTS}
         for name, subjects in wanted.items():
             config = StreamConfig(
@@ -108,13 +113,13 @@ class Bus:
             raise NotConnected(self.url)
         if not self._streams_ready:
             await self._ensure_streams()
-        return self.nc.jetstream()
+        return self._client().jetstream()
 
     async def check(self) -> None:
         """Readiness: a round trip to the server."""
         if not self.connected:
             raise NotConnected(self.url)
-        await self.nc.flush(timeout=1)
+        await self._client().flush(timeout=1)
 
     async def close(self) -> None:
         await cancel_task(self._task)

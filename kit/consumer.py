@@ -152,7 +152,7 @@ class EventConsumer(BackgroundLoop):
     async def _apply_once(self, cloud_event: CloudEvent, handler: Handler) -> bool:
         async with self.sessionmaker() as session:
             async with session.begin():
-                dialect = session.bind.dialect.name
+                dialect = session.get_bind().dialect.name
                 insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
                 statement = (
                     insert_fn(self.inbox)
@@ -165,7 +165,7 @@ class EventConsumer(BackgroundLoop):
                     .on_conflict_do_nothing()
                 )
                 result = await session.execute(statement)
-                if result.rowcount == 0:
+                if getattr(result, "rowcount", 1) == 0:
                     return False
                 await handler(session, cloud_event)
         return True

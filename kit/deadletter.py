@@ -42,7 +42,7 @@ async def list_dead_letters(js: JetStreamContext, limit: int = 100) -> list[Dead
         headers = raw.headers or {}
         letters.append(
             DeadLetter(
-                sequence=raw.seq,
+                sequence=raw.seq or sequence,
                 consumer=headers.get("Yiwang-Consumer", ""),
                 original_subject=headers.get("Yiwang-Original-Subject", ""),
                 error=headers.get("Yiwang-Error", ""),
@@ -63,7 +63,7 @@ async def replay_dead_letter(js: JetStreamContext, sequence: int) -> str:
     raw = await js.get_msg(DEAD_LETTER_STREAM, sequence)
     headers = raw.headers or {}
     subject = headers["Yiwang-Original-Subject"]
-    await js.publish(subject, raw.data, headers={"Nats-Msg-Id": f"replay:{DEAD_LETTER_STREAM}:{sequence}"})
+    await js.publish(subject, raw.data or b"", headers={"Nats-Msg-Id": f"replay:{DEAD_LETTER_STREAM}:{sequence}"})
     await js.delete_msg(DEAD_LETTER_STREAM, sequence)
     return subject
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 
 def alembic_config(service_package: str, database_url: str) -> Config:
     module = importlib.import_module(service_package)
-    folder = Path(module.__file__).parent / "migrations"
+    folder = Path(str(module.__file__)).parent / "migrations"
     config = Config()
     config.set_main_option("script_location", str(folder))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))

@@ -83,6 +83,7 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     server.start()
     print(server.url)
     try:
+        assert server.process is not None
         server.process.wait()
     except KeyboardInterrupt:
         server.stop()

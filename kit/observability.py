@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -79,7 +79,7 @@ class RequestContextMiddleware:
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-def health_router(metrics: Metrics, checks: dict[str, ReadinessCheck]) -> APIRouter:
+def health_router(metrics: Metrics, checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     """/healthz (the process answers), /readyz (dependencies answer), /metrics (Prometheus)."""
     router = APIRouter(include_in_schema=False)
 
@@ -109,7 +109,7 @@ def health_router(metrics: Metrics, checks: dict[str, ReadinessCheck]) -> APIRou
     return router
 
 
-def install_observability(app: FastAPI, service: str, checks: dict[str, ReadinessCheck]) -> Metrics:
+def install_observability(app: FastAPI, service: str, checks: Mapping[str, ReadinessCheck]) -> Metrics:
     metrics = Metrics(service)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router(metrics, checks))

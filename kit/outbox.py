@@ -138,7 +138,7 @@ class OutboxRelay(BackgroundLoop):
                     .order_by(self.table.c.id)
                     .limit(self.batch_size)
                 )
-                if session.bind.dialect.name == "postgresql":
+                if session.get_bind().dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)
                 rows = (await session.execute(query)).all()
                 if not rows:
