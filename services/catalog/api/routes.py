@@ -11,12 +11,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.auth import Principal
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from services.catalog import directory, matters
+from services.catalog.domain import access
 from services.catalog.domain.guide import Guide, MatterType, PublishRequest
 
 router = APIRouter()
+
+
+async def some_admin(caller: Caller) -> Principal:
+    access.require_some_admin(caller)
+    return caller
+
+
+Admin = Annotated[Principal, Depends(some_admin)]
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -71,7 +81,7 @@ async def search_matters(
 
 
 @router.post("/matters", status_code=201, tags=["matters"])
-async def create_matter(guide: Guide, session: DbSession, caller: Caller) -> dict[str, Any]:
+async def create_matter(guide: Guide, session: DbSession, caller: Admin) -> dict[str, Any]:
     row = await matters.create_draft(session, guide=guide, principal=caller)
     return matters.version_out(row)
 
@@ -93,7 +103,7 @@ async def matter_version(code: str, version: int, session: ReadSession) -> dict[
 
 
 @router.put("/matters/{code}/versions/{version}", tags=["versions"])
-async def update_version(code: str, version: int, guide: Guide, session: DbSession, caller: Caller) -> dict[str, Any]:
+async def update_version(code: str, version: int, guide: Guide, session: DbSession, caller: Admin) -> dict[str, Any]:
     row = await matters.update_draft(session, code=code, version=version, guide=guide, principal=caller)
     return matters.version_out(row)
 
@@ -103,7 +113,7 @@ async def publish_version(
     code: str,
     version: int,
     session: DbSession,
-    caller: Caller,
+    caller: Admin,
     body: Annotated[PublishRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     row = await matters.publish(
@@ -113,7 +123,7 @@ async def publish_version(
 
 
 @router.post("/matters/{code}/retire", tags=["versions"])
-async def retire_matter(code: str, session: DbSession, caller: Caller) -> dict[str, Any]:
+async def retire_matter(code: str, session: DbSession, caller: Admin) -> dict[str, Any]:
     return matters.version_out(await matters.retire(session, code=code, principal=caller), with_guide=False)
 
 

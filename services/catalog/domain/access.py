@@ -23,3 +23,9 @@ def require_admin_of(principal: Principal, department: str) -> None:
             "Not allowed",
             f"requires an officer with the admin role of department {department}",
         )
+
+
+def require_some_admin(principal: Principal) -> None:
+    """Checked before the body is read: whoever is no admin anywhere learns nothing about it."""
+    if principal.kind != "officer" or "admin" not in principal.roles:
+        raise Problem(403, "forbidden", "Not allowed", "catalog writes need an officer with the admin role")
