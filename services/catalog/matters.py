@@ -19,6 +19,7 @@ from services.catalog.domain import completeness
 from services.catalog.domain import diff as diffs
 from services.catalog.domain.access import require_admin_of
 from services.catalog.domain.guide import Guide
+from services.catalog.domain.query import MatterQuery
 from services.catalog.domain.search_text import (
     escape_like,
     normalise,
@@ -299,29 +300,17 @@ async def version_diff(session: AsyncSession, *, code: str, from_version: int, t
     }
 
 
-async def search_database(
-    session: AsyncSession,
-    *,
-    q: str | None = None,
-    department: str | None = None,
-    matter_type: str | None = None,
-    audience: str | None = None,
-    theme: str | None = None,
-    depth: int | None = None,
-    max_visits: int | None = None,
-    online: bool | None = None,
-    page: int = 1,
-    page_size: int = 20,
-) -> dict[str, Any]:
+async def search_database(session: AsyncSession, query: MatterQuery) -> dict[str, Any]:
     """Published matters matching every query word and every filter, in SQL.
 
     Order: exact name or initials, then name or initials starting with the query, then the rest;
     within each, shorter (more general) names first, then by code.
 
     The API serves the same answer from ``search_index`` (faster); this is its reference.
-
-    ``depth`` is a minimum handling depth, ``max_visits`` a maximum number of visits.
     """
+    q, department, matter_type, audience = query.q, query.department, query.matter_type, query.audience
+    theme, depth, max_visits, online = query.theme, query.depth, query.max_visits, query.online
+    page, page_size = query.page, query.page_size
     m = MatterIndex
     conditions = []
     words = query_words(q or "")

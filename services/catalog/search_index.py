@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.catalog.domain.query import MatterQuery
 from services.catalog.domain.search_text import SEPARATOR, normalise, query_words
 from services.catalog.models import CatalogRevision, MatterIndex
 
@@ -127,21 +128,11 @@ class SearchIndex:
         rows = self.rows
         return _bitset([i for i in _lowest(bits, 0, bits.bit_count()) if word in rows[i]["search_text"]], len(rows))
 
-    def search(
-        self,
-        *,
-        q: str | None = None,
-        department: str | None = None,
-        matter_type: str | None = None,
-        audience: str | None = None,
-        theme: str | None = None,
-        depth: int | None = None,
-        max_visits: int | None = None,
-        online: bool | None = None,
-        page: int = 1,
-        page_size: int = 20,
-    ) -> dict[str, Any]:
+    def search(self, query: MatterQuery) -> dict[str, Any]:
         """The same answer as ``matters.search_database`` for the same arguments."""
+        q, department, matter_type, audience = query.q, query.department, query.matter_type, query.audience
+        theme, depth, max_visits, online = query.theme, query.depth, query.max_visits, query.online
+        page, page_size = query.page, query.page_size
         bits = self.all_bits
         facet = self.facets.get
         for key, wanted in (

@@ -17,6 +17,7 @@ from kit.errors import Problem
 from services.catalog import directory, matters
 from services.catalog.domain import access
 from services.catalog.domain.guide import Guide, MatterType, PublishRequest
+from services.catalog.domain.query import MatterQuery
 
 router = APIRouter()
 
@@ -62,7 +63,7 @@ async def search_matters(
             f"page_size: at most {limit}",
             errors=[{"field": "query.page_size", "rule": "max", "message": f"at most {limit}"}],
         )
-    filters = dict(
+    query = MatterQuery(
         q=q,
         department=department,
         matter_type=type,
@@ -76,8 +77,8 @@ async def search_matters(
     )
     cache = request.app.state.search_index
     if cache is None:
-        return await matters.search_database(session, **filters)
-    return (await cache.current(session)).search(**filters)
+        return await matters.search_database(session, query)
+    return (await cache.current(session)).search(query)
 
 
 @router.post("/matters", status_code=201, tags=["matters"])

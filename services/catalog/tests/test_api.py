@@ -315,13 +315,15 @@ SEARCHES = [
 
 async def test_search_index_answers_like_the_database_and_follows_publishing(catalog):
     from services.catalog import matters
+    from services.catalog.domain.query import MatterQuery
 
     cache = catalog.app.state.search_index
 
     async def both(filters):
         async with catalog.app.state.sessionmaker() as session:
-            in_memory = (await cache.current(session)).search(**filters)
-            database = await matters.search_database(session, **filters)
+            query = MatterQuery(**filters)
+            in_memory = (await cache.current(session)).search(query)
+            database = await matters.search_database(session, query)
         return in_memory, database
 
     for filters in SEARCHES:
