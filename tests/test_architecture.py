@@ -32,7 +32,11 @@ def test_event_schemas_match_the_models():
 
 @pytest.mark.parametrize(
     ("package", "models"),
-    [("services.identity", "services.identity.models"), ("services.catalog", "services.catalog.models")],
+    [
+        ("services.identity", "services.identity.models"),
+        ("services.catalog", "services.catalog.models"),
+        ("services.caseflow", "services.caseflow.models"),
+    ],
 )
 def test_migrations_match_the_models(package, models, tmp_path):
     import importlib

@@ -1,0 +1,145 @@
+"""Events caseflow publishes (stream CASEFLOW, subjects caseflow.>).
+
+Every case transition is one event. Payloads stay minimal: the case number, the matter code and
+the version the case is pinned to, the department, the new state and when. The applicant's subject
+id travels only where a consumer needs it (licence issues to the holder on approval; express ships
+to the recipient); no names, phones or form data otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kit.events import EventData
+
+
+class _CaseFields(BaseModel):
+    """Fields every case event carries (a mixin, so it is no event type of its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_no: str = Field(description="办件编号")
+    matter_code: str
+    matter_version: int = Field(ge=1)
+    department: str
+    state: str = Field(description="the case's state after the transition")
+    at: datetime
+    actor: str = Field(description="officer login, 'applicant' or 'system'")
+
+
+class CaseSubmitted(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.submitted.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.submitted"
+    applicant: str = Field(description="subject id of the applicant")
+    delivery: Literal["window", "ems"]
+    received_on: date
+
+
+class CaseAccepted(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.accepted.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.accepted"
+    accepted_on: date
+    deemed: bool = Field(description="accepted by Art. 32 because no notice came within 5 working days")
+
+
+class CaseRejected(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.rejected.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.rejected"
+    reason: str
+
+
+class CorrectionItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    material: str
+    problem: str
+
+
+class CaseCorrectionRequested(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.correction_requested.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.correction_requested"
+    items: list[CorrectionItem]
+
+
+class CaseResubmitted(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.resubmitted.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.resubmitted"
+
+
+class CaseReviewed(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.reviewed.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.reviewed"
+
+
+class CaseApproved(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.approved.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.approved"
+    applicant: str = Field(description="holder of the licence to issue")
+    result_licence_type: str | None
+    approved_on: date
+
+
+class CaseDenied(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.denied.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.denied"
+    reason: str
+
+
+class CaseWithdrawn(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.withdrawn.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.withdrawn"
+
+
+class CaseSuspended(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.suspended.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.suspended"
+    reason: Literal["hearing", "tender", "auction", "testing", "inspection", "quarantine", "expert_review"]
+    expected_days: int = Field(ge=1, description="working days the applicant was told")
+
+
+class CaseResumed(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.resumed.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.resumed"
+
+
+class CaseExtended(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.extended.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.extended"
+    days: int = Field(ge=1)
+    reason: str
+    new_due: date | None
+
+
+class CaseDeliveryRequested(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.delivery_requested.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.delivery_requested"
+    applicant: str
+    recipient: str = Field(description="name on the parcel")
+    phone: str
+    address: str
+    due: date | None = Field(description="Art. 44: delivered within 10 working days of approval")
+
+
+class CaseCompleted(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.completed.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.completed"
+
+
+class SupervisionWarning(EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.supervision.warning.v1"
+    nats_subject: ClassVar[str] = "caseflow.supervision.warning"
+    case_no: str
+    department: str
+    step: str = Field(description="pre_review | decision | delivery, or the anomaly's name")
+    level: Literal["yellow", "red", "anomaly"]
+    due: date | None
+    raised_at: datetime
+
+
+class CaseEvaluated(_CaseFields, EventData):
+    event_type: ClassVar[str] = "yiwang.caseflow.case.evaluated.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.evaluated"
+    score: int = Field(ge=1, le=5, description="好差评: 1 非常不满意 … 5 非常满意")
+    rectification_due: date | None = Field(description="set for scores 1 and 2: rectified within 15 working days")

@@ -1,0 +1,275 @@
+"""Caseflow's HTTP API: translation only; the rules live in domain/ and the modules it calls."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, UploadFile
+from sqlalchemy.exc import IntegrityError
+
+from kit.auth import require_roles
+from kit.deps import Caller, DbSession
+from kit.errors import Problem
+from services.caseflow import blobs, branches, calendars, cases, evaluations, notifications, supervision
+from services.caseflow.schemas import (
+    ActionRequest,
+    BranchActionRequest,
+    EvaluationIn,
+    OverridesIn,
+    ResubmitRequest,
+    SubmitRequest,
+)
+
+router = APIRouter()
+
+
+def context(request: Request) -> cases.Context:
+    return request.app.state.caseflow
+
+
+def _page_size(request: Request, page_size: int) -> int:
+    limit = context(request).settings.max_page_size
+    if page_size > limit:
+        raise Problem(422, "validation", "Request is not valid", f"page_size: at most {limit}",
+                      errors=[{"field": "query.page_size", "rule": "max", "message": f"at most {limit}"}])  # fmt: skip
+    return page_size
+
+
+def _with_etag(response: Response, case) -> None:
+    response.headers["ETag"] = f'"{case.version}"'
+
+
+@router.post("/cases", status_code=201, tags=["cases"])
+async def submit_case(
+    body: SubmitRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> dict[str, Any]:
+    ctx = context(request)
+    try:
+        case, created = await cases.submit(session, ctx, caller, body, idempotency_key)
+    except IntegrityError:
+        # A concurrent retry with the same key won the insert: answer with its case.
+        await session.rollback()
+        case, created = await cases.submit(session, ctx, caller, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller, with_query_code=True)
+
+
+@router.get("/cases", tags=["cases"])
+async def my_cases(
+    request: Request,
+    session: DbSession,
+    caller: Caller,
+    state: str | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> dict[str, Any]:
+    return await cases.my_cases(session, caller, state=state, page=page, page_size=_page_size(request, page_size))
+
+
+@router.get("/cases/{case_no}", tags=["cases"])
+async def case_detail(case_no: str, response: Response, session: DbSession, caller: Caller) -> dict[str, Any]:
+    case = await cases.visible_case(session, caller, case_no)
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+
+
+@router.post("/cases/{case_no}/actions", tags=["officers"])
+async def officer_action(
+    case_no: str,
+    body: ActionRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    ctx = context(request)
+    try:
+        case = await cases.officer_action(session, ctx, caller, case_no, body, if_match)
+    except cases.SecondCorrectionRefused as refused:
+        # Refused, and counted as a process anomaly: recorded in its own transaction because the
+        # request's own is rolled back with the 409.
+        async with request.app.state.sessionmaker() as other, other.begin():
+            await cases.record_anomaly(
+                other, case_id=refused.case_id, case_no=refused.case_no, department=refused.department,
+                step="second_correction", detail=f"second correction request by {caller.subject}",
+                at=ctx.current_time(),
+            )  # fmt: skip
+        raise Problem(
+            409, "second-correction", "Only one correction notice",
+            "the case was already sent back once for corrections (Art. 32: ALL items in ONE notice)",
+            state=(await cases.visible_case(session, caller, case_no)).state,
+        ) from None  # fmt: skip
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller)
+
+
+@router.post("/cases/{case_no}/branches/{department}/actions", tags=["officers"])
+async def branch_action(
+    case_no: str,
+    department: str,
+    body: BranchActionRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """并联审批: a parallel department decides its branch (If-Match: the branch's version)."""
+    case = await branches.branch_action(
+        session, context(request), caller, case_no, department, action=body.action, reason=body.reason,
+        if_match=if_match,
+    )  # fmt: skip
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller)
+
+
+@router.post("/cases/{case_no}/resubmit", tags=["cases"])
+async def resubmit(
+    case_no: str,
+    body: ResubmitRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    case = await cases.applicant_action(session, context(request), caller, case_no, "resubmit", body, if_match)
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller)
+
+
+@router.post("/cases/{case_no}/withdraw", tags=["cases"])
+async def withdraw(
+    case_no: str,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    case = await cases.applicant_action(session, context(request), caller, case_no, "withdraw", None, if_match)
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller)
+
+
+@router.get("/progress/{case_no}", tags=["public"])
+async def public_progress(
+    case_no: str, session: DbSession, code: Annotated[str, Query(min_length=4, max_length=12)]
+) -> dict[str, Any]:
+    return await cases.progress(session, case_no, code)
+
+
+@router.get("/worklist", tags=["officers"])
+async def worklist(
+    request: Request,
+    session: DbSession,
+    caller: Caller,
+    state: str | None = None,
+    matter_code: str | None = None,
+    overdue: bool = False,
+    due_before: date | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> dict[str, Any]:
+    return await cases.worklist(
+        session, caller, state=state, matter_code=matter_code,
+        overdue_on=context(request).today() if overdue else None, due_before=due_before,
+        page=page, page_size=_page_size(request, page_size),
+    )  # fmt: skip
+
+
+@router.get("/supervision/warnings", tags=["supervision"])
+async def supervision_warnings(
+    request: Request,
+    session: DbSession,
+    caller: Caller,
+    department: str | None = None,
+    level: Literal["yellow", "red", "anomaly"] | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> dict[str, Any]:
+    return await supervision.list_warnings(
+        session, caller, department=department, level=level, page=page, page_size=_page_size(request, page_size)
+    )
+
+
+@router.get("/supervision/stats", tags=["supervision"])
+async def supervision_stats(session: DbSession, caller: Caller, department: str | None = None) -> list[dict]:
+    return await supervision.statistics(session, caller, department=department)
+
+
+@router.put("/calendar/overrides/{year}", tags=["calendar"])
+async def load_calendar_year(
+    year: int, body: OverridesIn, request: Request, session: DbSession, caller: Caller
+) -> dict[str, Any]:
+    """An admin loads a year's official calendar; provisional deadlines are recomputed at once."""
+    require_roles(caller, "admin")
+    result = await calendars.replace_year(
+        session, year=year, holidays=body.holidays, workdays=body.workdays, loaded_by=caller.subject
+    )
+    result["recomputed"] = await cases.recompute_provisional(session)
+    return result
+
+
+@router.post("/materials", status_code=201, tags=["cases"])
+async def upload_material(request: Request, file: UploadFile, session: DbSession, caller: Caller) -> dict[str, Any]:
+    """Upload one material file (photo or PDF); reference its id in a submission or resubmission."""
+    if caller.kind not in {"person", "enterprise"}:
+        raise Problem(403, "forbidden", "Not allowed", "applicants upload materials")
+    limit = context(request).settings.max_upload_bytes
+    content = await file.read(limit + 1)
+    blob = await blobs.store_upload(
+        session, request.app.state.blob_store, owner=caller.subject, content=content, filename=file.filename,
+        max_bytes=limit,
+    )  # fmt: skip
+    return {"id": blob.id, "sha256": blob.sha256, "content_type": blob.content_type, "size": blob.size}
+
+
+@router.post("/cases/{case_no}/evaluation", status_code=201, tags=["cases"])
+async def evaluate(case_no: str, body: EvaluationIn, request: Request, session: DbSession, caller: Caller) -> dict:
+    """好差评 after completion, once; a score of 1 or 2 opens a rectification due in 15 working days."""
+    return await evaluations.evaluate(session, context(request), caller, case_no, score=body.score,
+                                      comment=body.comment)  # fmt: skip
+
+
+@router.get("/results", tags=["public"])
+async def published_results(
+    request: Request,
+    session: DbSession,
+    matter_code: str | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> dict[str, Any]:
+    """结果公示 (Art. 40): grant decisions with the applicant's name masked."""
+    return await evaluations.published_results(
+        session, matter_code=matter_code, page=page, page_size=_page_size(request, page_size)
+    )
+
+
+sandbox_router = APIRouter(prefix="/sandbox", tags=["sandbox"])
+
+
+@sandbox_router.get("/notifications")
+async def sandbox_notifications(
+    session: DbSession, recipient: str | None = None, case_no: str | None = None
+) -> list[dict[str, Any]]:
+    """What the sandbox SMS/WeChat adapter 'sent' (development only)."""
+    return await notifications.sandbox_messages(session, recipient=recipient, case_no=case_no)
+
+
+@router.post("/cases/{case_no}/materials", status_code=201, tags=["cases"])
+async def upload_case_material(
+    case_no: str, request: Request, file: UploadFile, session: DbSession, caller: Caller
+) -> dict[str, Any]:
+    """Upload a file for one of your cases (a correction); reference its id in the resubmission."""
+    await cases.visible_case(session, caller, case_no)
+    return await upload_material(request, file, session, caller)

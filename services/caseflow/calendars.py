@@ -1,0 +1,60 @@
+"""The working-day calendar as this service uses it: chinesecalendar plus the admins' override table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.errors import Problem, field_problem
+from services.caseflow.domain.calendar import WorkdayCalendar
+from services.caseflow.models import CalendarOverride, CalendarYear
+
+
+async def load(session: AsyncSession) -> WorkdayCalendar:
+    """The calendar with every override loaded (a few dozen rows a year: read per use, so replicas
+    never work from an older calendar than the last commit)."""
+    overrides = {row.day: row.workday for row in (await session.execute(select(CalendarOverride))).scalars()}
+    years = [row for row in (await session.execute(select(CalendarYear.year))).scalars()]
+    return WorkdayCalendar(overrides, known_override_years=years)
+
+
+def _days(values: list[str], year: int, field: str) -> list[date]:
+    days = []
+    for index, value in enumerate(values):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError as exc:
+            raise field_problem(f"{field}.{index}", "date", "not an ISO date") from exc
+        if day.year != year:
+            raise field_problem(f"{field}.{index}", "same_year", f"{value} is not in {year}")
+        days.append(day)
+    return days
+
+
+async def replace_year(
+    session: AsyncSession, *, year: int, holidays: list[str], workdays: list[str], loaded_by: str
+) -> dict[str, int]:
+    """Store a year's official calendar: its holidays and its 调休 working days (weekends otherwise)."""
+    if not 2000 <= year <= 2100:
+        raise field_problem("year", "range", "2000..2100")
+    holiday_days = _days(holidays, year, "holidays")
+    workday_days = _days(workdays, year, "workdays")
+    both = set(holiday_days) & set(workday_days)
+    if both:
+        raise Problem(422, "validation", "Request is not valid", f"both holiday and workday: {sorted(both)[0]}",
+                      errors=[{"field": "workdays", "rule": "disjoint", "message": json.dumps(sorted(map(str, both)))}])  # fmt: skip  # noqa: E501
+    await session.execute(delete(CalendarOverride).where(CalendarOverride.year == year))
+    for day in holiday_days:
+        session.add(CalendarOverride(day=day, workday=False, year=year))
+    for day in workday_days:
+        session.add(CalendarOverride(day=day, workday=True, year=year))
+    existing = await session.get(CalendarYear, year)
+    if existing is None:
+        session.add(CalendarYear(year=year, loaded_at=datetime.now(UTC), loaded_by=loaded_by))
+    else:
+        existing.loaded_at, existing.loaded_by = datetime.now(UTC), loaded_by
+    await session.flush()
+    return {"year": year, "holidays": len(holiday_days), "workdays": len(workday_days)}

@@ -1,0 +1,102 @@
+"""Caseflow (办件): cases from submission to completion on working-day clocks, watched by a supervisor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from kit.app import ServiceParts, create_service_app
+from kit.auth import KeyFetcher
+from kit.consumer import EventConsumer
+from kit.events import CloudEvent
+from kit.settings import DATA_DIR
+from services.caseflow import cases, matters
+from services.caseflow.api.routes import router, sandbox_router
+from services.caseflow.blobs import LocalBlobStore
+from services.caseflow.models import inbox, outbox
+from services.caseflow.settings import Settings
+from services.caseflow.supervision import SupervisionTimer
+
+MATTER_PUBLISHED = "yiwang.catalog.matter.published.v1"
+MATTER_RETIRED = "yiwang.catalog.matter.retired.v1"
+LICENCE_ISSUED = "yiwang.licence.licence.issued.v1"
+SHIPMENT_DELIVERED = "yiwang.express.shipment.delivered.v1"
+
+
+def consumers_for(settings: Settings):
+    def build(app: FastAPI) -> list[EventConsumer]:
+        common = dict(
+            bus=app.state.bus,
+            sessionmaker=app.state.sessionmaker,
+            inbox=inbox,
+            max_deliveries=settings.max_deliveries,
+        )
+        built = [
+            EventConsumer(
+                **common,
+                durable="caseflow-matters",
+                stream="CATALOG",
+                filter_subject="catalog.matter.>",
+                handlers={MATTER_PUBLISHED: matters.on_matter_published, MATTER_RETIRED: matters.on_matter_retired},
+            )
+        ]
+        ctx = lambda: app.state.caseflow  # noqa: E731
+
+        if settings.consume_licence_events:
+
+            async def licence_issued(session, event: CloudEvent) -> None:
+                case_no = event.data.get("case_no")
+                if case_no:
+                    note = {"licence_id": event.data.get("licence_id"), "licence_type": event.data.get("licence_type")}
+                    await cases.note_on_timeline(session, ctx(), case_no, "licence_issued", note)
+
+            built.append(
+                EventConsumer(**common, durable="caseflow-licences", stream="LICENCE",
+                              filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued})
+            )  # fmt: skip
+        if settings.consume_express_events:
+
+            async def shipment_delivered(session, event: CloudEvent) -> None:
+                case_no = event.data.get("case_no")
+                if case_no:
+                    note = {"waybill": event.data.get("waybill"), "signed_for": True}
+                    await cases.complete_by_event(session, ctx(), case_no, action="complete", note=note)
+
+            built.append(
+                EventConsumer(**common, durable="caseflow-shipments", stream="EXPRESS",
+                              filter_subject="express.shipment.>", handlers={SHIPMENT_DELIVERED: shipment_delivered})
+            )  # fmt: skip
+        return built
+
+    return build
+
+
+def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | None = None) -> FastAPI:
+    """The caseflow app; ``key_fetcher`` replaces the JWKS download (tests sign their own tokens)."""
+    settings = settings or Settings()
+
+    async def start(app: FastAPI) -> None:
+        app.state.caseflow = cases.Context(settings=settings)
+        app.state.blob_store = LocalBlobStore(Path(settings.blob_dir or DATA_DIR / "caseflow-blobs"))
+        app.state.supervision_timer = None
+        if settings.supervision_enabled:
+            app.state.supervision_timer = SupervisionTimer(app.state.sessionmaker, app.state.caseflow)
+            await app.state.supervision_timer.start()
+
+    async def stop(app: FastAPI) -> None:
+        if app.state.supervision_timer is not None:
+            await app.state.supervision_timer.stop()
+
+    return create_service_app(
+        ServiceParts(
+            settings=settings,
+            title="yiwang caseflow (办件)",
+            routers=[router, sandbox_router] if settings.notification_adapter == "sandbox" else [router],
+            outbox=outbox,
+            consumers=consumers_for(settings),
+            key_fetcher=(lambda app: key_fetcher) if key_fetcher else None,
+            on_startup=[start],
+            on_shutdown=[stop],
+        )
+    )

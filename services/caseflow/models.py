@@ -1,0 +1,227 @@
+"""Caseflow's tables.
+
+``matter_definitions`` keeps every published version (a case pins one); ``cases`` is the case with
+its state, optimistic ``version`` and the current clock (``clock_step``, ``due_on``) denormalised
+for the worklist and the supervision timer; ``case_events`` is the timeline; ``case_pauses`` the
+correction and Art. 45 pauses the clocks are recomputed from; ``supervision_warnings`` the
+ledger, unique per (case, step, level) so concurrent timers raise each warning once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from kit.consumer import make_inbox_table
+from kit.db import UtcDateTime
+from kit.outbox import Outbox, make_outbox_table
+
+
+class Base(DeclarativeBase):
+    """Caseflow's own metadata: no other service's tables in its migrations."""
+
+
+TS = UtcDateTime()
+
+
+class MatterDefinition(Base):
+    """A published matter version as catalog announced it (``catalog.matter.published``)."""
+
+    __tablename__ = "matter_definitions"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    definition: Mapped[str] = mapped_column(Text)  # the MatterPublished payload as JSON
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(TS)
+
+
+class CaseNumberSequence(Base):
+    """The last sequence number given per division and day (case numbers are unique and readable)."""
+
+    __tablename__ = "case_number_sequences"
+    division: Mapped[str] = mapped_column(String(6), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_no: Mapped[str] = mapped_column(String(21), unique=True)
+    query_code: Mapped[str] = mapped_column(String(8))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    matter_version: Mapped[int] = mapped_column(Integer)
+    matter_name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(40))
+    applicant: Mapped[str] = mapped_column(String(40), index=True)
+    applicant_kind: Mapped[str] = mapped_column(String(12))
+    applicant_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    agent: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    state: Mapped[str] = mapped_column(String(24))
+    version: Mapped[int] = mapped_column(Integer)
+    suspended_from: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    correction_count: Mapped[int] = mapped_column(Integer, default=0)
+    extension_days: Mapped[int] = mapped_column(Integer, default=0)
+    extension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    delivery: Mapped[str] = mapped_column(Text)  # JSON {"method": "window"|"ems", ...}
+    form: Mapped[str] = mapped_column(Text)  # JSON
+    materials: Mapped[str] = mapped_column(Text)  # JSON list
+    correction_items: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fees_paid_yuan: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    received_on: Mapped[date] = mapped_column(Date)
+    resubmitted_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    accepted_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    deemed_accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    completed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The running clock, denormalised: which step, when it is due, whether provisional, and every
+    # clock's explanation (JSON) as last computed.
+    clock_step: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    due_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    deadlines: Mapped[str] = mapped_column(Text, default="{}")
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    __table_args__ = (
+        UniqueConstraint("applicant", "idempotency_key", name="uq_cases_applicant_idempotency_key"),
+        Index("ix_cases_department_state_due", "department", "state", "due_on"),
+        Index("ix_cases_clock", "clock_step", "due_on"),
+    )
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class CaseEvent(Base):
+    """One line of the timeline: who did what, from which state to which, and why."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    from_state: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CasePause(Base):
+    """A correction (补正) or an Art. 45 suspension: the clocks do not count its working days."""
+
+    __tablename__ = "case_pauses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    started_on: Mapped[date] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expected_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CalendarOverride(Base):
+    """An official working-day ruling an admin loaded (for years chinesecalendar does not know)."""
+
+    __tablename__ = "calendar_overrides"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class CalendarYear(Base):
+    """A year whose official calendar an admin loaded completely (its deadlines are no longer provisional)."""
+
+    __tablename__ = "calendar_years"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loaded_at: Mapped[datetime] = mapped_column(TS)
+    loaded_by: Mapped[str] = mapped_column(String(80))
+
+
+class SupervisionWarning(Base):
+    """The 电子监察 ledger: yellow / red per case and step, and process anomalies; each raised once."""
+
+    __tablename__ = "supervision_warnings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    case_no: Mapped[str] = mapped_column(String(21))
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    step: Mapped[str] = mapped_column(String(40))
+    level: Mapped[str] = mapped_column(String(10))  # yellow | red | anomaly
+    due_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    raised_at: Mapped[datetime] = mapped_column(TS)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (UniqueConstraint("case_id", "step", "level", name="uq_supervision_warnings_case_step_level"),)
+
+
+class Blob(Base):
+    """An uploaded material file; the bytes live in the blob store under ``id``."""
+
+    __tablename__ = "blobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class Notification(Base):
+    """A message to the applicant (SMS or WeChat template). Written in the transaction of the step it
+    reports, so it is never lost; the sandbox adapter keeps it here for dev to read, a real gateway
+    adapter would send from here like the outbox relay."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(40), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # sms | wechat
+    template: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    sent_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class Evaluation(Base):
+    """好差评: one rating per case after completion; the two lowest open a rectification."""
+
+    __tablename__ = "evaluations"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    rectification_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    rectification_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    rectified_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class CaseBranch(Base):
+    """并联审批: one branch per parallel department, with its own decision and deadline."""
+
+    __tablename__ = "case_branches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    state: Mapped[str] = mapped_column(String(12))  # pending | approved | denied | cancelled
+    version: Mapped[int] = mapped_column(Integer)
+    started_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    deadline: Mapped[str] = mapped_column(Text, default="{}")  # Deadline as JSON
+    decided_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    __table_args__ = (UniqueConstraint("case_id", "department", name="uq_case_branches_case_department"),)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+outbox = Outbox(make_outbox_table(Base.metadata))
+inbox = make_inbox_table(Base.metadata)
+metadata = Base.metadata

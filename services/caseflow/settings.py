@@ -1,0 +1,31 @@
+"""Caseflow's settings (env prefix CASEFLOW_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEFLOW_", extra="ignore")
+
+    service_name: str = "caseflow"
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    # Case numbers start with the matter's division, or this one when the matter names none.
+    default_division: str = Field(default="320800", pattern=r"^\d{6}$")
+    # Local day boundaries for "received on", deadlines and the supervision timer.
+    timezone: str = "Asia/Shanghai"
+    # Supervision: yellow when this many working days (or fewer) remain; red when overdue.
+    yellow_at_days: int = Field(default=2, ge=0)
+    supervision_interval_seconds: float = Field(default=60.0, gt=0)
+    supervision_enabled: bool = True
+    # Uploaded materials: local directory (default .data/caseflow-blobs) and size limit.
+    blob_dir: str = ""
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Consumers of services that may not run yet: on when licence / express publish their events.
+    consume_licence_events: bool = False
+    consume_express_events: bool = False
+    # Applicant notifications: "sandbox" keeps them readable at /sandbox/notifications (dev only).
+    notification_adapter: str = "sandbox"

@@ -1,0 +1,328 @@
+"""电子监察: the timer that applies Art. 32 and raises yellow/red warnings, and the statistics.
+
+``run_supervision_once`` is safe with several replicas: each case is handled in its own short
+transaction that claims the row with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (another replica
+busy with it → skipped this round), and the ledger's UNIQUE (case, step, level) makes a warning
+that two runs both decide to raise exist once, with one event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.events import caseflow as contract
+from kit.errors import Problem
+from kit.events import envelope
+from kit.tasks import BackgroundLoop
+from services.caseflow import calendars
+from services.caseflow.cases import SOURCE, Context, _insert, apply_action, can_see_all
+from services.caseflow.domain import states
+from services.caseflow.domain.calendar import WorkdayCalendar
+from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
+from services.caseflow.domain.clock import is_deemed_accepted, warning_level
+from services.caseflow.models import Case, CaseBranch, CaseEvent, SupervisionWarning, outbox
+
+log = logging.getLogger("yiwang.caseflow.supervision")
+
+
+async def _claim(session: AsyncSession, case_id: int, wanted_states) -> Case | None:
+    query = select(Case).where(Case.id == case_id, Case.state.in_(wanted_states))
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _deem_accept(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, today: date) -> int:
+    """Art. 32: no notice within 5 working days of receipt → accepted as of the day of receipt."""
+    async with sessionmaker() as session:
+        calendar = await calendars.load(session)
+        candidates = (
+            await session.execute(
+                select(Case.id, Case.received_on, Case.resubmitted_on).where(
+                    Case.state.in_(tuple(states.AWAITING_ACCEPTANCE))
+                )
+            )
+        ).all()
+    done = 0
+    for case_id, received_on, resubmitted_on in candidates:
+        receipt = resubmitted_on or received_on
+        if not is_deemed_accepted(calendar, receipt, today):
+            continue
+        try:
+            async with sessionmaker() as session, session.begin():
+                case = await _claim(session, case_id, tuple(states.AWAITING_ACCEPTANCE))
+                if case is None:
+                    continue  # another replica has it, or it moved on
+                await apply_action(
+                    session, ctx, case, action="deem_accept", roles=("system",), actor="system",
+                    expected_version=None,
+                    system_detail={"rule": "Art. 32: no acceptance, rejection or correction notice within "
+                                           "5 working days of receipt; accepted as of the day of receipt",
+                                   "receipt": receipt.isoformat()},
+                )  # fmt: skip
+                done += 1
+        except Problem as exc:  # a concurrent run changed it first
+            log.info("deemed acceptance of case %s skipped: %s", case_id, exc.detail)
+    return done
+
+
+async def _raise_warnings(
+    sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, calendar: WorkdayCalendar, today: date
+) -> int:
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Case.id, Case.clock_step, Case.deadlines).where(
+                    Case.clock_step.is_not(None), Case.due_on.is_not(None)
+                )
+            )
+        ).all()
+    raised = 0
+    yellow_at = ctx.settings.yellow_at_days
+    for case_id, step, deadlines in rows:
+        data = json.loads(deadlines).get(step)
+        if not data:
+            continue
+        deadline = deadline_from_json(data)
+        level = warning_level(calendar, deadline, today, yellow_at=yellow_threshold(deadline.limit_days, yellow_at))
+        if level == "none":
+            continue
+        async with sessionmaker() as session, session.begin():
+            case = await _claim(session, case_id, tuple(states.STATES))
+            if case is None or case.clock_step != step:
+                continue
+            levels = ["yellow", "red"] if level == "red" else ["yellow"]  # a red case was yellow first
+            for each in levels:
+                result = await session.execute(
+                    _insert(session)(SupervisionWarning)
+                    .values(
+                        case_id=case.id,
+                        case_no=case.case_no,
+                        department=case.department,
+                        step=step,
+                        level=each,
+                        due_on=deadline.due,
+                        raised_at=ctx.current_time(),
+                        detail=f"{step} due {deadline.due} ({deadline.rule})",
+                    )  # fmt: skip
+                    .on_conflict_do_nothing()
+                )
+                if result.rowcount:
+                    raised += 1
+                    event = contract.SupervisionWarning(
+                        case_no=case.case_no, department=case.department, step=step, level=each,
+                        due=deadline.due, raised_at=ctx.current_time(),
+                    )  # fmt: skip
+                    await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+    raised += await _raise_branch_warnings(sessionmaker, ctx, calendar, today)
+    return raised
+
+
+async def _raise_branch_warnings(
+    sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, calendar: WorkdayCalendar, today: date
+) -> int:
+    """Parallel branches have deadlines of their own: warned per branch, to the branch's department."""
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(CaseBranch.id, CaseBranch.deadline).where(
+                    CaseBranch.state == "pending", CaseBranch.due_on.is_not(None)
+                )
+            )
+        ).all()
+    raised = 0
+    for branch_id, data in rows:
+        deadline = deadline_from_json(json.loads(data))
+        yellow_at = yellow_threshold(deadline.limit_days, ctx.settings.yellow_at_days)
+        level = warning_level(calendar, deadline, today, yellow_at=yellow_at)
+        if level == "none":
+            continue
+        async with sessionmaker() as session, session.begin():
+            query = select(CaseBranch, Case).join(Case, Case.id == CaseBranch.case_id).where(CaseBranch.id == branch_id)
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(of=CaseBranch, skip_locked=True)
+            found = (await session.execute(query)).first()
+            if found is None or found[0].state != "pending":
+                continue
+            branch, case = found
+            step = f"branch:{branch.department}"
+            for each in ["yellow", "red"] if level == "red" else ["yellow"]:
+                result = await session.execute(
+                    _insert(session)(SupervisionWarning)
+                    .values(
+                        case_id=case.id,
+                        case_no=case.case_no,
+                        department=branch.department,
+                        step=step,
+                        level=each,
+                        due_on=deadline.due,
+                        raised_at=ctx.current_time(),
+                        detail=f"parallel branch due {deadline.due}",
+                    )  # fmt: skip
+                    .on_conflict_do_nothing()
+                )
+                if result.rowcount:
+                    raised += 1
+                    event = contract.SupervisionWarning(case_no=case.case_no, department=branch.department, step=step,
+                                                        level=each, due=deadline.due, raised_at=ctx.current_time())  # fmt: skip
+                    await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+    return raised
+
+
+async def run_supervision_once(
+    sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, now: datetime | None = None
+) -> dict[str, int]:
+    """One round: deemed acceptances first (they start decision clocks), then warnings."""
+    if now is not None:
+        ctx = Context(settings=ctx.settings, now=lambda: now)
+    today = ctx.today()
+    deemed = await _deem_accept(sessionmaker, ctx, today)
+    async with sessionmaker() as session:
+        calendar = await calendars.load(session)
+    raised = await _raise_warnings(sessionmaker, ctx, calendar, today)
+    return {"deemed_accepted": deemed, "warnings": raised}
+
+
+class SupervisionTimer(BackgroundLoop):
+    task_name = "supervision-timer"
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context) -> None:
+        self.sessionmaker = sessionmaker
+        self.ctx = ctx
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await run_supervision_once(self.sessionmaker, self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away, not migrated yet: try again next round
+                log.warning("supervision round failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.ctx.settings.supervision_interval_seconds)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def _scope(principal) -> str | None:
+    """The department a supervisor sees; None = all (supervision centre)."""
+    if principal.kind != "officer" or not {"supervisor", "admin"} & set(principal.roles):
+        raise Problem(403, "forbidden", "Not allowed", "requires the supervisor role", rule="role")
+    return None if can_see_all(principal) else principal.department
+
+
+async def list_warnings(
+    session: AsyncSession, principal, *, department: str | None, level: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    scope = _scope(principal)
+    query = select(SupervisionWarning)
+    if scope is not None:
+        query = query.where(SupervisionWarning.department == scope)
+    elif department:
+        query = query.where(SupervisionWarning.department == department)
+    if level:
+        query = query.where(SupervisionWarning.level == level)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (
+        await session.execute(
+            query.order_by(SupervisionWarning.id.desc()).offset((page - 1) * page_size).limit(page_size)
+        )
+    ).scalars()
+    return {
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "items": [
+            {
+                "case_no": w.case_no,
+                "department": w.department,
+                "step": w.step,
+                "level": w.level,
+                "due_on": w.due_on.isoformat() if w.due_on else None,
+                "raised_at": w.raised_at.isoformat(),
+                "detail": w.detail,
+            }  # fmt: skip
+            for w in rows
+        ],
+    }
+
+
+async def statistics(session: AsyncSession, principal, *, department: str | None) -> list[dict[str, Any]]:
+    """Per department: volume, in hand, warnings, on-time rate and average working days of decided
+    cases (acceptance → decision), online share."""
+    scope = _scope(principal)
+    wanted = scope or department
+    query = select(Case)
+    if wanted:
+        query = query.where(Case.department == wanted)
+    cases = list((await session.execute(query)).scalars())
+    warnings = (
+        await session.execute(
+            select(SupervisionWarning.department, SupervisionWarning.level, func.count()).group_by(
+                SupervisionWarning.department, SupervisionWarning.level
+            )
+        )
+    ).all()
+    # When each decided case's decision was due (the last due date its clock had).
+    calendar = await calendars.load(session)
+    decided_due: dict[int, date | None] = {}
+    for case in cases:
+        if case.decided_on is not None and case.accepted_on is not None:
+            last = (
+                await session.execute(
+                    select(CaseEvent.detail).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)
+                )
+            ).scalars()
+            decided_due[case.id] = None
+            for detail in last:
+                due = json.loads(detail).get("decision_due")
+                if due:
+                    decided_due[case.id] = date.fromisoformat(due)
+    out: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        entry = out.setdefault(
+            case.department,
+            {
+                "department": case.department,
+                "volume": 0,
+                "in_hand": 0,
+                "online": 0,
+                "decided": 0,
+                "on_time": 0,
+                "working_days": 0,
+                "yellow": 0,
+                "red": 0,
+                "anomaly": 0,
+            },  # fmt: skip
+        )
+        entry["volume"] += 1
+        entry["online"] += int(case.online)
+        entry["in_hand"] += int(case.state not in states.TERMINAL)
+        if case.decided_on is not None and case.accepted_on is not None:
+            entry["decided"] += 1
+            days, _ = calendar.workdays_between(case.accepted_on, case.decided_on)
+            entry["working_days"] += days
+            due = decided_due.get(case.id)
+            entry["on_time"] += int(due is None or case.decided_on <= due)
+    for dept, level, count in warnings:
+        if dept in out and level in {"yellow", "red", "anomaly"}:
+            out[dept][level] = count
+    result = []
+    for entry in sorted(out.values(), key=lambda e: e["department"]):
+        decided = entry.pop("decided")
+        on_time = entry.pop("on_time")
+        days = entry.pop("working_days")
+        online = entry.pop("online")
+        entry.update(
+            decided=decided,
+            on_time_rate=round(on_time / decided, 4) if decided else None,
+            average_working_days=round(days / decided, 2) if decided else None,
+            online_share=round(online / entry["volume"], 4) if entry["volume"] else None,
+        )
+        result.append(entry)
+    return result
