@@ -88,6 +88,10 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/catalog/**", "GET", PUBLIC, label="/api/v1/catalog/**"),
     # caseflow
     rule("/api/v1/caseflow/progress/{case_no}", "GET", PUBLIC),
+    rule("/api/v1/caseflow/results", "GET", PUBLIC),  # 结果公示, personal data masked
+    rule("/api/v1/caseflow/sandbox/notifications", "GET", PUBLIC, environments={"development", "test"}),
+    rule("/api/v1/caseflow/sandbox/**", access=DENY),
+    rule("/api/v1/caseflow/materials", "POST", max_body_bytes=20 * MIB),  # upload before the case exists
     rule("/api/v1/caseflow/worklist", kinds={"officer"}),
     rule("/api/v1/caseflow/cases/{case_no}/actions", kinds={"officer"}),
     rule("/api/v1/caseflow/supervision/**", kinds={"officer"}, roles={"supervisor"}),

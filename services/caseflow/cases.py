@@ -54,7 +54,7 @@ ANOMALY_TEXT = {
     "fee_mismatch": "{action} by {actor}: fees paid differ from the matter's fees",
 }
 # Officers of these departments see every department's cases (supervision centre, platform admin).
-ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION"})
+ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION", "JCZX"})  # JCZX: 监察中心 (identity demo)
 
 
 @dataclass

@@ -116,6 +116,8 @@ async def test_supervisors_read_the_ledger_and_statistics(caseflow):
     }]  # fmt: skip
     centre = (await caseflow.get("/supervision/stats", headers=officer("supervisor", "SUPERVISION"))).json()
     assert centre == stats
+    demo_centre = (await caseflow.get("/supervision/stats", headers=officer("supervisor", "JCZX"))).json()
+    assert demo_centre == stats  # identity's demo supervisor sits in 监察中心 (JCZX)
 
 
 async def test_matters_arrive_from_catalog_over_nats(caseflow, nats_server):
