@@ -90,8 +90,9 @@ LUA_ACTIONS = """
 local cases = {{}}
 for line in io.lines("{case_file}") do cases[#cases + 1] = line end
 local index = 0
-local offset = 0
-setup = function(thread) thread:set("offset", offset); offset = offset + 1 end
+next_offset = 0  -- main state: each thread gets its own offset (a global there, set by setup)
+offset = 0
+setup = function(thread) thread:set("offset", next_offset); next_offset = next_offset + 1 end
 request = function()
   index = index + 1
   local case_no = cases[((index - 1) * {threads} + offset) % #cases + 1]
@@ -150,13 +151,13 @@ BULK_SQL = """
 INSERT INTO cases (case_no, query_code, matter_code, matter_version, matter_name, department, applicant,
   applicant_kind, applicant_name, state, version, correction_count, extension_days, reviewed, online, delivery,
   form, materials, received_on, deemed_accepted, clock_step, due_on, due_provisional, deadlines,
-  request_hash, created_at)
+  request_hash, created_at, updated_at)
 SELECT 'B' || lpad(g::text, 20, '0'), 'Q1234567', $1, 1, '个体工商户设立登记',
   (ARRAY['SCJGJ','BDCDJ','SWJ','RSJ','GAJ'])[1 + g % 5],
   '1101051949' || lpad((g % 100000)::text, 8, '0'), 'person', '张三',
   (ARRAY['submitted','accepted','in_review','approved','completed'])[1 + (g / 7) % 5], 1, 0, 0, false, true,
-  '{"method":"window"}', '{}', '[]', DATE '2026-11-02' - (g % 300), false, 'pre_review',
-  DATE '2026-11-05' + (g % 60), false, '{}', md5(g::text), now()
+  '{"method":"window"}', '{}', '[]', DATE '2026-11-02' - (g % 300)::int, false, 'pre_review',
+  DATE '2026-11-05' + (g % 60)::int, false, '{}', md5(g::text), now(), now()
 FROM generate_series($2::bigint, $3::bigint) AS g
 """
 
@@ -267,6 +268,7 @@ def main() -> int:
             transition_seconds = max(2, min(args.duration, int(len(case_numbers) / max(results["bare"]["rps"], 1))))
             results["transition"] = run_wrk(real, work / "actions.lua", args.connections, transition_seconds)
 
+            print(json.dumps({k: results[k] for k in ("bare", "submit", "transition")}), flush=True)
             if args.cases:
                 results["bulk_load_seconds"] = asyncio.run(bulk_load(url(real_db).replace("+asyncpg", ""), args.cases))
                 with httpx.Client(timeout=30) as client:
