@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 
 
-class BackgroundLoop:
+class BackgroundLoop(ABC):
     """Subclasses implement ``run()``; the app's lifespan calls ``start()`` and ``stop()``."""
 
     task_name = "background"
     _task: asyncio.Task | None = None
 
-    async def run(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def run(self) -> None:
+        """The loop itself; it runs until cancelled."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=self.task_name)
