@@ -155,7 +155,7 @@ INSERT INTO cases (case_no, query_code, matter_code, matter_version, matter_name
 SELECT 'B' || lpad(g::text, 20, '0'), 'Q1234567', $1, 1, '个体工商户设立登记',
   (ARRAY['SCJGJ','BDCDJ','SWJ','RSJ','GAJ'])[1 + g % 5],
   '1101051949' || lpad((g % 100000)::text, 8, '0'), 'person', '张三',
-  (ARRAY['submitted','accepted','in_review','approved','completed'])[1 + (g / 7) % 5], 1, 0, 0, false, true,
+  (ARRAY['submitted','resubmitted','accepted','reviewed','approved','delivering'])[1 + (g / 7) % 6], 1, 0, 0, false, true,
   '{"method":"window"}', '{}', '[]', DATE '2026-11-02' - (g % 300)::int, false, 'pre_review',
   DATE '2026-11-05' + (g % 60)::int, false, '{}', md5(g::text), now(), now()
 FROM generate_series($2::bigint, $3::bigint) AS g

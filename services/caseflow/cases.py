@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ from services.caseflow.domain.case_number import make_case_number, make_query_co
 from services.caseflow.domain.clock import Pause
 from services.caseflow.matters import get_matter
 from services.caseflow.models import (
+    OPEN_CASES,
     Blob,
     Case,
     CaseBranch,
@@ -513,6 +514,7 @@ async def my_cases(session: AsyncSession, principal: Principal, *, state: str | 
 
 
 # States each role works on (the worklist).
+WORKLIST_COUNT_CAP = 1000
 WORK_OF_ROLE = {
     "acceptor": ("submitted", "resubmitted", "approved", "delivering"),
     "reviewer": ("accepted", "suspended"),
@@ -539,7 +541,8 @@ async def worklist(
     wanted = sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())})
     if state:
         wanted = [s for s in wanted if s == state]
-    query = select(Case).where(Case.state.in_(wanted))
+    # The literal open-cases predicate lets both databases use the partial worklist index.
+    query = select(Case).where(text(OPEN_CASES), Case.state.in_(wanted))
     if not can_see_all(principal):
         own = Case.department == principal.department
         if "decider" in principal.roles:  # and the parallel branches waiting for this department
@@ -554,10 +557,19 @@ async def worklist(
         query = query.where(Case.due_on < overdue_on)
     if due_before:
         query = query.where(Case.due_on <= due_before)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    ordered = query.order_by(Case.due_on.is_(None), Case.due_on, Case.id)
+    # Counting a department's whole backlog on every page costs more than the page; past
+    # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
+    capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
+    total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
+    ordered = query.order_by(Case.due_on.asc().nulls_last(), Case.id)
     rows = (await session.execute(ordered.offset((page - 1) * page_size).limit(page_size))).scalars()
-    return {"total": total, "page": page, "page_size": page_size, "items": [summary_out(c) for c in rows]}
+    return {
+        "total": min(total, WORKLIST_COUNT_CAP),
+        "total_capped": total > WORKLIST_COUNT_CAP,
+        "page": page,
+        "page_size": page_size,
+        "items": [summary_out(c) for c in rows],
+    }
 
 
 # ---- transitions --------------------------------------------------------------------------------
