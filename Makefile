@@ -41,9 +41,12 @@ contracts-check: install
 	$(BIN)/python -m contracts.generate --check
 
 ## make bench: throughput benchmarks; results go to docs/benchmarks.md by hand, with the date.
+## (gateway needs wrk and nginx: apt-get install wrk nginx; caseflow needs PostgreSQL, BENCH_POSTGRES_URL)
 bench: install
 	$(BIN)/python -m bench.identity_bench
-	@if [ -f bench/gateway_bench.py ]; then $(BIN)/python -m bench.gateway_bench; fi
+	$(BIN)/python -m bench.catalog_bench
+	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.caseflow_bench
 
 clean:
 	rm -rf .data
