@@ -40,6 +40,12 @@ def _with_etag(response: Response, case) -> None:
     response.headers["ETag"] = f'"{case.version}"'
 
 
+async def _answer(session, response: Response, case, caller) -> dict[str, Any]:
+    """The case as its caller may see it, with its version as the ETag for the next If-Match."""
+    _with_etag(response, case)
+    return await cases.detail_out(session, case, caller)
+
+
 @router.post("/cases", status_code=201, tags=["cases"])
 async def submit_case(
     body: SubmitRequest,
@@ -108,8 +114,7 @@ async def officer_action(
             "the case was already sent back once for corrections (Art. 32: ALL items in ONE notice)",
             state=(await cases.visible_case(session, caller, case_no)).state,
         ) from None  # fmt: skip
-    _with_etag(response, case)
-    return await cases.detail_out(session, case, caller)
+    return await _answer(session, response, case, caller)
 
 
 @router.post("/cases/{case_no}/branches/{department}/actions", tags=["officers"])
@@ -128,8 +133,7 @@ async def branch_action(
         session, context(request), caller, case_no, department, action=body.action, reason=body.reason,
         if_match=if_match,
     )  # fmt: skip
-    _with_etag(response, case)
-    return await cases.detail_out(session, case, caller)
+    return await _answer(session, response, case, caller)
 
 
 @router.post("/cases/{case_no}/resubmit", tags=["cases"])
@@ -143,8 +147,7 @@ async def resubmit(
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     case = await cases.applicant_action(session, context(request), caller, case_no, "resubmit", body, if_match)
-    _with_etag(response, case)
-    return await cases.detail_out(session, case, caller)
+    return await _answer(session, response, case, caller)
 
 
 @router.post("/cases/{case_no}/withdraw", tags=["cases"])
@@ -157,8 +160,7 @@ async def withdraw(
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     case = await cases.applicant_action(session, context(request), caller, case_no, "withdraw", None, if_match)
-    _with_etag(response, case)
-    return await cases.detail_out(session, case, caller)
+    return await _answer(session, response, case, caller)
 
 
 @router.get("/progress/{case_no}", tags=["public"])
