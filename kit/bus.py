@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import nats
@@ -125,6 +126,7 @@ class Bus:
         await cancel_task(self._task)
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await self.nc.drain()
-            except Exception:
-                await self.nc.close()
+                await asyncio.wait_for(self.nc.drain(), 5)
+            except Exception:  # a drain that fails or takes too long: just close
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.nc.close(), 5)
