@@ -98,30 +98,42 @@ async def _raise_warnings(
             case = await _claim(session, case_id, tuple(states.STATES))
             if case is None or case.clock_step != step:
                 continue
-            levels = ["yellow", "red"] if level == "red" else ["yellow"]  # a red case was yellow first
-            for each in levels:
-                result = await session.execute(
-                    _insert(session)(SupervisionWarning)
-                    .values(
-                        case_id=case.id,
-                        case_no=case.case_no,
-                        department=case.department,
-                        step=step,
-                        level=each,
-                        due_on=deadline.due,
-                        raised_at=ctx.current_time(),
-                        detail=f"{step} due {deadline.due} ({deadline.rule})",
-                    )  # fmt: skip
-                    .on_conflict_do_nothing()
-                )
-                if result.rowcount:
-                    raised += 1
-                    event = contract.SupervisionWarning(
-                        case_no=case.case_no, department=case.department, step=step, level=each,
-                        due=deadline.due, raised_at=ctx.current_time(),
-                    )  # fmt: skip
-                    await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+            raised += await _record_warnings(
+                session, ctx, case=case, department=case.department, step=step, level=level, deadline=deadline,
+                detail=f"{step} due {deadline.due} ({deadline.rule})",
+            )  # fmt: skip
     raised += await _raise_branch_warnings(sessionmaker, ctx, calendar, today)
+    return raised
+
+
+async def _record_warnings(
+    session: AsyncSession, ctx: Context, *, case: Case, department: str, step: str, level: str, deadline, detail: str
+) -> int:
+    """Write the warning (and, for red, the yellow it passed through) into the ledger once each,
+    and emit an event for each row actually inserted. Returns how many were new."""
+    raised = 0
+    for each in ["yellow", "red"] if level == "red" else ["yellow"]:
+        result = await session.execute(
+            _insert(session)(SupervisionWarning)
+            .values(
+                case_id=case.id,
+                case_no=case.case_no,
+                department=department,
+                step=step,
+                level=each,
+                due_on=deadline.due,
+                raised_at=ctx.current_time(),
+                detail=detail,
+            )  # fmt: skip
+            .on_conflict_do_nothing()
+        )
+        if result.rowcount:
+            raised += 1
+            event = contract.SupervisionWarning(
+                case_no=case.case_no, department=department, step=step, level=each, due=deadline.due,
+                raised_at=ctx.current_time(),
+            )  # fmt: skip
+            await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
     return raised
 
 
@@ -153,26 +165,10 @@ async def _raise_branch_warnings(
                 continue
             branch, case = found
             step = f"branch:{branch.department}"
-            for each in ["yellow", "red"] if level == "red" else ["yellow"]:
-                result = await session.execute(
-                    _insert(session)(SupervisionWarning)
-                    .values(
-                        case_id=case.id,
-                        case_no=case.case_no,
-                        department=branch.department,
-                        step=step,
-                        level=each,
-                        due_on=deadline.due,
-                        raised_at=ctx.current_time(),
-                        detail=f"parallel branch due {deadline.due}",
-                    )  # fmt: skip
-                    .on_conflict_do_nothing()
-                )
-                if result.rowcount:
-                    raised += 1
-                    event = contract.SupervisionWarning(case_no=case.case_no, department=branch.department, step=step,
-                                                        level=each, due=deadline.due, raised_at=ctx.current_time())  # fmt: skip
-                    await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+            raised += await _record_warnings(
+                session, ctx, case=case, department=branch.department, step=step, level=level, deadline=deadline,
+                detail=f"parallel branch due {deadline.due}",
+            )  # fmt: skip
     return raised
 
 
