@@ -76,12 +76,17 @@ def mint(key_file: Path, subject: str, **claims) -> str:
     return jwt.encode(body, key, algorithm="EdDSA", headers={"kid": "bench-1"})
 
 
+# Every request its own Idempotency-Key: wrk seeds each thread's math.random alike, so the key
+# carries the thread's number (set by setup) and a per-run prefix, never a random number alone.
 LUA_POST = """
 counter = 0
+next_thread = 0
+thread_no = 0
+setup = function(thread) thread:set("thread_no", next_thread); next_thread = next_thread + 1 end
 request = function()
   counter = counter + 1
   local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
-  headers["Idempotency-Key"] = "bench-" .. tostring(math.random(1, 2^30)) .. "-" .. counter
+  headers["Idempotency-Key"] = "{run}-" .. thread_no .. "-" .. counter
   return wrk.format("POST", "/cases", headers, [[{body}]])
 end
 """
@@ -246,10 +251,10 @@ def main() -> int:
                 check = client.post(real + "/cases", json=body, headers={"Authorization": f"Bearer {person}"})
                 assert check.status_code == 201, check.text
             body_json = json.dumps(body, ensure_ascii=False)
-            (work / "post.lua").write_text(LUA_POST.format(token=person, body=body_json))
-
-            results["bare"] = run_wrk(bare, work / "post.lua", args.connections, args.duration)
-            results["submit"] = run_wrk(real, work / "post.lua", args.connections, args.duration)
+            for name in ("bare", "submit"):
+                (work / f"{name}.lua").write_text(LUA_POST.format(token=person, body=body_json, run=name))
+            results["bare"] = run_wrk(bare, work / "bare.lua", args.connections, args.duration)
+            results["submit"] = run_wrk(real, work / "submit.lua", args.connections, args.duration)
 
             async def submitted() -> list[str]:
                 connection = await asyncpg.connect(url(real_db).replace("+asyncpg", ""))

@@ -99,7 +99,7 @@ async def branch_action(
                           detail=dumps({"department": department, "reason": reason})))  # fmt: skip
     if action == "deny":
         definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-        matter = json.loads(definition.definition) if definition else {}
+        matter = definition.definition if definition else {}
         if matter.get("parallel_denial", "deny_case") == "deny_case":
             await apply_action(
                 session, ctx, case, action="deny", roles=("system",), actor="system", expected_version=None,

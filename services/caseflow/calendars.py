@@ -11,14 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.errors import Problem, field_problem
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.models import CalendarOverride, CalendarYear
+from services.caseflow.reference import cache_for, changed_in, forget_on_commit
 
 
 async def load(session: AsyncSession) -> WorkdayCalendar:
-    """The calendar with every override loaded (a few dozen rows a year: read per use, so replicas
-    never work from an older calendar than the last commit)."""
-    overrides = {row.day: row.workday for row in (await session.execute(select(CalendarOverride))).scalars()}
-    years = [row for row in (await session.execute(select(CalendarYear.year))).scalars()]
-    return WorkdayCalendar(overrides, known_override_years=years)
+    """The calendar with every override loaded (a few dozen rows a year), kept in memory for a few
+    seconds: a year loaded through another replica is seen within the TTL, and the supervision
+    timer recomputes deadlines that were provisional when the calendar changed."""
+    cache = None if changed_in(session, "calendar") else cache_for(session, "calendar")
+    calendar = cache.get("calendar") if cache is not None else None
+    if calendar is None:
+        overrides = {row.day: row.workday for row in (await session.execute(select(CalendarOverride))).scalars()}
+        years = [row for row in (await session.execute(select(CalendarYear.year))).scalars()]
+        calendar = WorkdayCalendar(overrides, known_override_years=years)
+        if cache is not None:
+            cache.put("calendar", calendar)
+    return calendar
 
 
 def _days(values: list[str], year: int, field: str) -> list[date]:
@@ -57,4 +65,5 @@ async def replace_year(
     else:
         existing.loaded_at, existing.loaded_by = datetime.now(UTC), loaded_by
     await session.flush()
+    forget_on_commit(session, "calendar")
     return {"year": year, "holidays": len(holiday_days), "workdays": len(workday_days)}

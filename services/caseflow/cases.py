@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from contracts.events import caseflow as contract
@@ -23,6 +24,7 @@ from kit.errors import Problem, field_problem
 from kit.events import envelope
 from kit.masking import mask_name
 from services.caseflow import calendars, notifications
+from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.domain import states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import (
@@ -40,7 +42,6 @@ from services.caseflow.models import (
     Case,
     CaseBranch,
     CaseEvent,
-    CaseNumberSequence,
     CasePause,
     Evaluation,
     SupervisionWarning,
@@ -63,6 +64,7 @@ class Context:
     """What the service functions need besides the session: settings and the current time."""
 
     settings: Settings
+    numbers: CaseNumberBlocks = field(repr=False)
     now: Any = None  # callable returning an aware datetime; tests replace it
 
     def current_time(self) -> datetime:
@@ -92,20 +94,6 @@ def _insert(session: AsyncSession):
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
-async def next_sequence(session: AsyncSession, division: str, day: date) -> int:
-    """The next number of the day for this division: one atomic upsert, safe under concurrency."""
-    insert = _insert(session)
-    statement = (
-        insert(CaseNumberSequence)
-        .values(division=division, day=day, last=1)
-        .on_conflict_do_update(
-            index_elements=["division", "day"], set_={"last": CaseNumberSequence.__table__.c.last + 1}
-        )
-        .returning(CaseNumberSequence.__table__.c.last)
-    )
-    return (await session.execute(statement)).scalar_one()
-
-
 def actor_of(principal: Principal) -> str:
     return principal.subject if principal.kind == "officer" else "applicant"
 
@@ -114,21 +102,12 @@ def can_see_all(principal: Principal) -> bool:
     return principal.kind == "officer" and principal.department in ALL_DEPARTMENTS
 
 
-async def pauses_of(session: AsyncSession, case_id: int) -> list[CasePause]:
-    return list(
-        (await session.execute(select(CasePause).where(CasePause.case_id == case_id).order_by(CasePause.id))).scalars()
-    )
-
-
 def _approved_on(case: Case) -> date | None:
     return case.decided_on if case.state in {"approved", "delivering", "completed"} else None
 
 
-async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:
-    """Recompute every clock of the case from its facts and store the running one."""
-    stored = await pauses_of(session, case.id) if case.id is not None else []
-    stored += [p for p in session.new if isinstance(p, CasePause) and p.case_id == case.id]  # not flushed yet
-    pauses = [Pause(start=p.started_on, end=p.ended_on, reason=p.reason) for p in stored]
+def set_clocks(calendar: WorkdayCalendar, case: Case, matter: dict, pauses: list[CasePause]) -> None:
+    """Recompute every clock of the case from its facts and pauses; store the running one."""
     clocks = case_deadlines(
         calendar,
         matter=matter,
@@ -137,7 +116,7 @@ async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, cas
         resubmitted_on=case.resubmitted_on,
         accepted_on=case.accepted_on,
         approved_on=_approved_on(case),
-        pauses=pauses,
+        pauses=[Pause(start=p.started_on, end=p.ended_on, reason=p.reason) for p in pauses],
         extension_days=case.extension_days,
     )
     step = STEP_OF_STATE.get(case.state)
@@ -146,6 +125,11 @@ async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, cas
     case.due_on = running.due if running else None
     case.due_provisional = any(d.provisional for d in clocks.values())
     case.deadlines = dumps({name: deadline_json(d) for name, d in clocks.items()})
+
+
+async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:
+    """``set_clocks`` with the case's pauses (loaded if they are not yet)."""
+    set_clocks(calendar, case, matter, list(await case.awaitable_attrs.pauses))
 
 
 async def add_event(session: AsyncSession, case: Case, data: Any) -> None:
@@ -228,6 +212,12 @@ async def check_materials(
     known = {m["name"]: m for m in matter.get("materials", [])}
     errors: list[dict[str, str]] = []
     given = {m.name for m in materials}
+    blob_ids = [m.blob_id for m in materials if m.blob_id is not None]
+    owners = (
+        dict((await session.execute(select(Blob.id, Blob.owner).where(Blob.id.in_(blob_ids)))).all())
+        if blob_ids
+        else {}
+    )
     for index, material in enumerate(materials):
         spec = known.get(material.name)
         field = f"materials.{index}"
@@ -248,10 +238,8 @@ async def check_materials(
                     "message": f"{material.name} cannot be satisfied by an e-licence",
                 }
             )  # noqa: E501
-        if material.blob_id is not None:
-            blob = await session.get(Blob, material.blob_id)
-            if blob is None or blob.owner != principal.subject:
-                errors.append({"field": f"{field}.blob_id", "rule": "exists", "message": "no such upload of yours"})
+        if material.blob_id is not None and owners.get(material.blob_id) != principal.subject:
+            errors.append({"field": f"{field}.blob_id", "rule": "exists", "message": "no such upload of yours"})
     if not partial:
         for name, spec in known.items():
             if spec.get("required") and name not in given:
@@ -289,71 +277,98 @@ async def find_by_idempotency_key(session: AsyncSession, applicant: str, key: st
     ).scalar_one_or_none()
 
 
+async def _earlier_submission(session: AsyncSession, principal: Principal, key: str | None, digest: str) -> Case | None:
+    """The case this Idempotency-Key already made (same body), or None; another body → 422."""
+    existing = await find_by_idempotency_key(session, principal.subject, key) if key is not None else None
+    if existing is not None and not hmac.compare_digest(existing.request_hash, digest):
+        raise Problem(422, "idempotency-key-reused", "Idempotency-Key reused",
+                      "this Idempotency-Key was used for a different submission")  # fmt: skip
+    return existing
+
+
+@dataclass
+class Submitted:
+    """A submission's answer: the case, whether it is new, and (when new) its timeline so far."""
+
+    case: Case
+    created: bool
+    timeline: list[CaseEvent] | None = None
+
+
 async def submit(
     session: AsyncSession, ctx: Context, principal: Principal, body: SubmitRequest, idempotency_key: str | None
-) -> tuple[Case, bool]:
-    """Create a case (``True``) or return the one this Idempotency-Key already made (``False``)."""
+) -> Submitted:
+    """Create a case, or return the one this Idempotency-Key already made.
+
+    The common path is one insert that also claims the key (ON CONFLICT DO NOTHING): a retry is
+    recognised by the conflict, so a first submission never pays for looking its key up."""
     digest = request_hash(body)
-    if idempotency_key is not None:
-        existing = await find_by_idempotency_key(session, principal.subject, idempotency_key)
-        if existing is not None:
-            if not hmac.compare_digest(existing.request_hash, digest):
-                raise Problem(
-                    422,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused",
-                    "this Idempotency-Key was used for a different submission",
-                )
-            return existing, False
-    definition = await get_matter(session, body.matter_code, body.matter_version)
-    if definition is None:
-        raise field_problem("matter_code", "published", "no published matter with this code and version", status=422)
-    matter = json.loads(definition.definition)
-    check_applicant(principal, matter)
-    if body.delivery.method == "ems" and not (
-        matter.get("express") or "express" in matter.get("result", {}).get("delivery", [])
-    ):
-        raise field_problem("delivery.method", "offered", "this matter does not offer EMS delivery")
-    check_form(matter, body.form)
-    materials = await check_materials(session, principal, matter, body.materials, partial=False)
+    try:
+        matter_row, matter, materials = await _validate_submission(session, principal, body)
+    except Problem:
+        # A retry of a submission that was accepted before (the matter may have been retired since).
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:
+            raise
+        return Submitted(existing, created=False)
 
     now = ctx.current_time()
     today = ctx.today()
     division = matter.get("division_code") or ctx.settings.default_division
-    sequence = await next_sequence(session, division, today)
+    sequence = await ctx.numbers.next(division, today)
     case = Case(
         case_no=make_case_number(division, today, sequence),
         query_code=make_query_code(),
-        matter_code=definition.code,
-        matter_version=definition.version,
-        matter_name=definition.name,
-        department=definition.department,
+        matter_code=matter_row.code,
+        matter_version=matter_row.version,
+        matter_name=matter_row.name,
+        department=matter_row.department,
         applicant=principal.subject,
         applicant_kind=principal.kind,
         applicant_name=body.applicant_name,
         agent=principal.actor,
         state="submitted",
+        version=1,
+        suspended_from=None,
         correction_count=0,
         extension_days=0,
+        extension_reason=None,
         reviewed=False,
         online=True,
         delivery=dumps(body.delivery.model_dump(exclude_none=True)),
         form=dumps(body.form),
-        fees_paid_yuan=body.fees_paid_yuan,
         materials=dumps(materials),
+        correction_items=None,
+        decision_reason=None,
+        fees_paid_yuan=body.fees_paid_yuan,
         received_on=today,
+        resubmitted_on=None,
+        accepted_on=None,
         deemed_accepted=False,
+        decided_on=None,
+        completed_on=None,
         idempotency_key=idempotency_key,
         request_hash=digest,
         created_at=now,
         updated_at=now,
-        deadlines="{}",
     )
-    await recompute_clocks(session, await calendars.load(session), case, matter)
-    session.add(case)
-    await session.flush()  # a concurrent retry with the same key fails here (unique constraint)
-    session.add(CaseEvent(case_id=case.id, at=now, action="submit", actor=actor_of(principal), from_state=None,
-                          to_state="submitted", detail=dumps({"materials": len(materials)})))  # fmt: skip
+    set_clocks(await calendars.load(session), case, matter, [])
+    values = {column.key: getattr(case, column.key) for column in CASES.columns if column.key != "id"}
+    statement = _insert(session)(CASES).values(**values)
+    if idempotency_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
+    case.id = (await session.execute(statement.returning(CASES.c.id))).scalar_one_or_none()
+    if case.id is None:  # the key was claimed first: a retry, or a concurrent duplicate that committed first
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
+            raise Problem(409, "idempotency-key-busy", "Submission in progress",
+                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
+        return Submitted(existing, created=False)
+
+    event = CaseEvent(case_id=case.id, at=now, action="submit", actor=actor_of(principal), from_state=None,
+                      to_state="submitted", detail=dumps({"materials": len(materials)}))  # fmt: skip
+    await session.execute(insert(CaseEvent).values(**{c.key: getattr(event, c.key) for c in EVENTS.columns
+                                                     if c.key != "id"}))  # fmt: skip
     await notifications.notify(session, case, "submit", {}, now)
     await add_event(
         session,
@@ -363,10 +378,31 @@ async def submit(
             applicant=case.applicant,
             delivery=body.delivery.method,
             received_on=today,
-        ),
+        ),  # fmt: skip
     )
-    await session.flush()
-    return case, True
+    return Submitted(case, created=True, timeline=[event])
+
+
+CASES = Case.__table__
+EVENTS = CaseEvent.__table__
+
+
+async def _validate_submission(
+    session: AsyncSession, principal: Principal, body: SubmitRequest
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """The matter version applied for and the stored materials, or a problem naming every rule broken."""
+    definition = await get_matter(session, body.matter_code, body.matter_version)
+    if definition is None:
+        raise field_problem("matter_code", "published", "no published matter with this code and version", status=422)
+    matter = definition.definition
+    check_applicant(principal, matter)
+    if body.delivery.method == "ems" and not (
+        matter.get("express") or "express" in matter.get("result", {}).get("delivery", [])
+    ):
+        raise field_problem("delivery.method", "offered", "this matter does not offer EMS delivery")
+    check_form(matter, body.form)
+    materials = await check_materials(session, principal, matter, body.materials, partial=False)
+    return definition, matter, materials
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -374,12 +410,12 @@ def not_found() -> Problem:
     return Problem(404, "not-found", "Not found", "no such case")
 
 
-async def visible_case(session: AsyncSession, principal: Principal, case_no: str, *, lock: bool = False) -> Case:
+async def visible_case(session: AsyncSession, principal: Principal, case_no: str) -> Case:
     """The case if the caller may see it; 404 otherwise (an outsider learns nothing, not even existence)."""
     if not valid_case_number(case_no):
         raise not_found()
-    query = select(Case).where(Case.case_no == case_no)
-    case = (await session.execute(query)).scalar_one_or_none()
+    query = select(Case).options(joinedload(Case.pauses)).where(Case.case_no == case_no)
+    case = (await session.execute(query)).unique().scalar_one_or_none()
     if case is None:
         raise not_found()
     if principal.kind == "officer":
@@ -426,9 +462,36 @@ def summary_out(case: Case) -> dict[str, Any]:
 
 
 async def detail_out(session: AsyncSession, case: Case, principal: Principal, *, with_query_code: bool = False) -> dict:
+    """The case with everything an applicant or officer sees: pauses, timeline, branches, evaluation."""
+    matter = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
+    from services.caseflow.branches import branches_of
+
+    parallel = matter is not None and bool(matter.definition.get("parallel_departments"))
+    return detail_of(
+        case,
+        principal,
+        pauses=list(await case.awaitable_attrs.pauses),
+        timeline=await timeline(session, case.id),
+        branches=await branches_of(session, case.id) if parallel else [],
+        evaluation=await session.get(Evaluation, case.id) if case.state == "completed" else None,
+        with_query_code=with_query_code,
+    )
+
+
+def detail_of(
+    case: Case,
+    principal: Principal,
+    *,
+    pauses: list[CasePause],
+    timeline: list[CaseEvent],
+    branches: list[CaseBranch],
+    evaluation: Evaluation | None,
+    with_query_code: bool,
+) -> dict[str, Any]:
+    from services.caseflow.branches import branch_out
+
     out = summary_out(case)
     roles = principal.roles if principal.kind == "officer" else ("applicant",)
-    pauses = await pauses_of(session, case.id)
     out.update(
         applicant={
             "subject": case.applicant,
@@ -466,15 +529,12 @@ async def detail_out(session: AsyncSession, case: Case, principal: Principal, *,
                 "to_state": e.to_state,
                 "detail": json.loads(e.detail),
             }  # fmt: skip
-            for e in await timeline(session, case.id)
+            for e in timeline
         ],
         allowed_actions=[a for a in states.allowed_actions(case.state, roles) if a != "deem_accept"],
+        branches=[branch_out(b) for b in branches],
+        evaluation=evaluations_out(evaluation) if evaluation else None,
     )
-    from services.caseflow.branches import branch_out, branches_of
-
-    out["branches"] = [branch_out(b) for b in await branches_of(session, case.id)]
-    evaluation = await session.get(Evaluation, case.id)
-    out["evaluation"] = evaluations_out(evaluation) if evaluation else None
     if with_query_code:
         out["query_code"] = case.query_code
     return out
@@ -597,13 +657,9 @@ def _require(value: Any, field: str, message: str) -> None:
         raise field_problem(field, "required", message)
 
 
-async def _open_pause(session: AsyncSession, case_id: int, *, correction: bool) -> CasePause | None:
-    condition = CasePause.reason == "correction" if correction else CasePause.reason != "correction"
-    return (
-        await session.execute(
-            select(CasePause).where(CasePause.case_id == case_id, CasePause.ended_on.is_(None), condition)
-        )
-    ).scalar_one_or_none()
+def _open_pause(case: Case, *, correction: bool) -> CasePause | None:
+    """The correction pause (or the Art. 45 suspension) still running; pauses are loaded."""
+    return next((p for p in case.pauses if p.ended_on is None and (p.reason == "correction") == correction), None)
 
 
 async def apply_action(session: AsyncSession, ctx: Context, case: Case, **kwargs: Any) -> Case:
@@ -641,7 +697,8 @@ async def _apply_action(
             version=case.version,
         )
     definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-    matter = json.loads(definition.definition) if definition else {}
+    matter = definition.definition if definition else {}
+    await case.awaitable_attrs.pauses  # loaded before any change (no lazy load half-way)
     try:
         new_state = states.transition(
             case.state,
@@ -688,10 +745,10 @@ async def _apply_action(
                 raise field_problem("items", "known_material", f"not materials of this matter: {', '.join(unknown)}")
             case.correction_count += 1
             case.correction_items = dumps([i.model_dump() for i in items])
-            session.add(CasePause(case_id=case.id, reason="correction", started_on=today))
+            case.pauses.append(CasePause(case_id=case.id, reason="correction", started_on=today))
             detail["items"] = [i.model_dump() for i in items]
         elif action == "resubmit":
-            pause = await _open_pause(session, case.id, correction=True)
+            pause = _open_pause(case, correction=True)
             if pause is not None:
                 pause.ended_on = today
             case.resubmitted_on = today
@@ -729,11 +786,11 @@ async def _apply_action(
             _require(suspension, "suspension", "name the Art. 45 procedure (hearing, testing, expert_review, …)")
             _require(expected, "expected_days", "the applicant is told how long it will take (working days)")
             case.suspended_from = old_state
-            session.add(CasePause(case_id=case.id, reason=suspension, started_on=today, expected_days=expected,
-                                  note=reason))  # fmt: skip
+            case.pauses.append(CasePause(case_id=case.id, reason=suspension, started_on=today,
+                                         expected_days=expected, note=reason))  # fmt: skip
             detail.update(suspension=suspension, expected_days=expected, reason=reason)
         elif action == "resume":
-            pause = await _open_pause(session, case.id, correction=False)
+            pause = _open_pause(case, correction=False)
             if pause is not None:
                 pause.ended_on = today
             case.suspended_from = None
@@ -745,7 +802,7 @@ async def _apply_action(
         elif action == "complete":
             case.completed_on = today
         elif action == "withdraw":
-            for pause in await pauses_of(session, case.id):
+            for pause in case.pauses:
                 if pause.ended_on is None:
                     pause.ended_on = today
 
@@ -878,7 +935,7 @@ async def recompute_provisional(session: AsyncSession) -> int:
     count = 0
     for case in open_cases:
         definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-        await recompute_clocks(session, calendar, case, json.loads(definition.definition) if definition else {})
+        await recompute_clocks(session, calendar, case, definition.definition if definition else {})
         count += 1
     await session.flush()
     return count

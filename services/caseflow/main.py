@@ -14,6 +14,7 @@ from kit.settings import DATA_DIR
 from services.caseflow import cases, matters
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import LocalBlobStore
+from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.models import inbox, outbox
 from services.caseflow.settings import Settings
 from services.caseflow.supervision import SupervisionTimer
@@ -77,7 +78,9 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
     settings = settings or Settings()
 
     async def start(app: FastAPI) -> None:
-        app.state.caseflow = cases.Context(settings=settings)
+        app.state.caseflow = cases.Context(
+            settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block)
+        )
         app.state.blob_store = LocalBlobStore(Path(settings.blob_dir or DATA_DIR / "caseflow-blobs"))
         app.state.supervision_timer = None
         if settings.supervision_enabled:

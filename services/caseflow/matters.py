@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.events.catalog import MatterPublished, MatterRetired
 from kit.events import CloudEvent
 from services.caseflow.models import MatterDefinition
+from services.caseflow.reference import cache_for, changed_in, forget_on_commit
+
+
+@dataclass(frozen=True)
+class Matter:
+    """A published matter version as caseflow uses it; ``definition`` is shared: read it, never change it."""
+
+    code: str
+    version: int
+    name: str
+    department: str
+    retired: bool
+    definition: dict[str, Any]
 
 
 async def store_published(session: AsyncSession, data: MatterPublished) -> None:
@@ -29,6 +45,7 @@ async def store_published(session: AsyncSession, data: MatterPublished) -> None:
         )
     )
     await session.flush()
+    forget_on_commit(session, "matters")
 
 
 async def on_matter_published(session: AsyncSession, event: CloudEvent) -> None:
@@ -38,15 +55,29 @@ async def on_matter_published(session: AsyncSession, event: CloudEvent) -> None:
 async def on_matter_retired(session: AsyncSession, event: CloudEvent) -> None:
     data = MatterRetired.model_validate(event.data)
     await session.execute(update(MatterDefinition).where(MatterDefinition.code == data.code).values(retired=True))
+    forget_on_commit(session, "matters")
 
 
 async def get_matter(
     session: AsyncSession, code: str, version: int | None = None, *, include_retired: bool = False
-) -> MatterDefinition | None:
-    """A given version, or the newest one; retired matters take no new cases."""
+) -> Matter | None:
+    """A given version, or the newest one; retired matters take no new cases. Served from memory
+    for a few seconds (published versions never change; a retirement is seen within the TTL)."""
+    cache = None if changed_in(session, "matters") else cache_for(session, "matters")
+    key = (code, version, include_retired)
+    found = cache.get(key) if cache is not None else None
+    if found is not None:
+        return found
     query = select(MatterDefinition).where(MatterDefinition.code == code)
     if version is not None:
         query = query.where(MatterDefinition.version == version)
     if not include_retired:
         query = query.where(MatterDefinition.retired.is_(False))
-    return (await session.execute(query.order_by(MatterDefinition.version.desc()).limit(1))).scalar_one_or_none()
+    row = (await session.execute(query.order_by(MatterDefinition.version.desc()).limit(1))).scalar_one_or_none()
+    if row is None:
+        return None  # not cached: the matter may be published a moment from now
+    found = Matter(code=row.code, version=row.version, name=row.name, department=row.department,
+                   retired=row.retired, definition=json.loads(row.definition))  # fmt: skip
+    if cache is not None:
+        cache.put(key, found)
+    return found

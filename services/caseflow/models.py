@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from kit.consumer import make_inbox_table
 from kit.db import UtcDateTime
@@ -22,7 +23,7 @@ from services.caseflow.domain.states import TERMINAL
 OPEN_CASES = "state NOT IN (" + ", ".join(f"'{state}'" for state in sorted(TERMINAL)) + ")"
 
 
-class Base(DeclarativeBase):
+class Base(AsyncAttrs, DeclarativeBase):
     """Caseflow's own metadata: no other service's tables in its migrations."""
 
 
@@ -109,6 +110,8 @@ class Case(Base):
             sqlite_where=text(OPEN_CASES),
         ),
     )
+    # Loaded with the case where it is acted on (one joined query); new pauses are appended here.
+    pauses: Mapped[list[CasePause]] = relationship(order_by="CasePause.id")
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
 
 

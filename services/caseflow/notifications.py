@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.caseflow.models import Case, Notification
@@ -52,8 +52,8 @@ async def notify(session: AsyncSession, case: Case, action: str, detail: dict, a
     text = render(action, case, detail)
     if text is None:
         return
-    session.add(
-        Notification(
+    await session.execute(
+        insert(Notification).values(
             case_id=case.id, recipient=case.applicant, channel="sms", template=action, text=text, created_at=at
         )  # fmt: skip
     )

@@ -15,6 +15,8 @@ class Settings(ServiceSettings):
     max_page_size: int = Field(default=100, ge=1, le=1000)
     # Case numbers start with the matter's division, or this one when the matter names none.
     default_division: str = Field(default="320800", pattern=r"^\d{6}$")
+    # Case numbers are reserved from the database this many at a time per process (see case_numbers).
+    case_number_block: int = Field(default=20, ge=1, le=1000)
     # Local day boundaries for "received on", deadlines and the supervision timer.
     timezone: str = "Asia/Shanghai"
     # Supervision: yellow when this many working days (or fewer) remain; red when overdue.

@@ -9,6 +9,7 @@ that two runs both decide to raise exist once, with one event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from datetime import date, datetime
@@ -177,7 +178,7 @@ async def run_supervision_once(
 ) -> dict[str, int]:
     """One round: deemed acceptances first (they start decision clocks), then warnings."""
     if now is not None:
-        ctx = Context(settings=ctx.settings, now=lambda: now)
+        ctx = dataclasses.replace(ctx, now=lambda: now)
     today = ctx.today()
     deemed = await _deem_accept(sessionmaker, ctx, today)
     async with sessionmaker() as session:

@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, UploadFile
-from sqlalchemy.exc import IntegrityError
 
 from kit.auth import require_roles
 from kit.deps import Caller, DbSession
@@ -55,17 +54,14 @@ async def submit_case(
     caller: Caller,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> dict[str, Any]:
-    ctx = context(request)
-    try:
-        case, created = await cases.submit(session, ctx, caller, body, idempotency_key)
-    except IntegrityError:
-        # A concurrent retry with the same key won the insert: answer with its case.
-        await session.rollback()
-        case, created = await cases.submit(session, ctx, caller, body, idempotency_key)
-    if not created:
-        response.status_code = 200
+    submitted = await cases.submit(session, context(request), caller, body, idempotency_key)
+    case = submitted.case
     _with_etag(response, case)
-    return await cases.detail_out(session, case, caller, with_query_code=True)
+    if not submitted.created:
+        response.status_code = 200
+        return await cases.detail_out(session, case, caller, with_query_code=True)
+    return cases.detail_of(case, caller, pauses=[], timeline=submitted.timeline or [], branches=[], evaluation=None,
+                           with_query_code=True)  # fmt: skip
 
 
 @router.get("/cases", tags=["cases"])

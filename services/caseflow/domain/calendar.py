@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import chinese_calendar
 
@@ -66,6 +66,12 @@ def library_knows_year(year: int) -> bool:
     return True
 
 
+@lru_cache(maxsize=8192)
+def _library_workday(day: date) -> bool:
+    """chinesecalendar's answer, remembered: deadlines step over the same few hundred days all day."""
+    return chinese_calendar.is_workday(day)
+
+
 class WorkdayCalendar:
     """Official working days: chinesecalendar's holidays and 调休 make-up workdays, plus an override
     table admins load (date -> is_workday) for years the library does not know yet. A date in a year
@@ -83,7 +89,7 @@ class WorkdayCalendar:
         if day in self._overrides:
             return self._overrides[day]
         if library_knows_year(day.year):
-            return chinese_calendar.is_workday(day)
+            return _library_workday(day)
         return day.weekday() < 5
 
     def is_known(self, day: date) -> bool:

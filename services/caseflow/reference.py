@@ -1,0 +1,81 @@
+"""Reference data caseflow reads on every request, kept in memory for a few seconds.
+
+Published matter versions never change and the working-day calendar changes once or twice a
+year, yet reading them cost three of a submission's round trips. Each database (engine) has its
+own cache, so two apps on two databases in one process (the tests) never share entries. A write
+made through this process forgets the entries at once; another replica's write is seen within
+``TTL_SECONDS`` (docs/adr/0008-caseflow-hot-path.md).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Hashable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+TTL_SECONDS = 5.0
+
+
+class Expiring:
+    """A small key → value map whose entries are forgotten ``ttl`` seconds after they were put."""
+
+    def __init__(self, ttl: float = TTL_SECONDS) -> None:
+        self.ttl = ttl
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+
+    def get(self, key: Hashable) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if len(self._entries) > 10_000:  # a bound, not an eviction policy: entries live seconds
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_caches: weakref.WeakKeyDictionary[Engine, dict[str, Expiring]] = weakref.WeakKeyDictionary()
+
+
+def cache_for(session: AsyncSession, name: str) -> Expiring:
+    """The named cache of the database this session talks to (see ``changed_in``)."""
+    engine = session.get_bind()
+    named = _caches.setdefault(engine, {})
+    cache = named.get(name)
+    if cache is None:
+        cache = named[name] = Expiring()
+    return cache
+
+
+def changed_in(session: AsyncSession, name: str) -> bool:
+    """Whether this session wrote what the named cache holds (it then reads its own writes)."""
+    return name in session.info.get("reference_changed", ())
+
+
+def forget_on_commit(session: AsyncSession, name: str) -> None:
+    """This session changes what the named cache holds: until it commits, its own reads bypass
+    the cache; at commit (and now) the cache forgets everything it holds."""
+    changed: set[str] = session.info.setdefault("reference_changed", set())
+    cache = cache_for(session, name)
+    cache.clear()
+    if name in changed:
+        return
+    changed.add(name)
+
+    def after_commit(_sync_session: Any) -> None:
+        cache.clear()
+        changed.discard(name)
+
+    event.listen(session.sync_session, "after_commit", after_commit, once=True)
