@@ -55,17 +55,19 @@ class Outbox:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._insert = table.insert()  # built once, executed with parameters (compiled once)
 
     async def add(self, session: AsyncSession, event_: CloudEvent) -> None:
         await session.execute(
-            self.table.insert().values(
-                event_id=event_.id,
-                nats_subject=nats_subject_for(event_.type),
-                event_type=event_.type,
-                payload=event_.model_dump_json(),
-                created_at=datetime.now(UTC),
-                attempts=0,
-            )
+            self._insert,
+            {
+                "event_id": event_.id,
+                "nats_subject": nats_subject_for(event_.type),
+                "event_type": event_.type,
+                "payload": event_.model_dump_json(),
+                "created_at": datetime.now(UTC),
+                "attempts": 0,
+            },
         )
         session.info["outbox_dirty"] = True
 

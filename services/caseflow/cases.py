@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import bindparam, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -213,11 +213,7 @@ async def check_materials(
     errors: list[dict[str, str]] = []
     given = {m.name for m in materials}
     blob_ids = [m.blob_id for m in materials if m.blob_id is not None]
-    owners = (
-        dict((await session.execute(select(Blob.id, Blob.owner).where(Blob.id.in_(blob_ids)))).all())
-        if blob_ids
-        else {}
-    )
+    owners = dict((await session.execute(BLOB_OWNERS, {"ids": blob_ids})).all()) if blob_ids else {}
     for index, material in enumerate(materials):
         spec = known.get(material.name)
         field = f"materials.{index}"
@@ -354,10 +350,7 @@ async def submit(
     )
     set_clocks(await calendars.load(session), case, matter, [])
     values = {column.key: getattr(case, column.key) for column in CASES.columns if column.key != "id"}
-    statement = _insert(session)(CASES).values(**values)
-    if idempotency_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
-    case.id = (await session.execute(statement.returning(CASES.c.id))).scalar_one_or_none()
+    case.id = (await session.execute(_insert_case(session), values)).scalar_one_or_none()
     if case.id is None:  # the key was claimed first: a retry, or a concurrent duplicate that committed first
         existing = await _earlier_submission(session, principal, idempotency_key, digest)
         if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
@@ -367,8 +360,7 @@ async def submit(
 
     event = CaseEvent(case_id=case.id, at=now, action="submit", actor=actor_of(principal), from_state=None,
                       to_state="submitted", detail=dumps({"materials": len(materials)}))  # fmt: skip
-    await session.execute(insert(CaseEvent).values(**{c.key: getattr(event, c.key) for c in EVENTS.columns
-                                                     if c.key != "id"}))  # fmt: skip
+    await session.execute(INSERT_EVENT, {c.key: getattr(event, c.key) for c in EVENTS.columns if c.key != "id"})
     await notifications.notify(session, case, "submit", {}, now)
     await add_event(
         session,
@@ -385,6 +377,22 @@ async def submit(
 
 CASES = Case.__table__
 EVENTS = CaseEvent.__table__
+INSERT_EVENT = insert(EVENTS)
+# Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
+_INSERT_CASE = {
+    name: insert_for(CASES)
+    .on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
+    .returning(CASES.c.id)
+    for name, insert_for in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
+    Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _insert_case(session: AsyncSession):
+    """INSERT … ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id (NULL keys never conflict)."""
+    return _INSERT_CASE[session.bind.dialect.name]
 
 
 async def _validate_submission(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.caseflow.models import Case, Notification
 
+INSERT_NOTIFICATION = insert(Notification.__table__)
 TEMPLATES = {
     "submit": "您的办件{case_no}（{matter}）已提交，查询码{query_code}。",
     "request_correction": "您的办件{case_no}需要补正材料，请一次性补齐：{items}。",
@@ -53,10 +54,10 @@ async def notify(session: AsyncSession, case: Case, action: str, detail: dict, a
     if text is None:
         return
     await session.execute(
-        insert(Notification).values(
-            case_id=case.id, recipient=case.applicant, channel="sms", template=action, text=text, created_at=at
-        )  # fmt: skip
-    )
+        INSERT_NOTIFICATION,
+        {"case_id": case.id, "recipient": case.applicant, "channel": "sms", "template": action, "text": text,
+         "created_at": at},
+    )  # fmt: skip
 
 
 async def sandbox_messages(session: AsyncSession, *, recipient: str | None, case_no: str | None) -> list[dict]:
