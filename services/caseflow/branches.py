@@ -17,12 +17,20 @@ from sqlalchemy.orm.exc import StaleDataError
 from kit.auth import Principal
 from kit.errors import Problem, field_problem
 from services.caseflow import calendars
-from services.caseflow.cases import Context, apply_action, dumps, parse_version, visible_case
+from services.caseflow.cases import (
+    Context,
+    TimelineEntry,
+    add_to_timeline,
+    apply_action,
+    dumps,
+    parse_version,
+    visible_case,
+)
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_json, decision_limit
 from services.caseflow.domain.clock import compute_deadline
 from services.caseflow.matters import get_matter
-from services.caseflow.models import Case, CaseBranch, CaseEvent
+from services.caseflow.models import Case, CaseBranch
 
 
 def fan_out(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict[str, Any], start: date) -> list:
@@ -94,9 +102,9 @@ async def branch_action(
     except StaleDataError as exc:
         raise Problem(409, "version-conflict", "The branch changed", "another action changed it first",
                       state="pending") from exc  # fmt: skip
-    session.add(CaseEvent(case_id=case.id, at=ctx.current_time(), action=f"branch_{action}", actor=principal.subject,
-                          from_state=case.state, to_state=case.state,
-                          detail=dumps({"department": department, "reason": reason})))  # fmt: skip
+    note = dumps({"department": department, "reason": reason})
+    entry = TimelineEntry(ctx.current_time(), f"branch_{action}", principal.subject, case.state, case.state, note)
+    await add_to_timeline(session, case.id, entry)
     if action == "deny":
         definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
         matter = definition.definition if definition else {}

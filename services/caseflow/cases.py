@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, or_, select, text
@@ -57,6 +57,30 @@ ANOMALY_TEXT = {
 }
 # Officers of these departments see every department's cases (supervision centre, platform admin).
 ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION", "JCZX"})  # JCZX: 监察中心 (identity demo)
+
+CASES = Case.__table__
+EVENTS = CaseEvent.__table__
+INSERT_EVENT = insert(EVENTS)
+SELECT_TIMELINE = (
+    select(EVENTS.c.at, EVENTS.c.action, EVENTS.c.actor, EVENTS.c.from_state, EVENTS.c.to_state, EVENTS.c.detail)
+    .where(EVENTS.c.case_id == bindparam("case_id"))
+    .order_by(EVENTS.c.id)
+)
+# Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
+_INSERT_CASE = {
+    name: insert_for(CASES)
+    .on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
+    .returning(CASES.c.id)
+    for name, insert_for in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
+    Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _insert_case(session: AsyncSession):
+    """INSERT … ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id (NULL keys never conflict)."""
+    return _INSERT_CASE[session.bind.dialect.name]
 
 
 @dataclass
@@ -130,6 +154,26 @@ def set_clocks(calendar: WorkdayCalendar, case: Case, matter: dict, pauses: list
 async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:
     """``set_clocks`` with the case's pauses (loaded if they are not yet)."""
     set_clocks(calendar, case, matter, list(await case.awaitable_attrs.pauses))
+
+
+class TimelineEntry(NamedTuple):
+    """One line of a case's timeline as written and as read back (``detail`` is JSON)."""
+
+    at: datetime
+    action: str
+    actor: str
+    from_state: str | None
+    to_state: str
+    detail: str
+
+
+async def add_to_timeline(session: AsyncSession, case_id: int, entry: TimelineEntry) -> TimelineEntry:
+    await session.execute(INSERT_EVENT, {"case_id": case_id, **entry._asdict()})
+    return entry
+
+
+async def timeline(session: AsyncSession, case_id: int) -> list[TimelineEntry]:
+    return [TimelineEntry(*row) for row in await session.execute(SELECT_TIMELINE, {"case_id": case_id})]
 
 
 async def add_event(session: AsyncSession, case: Case, data: Any) -> None:
@@ -288,7 +332,7 @@ class Submitted:
 
     case: Case
     created: bool
-    timeline: list[CaseEvent] | None = None
+    timeline: list[TimelineEntry] | None = None
 
 
 async def submit(
@@ -358,9 +402,10 @@ async def submit(
                           "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
         return Submitted(existing, created=False)
 
-    event = CaseEvent(case_id=case.id, at=now, action="submit", actor=actor_of(principal), from_state=None,
-                      to_state="submitted", detail=dumps({"materials": len(materials)}))  # fmt: skip
-    await session.execute(INSERT_EVENT, {c.key: getattr(event, c.key) for c in EVENTS.columns if c.key != "id"})
+    entry = await add_to_timeline(session, case.id, TimelineEntry(
+        at=now, action="submit", actor=actor_of(principal), from_state=None, to_state="submitted",
+        detail=dumps({"materials": len(materials)}),
+    ))  # fmt: skip
     await notifications.notify(session, case, "submit", {}, now)
     await add_event(
         session,
@@ -372,27 +417,7 @@ async def submit(
             received_on=today,
         ),  # fmt: skip
     )
-    return Submitted(case, created=True, timeline=[event])
-
-
-CASES = Case.__table__
-EVENTS = CaseEvent.__table__
-INSERT_EVENT = insert(EVENTS)
-# Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
-_INSERT_CASE = {
-    name: insert_for(CASES)
-    .on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
-    .returning(CASES.c.id)
-    for name, insert_for in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
-    Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
-)
-
-
-def _insert_case(session: AsyncSession):
-    """INSERT … ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id (NULL keys never conflict)."""
-    return _INSERT_CASE[session.bind.dialect.name]
+    return Submitted(case, created=True, timeline=[entry])
 
 
 async def _validate_submission(
@@ -442,12 +467,6 @@ async def visible_case(session: AsyncSession, principal: Principal, case_no: str
     return case
 
 
-async def timeline(session: AsyncSession, case_id: int) -> list[CaseEvent]:
-    return list(
-        (await session.execute(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))).scalars()
-    )
-
-
 def evaluations_out(evaluation: Evaluation) -> dict[str, Any]:
     from services.caseflow.evaluations import evaluation_out  # evaluations imports this module
 
@@ -491,7 +510,7 @@ def detail_of(
     principal: Principal,
     *,
     pauses: list[CasePause],
-    timeline: list[CaseEvent],
+    timeline: list[TimelineEntry],
     branches: list[CaseBranch],
     evaluation: Evaluation | None,
     with_query_code: bool,
@@ -828,8 +847,7 @@ async def _apply_action(
     deadlines = json.loads(case.deadlines)
     if action == "extend" and "decision" in deadlines:
         detail["new_due"] = deadlines["decision"]["due"]
-    session.add(CaseEvent(case_id=case.id, at=now, action=action, actor=actor, from_state=old_state,
-                          to_state=new_state, detail=dumps(detail)))  # fmt: skip
+    await add_to_timeline(session, case.id, TimelineEntry(now, action, actor, old_state, new_state, dumps(detail)))
 
     if action == "submit":  # pragma: no cover - submission has its own path
         pass
@@ -964,5 +982,5 @@ async def complete_by_event(session: AsyncSession, ctx: Context, case_no: str, *
 async def note_on_timeline(session: AsyncSession, ctx: Context, case_no: str, action: str, note: dict) -> None:
     case = (await session.execute(select(Case).where(Case.case_no == case_no))).scalar_one_or_none()
     if case is not None:
-        session.add(CaseEvent(case_id=case.id, at=ctx.current_time(), action=action, actor="system",
-                              from_state=case.state, to_state=case.state, detail=dumps(note)))  # fmt: skip
+        entry = TimelineEntry(ctx.current_time(), action, "system", case.state, case.state, dumps(note))
+        await add_to_timeline(session, case.id, entry)
