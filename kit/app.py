@@ -62,6 +62,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
                     bus,
                     batch_size=settings.relay_batch_size,
                     max_backoff=settings.relay_max_backoff_seconds,
+                    linger=settings.relay_linger_seconds,
                 )
                 app.state.relay = relay
                 background.append(relay)

@@ -58,17 +58,24 @@ class Outbox:
         self._insert = table.insert()  # built once, executed with parameters (compiled once)
 
     async def add(self, session: AsyncSession, event_: CloudEvent) -> None:
-        await session.execute(
-            self._insert,
-            {
-                "event_id": event_.id,
-                "nats_subject": nats_subject_for(event_.type),
-                "event_type": event_.type,
-                "payload": event_.model_dump_json(),
-                "created_at": datetime.now(UTC),
-                "attempts": 0,
-            },
-        )
+        await session.execute(self._insert, self.row(event_))
+        self.touched(session)
+
+    @staticmethod
+    def row(event_: CloudEvent) -> dict:
+        """The outbox row of an event."""
+        return {
+            "event_id": event_.id,
+            "nats_subject": nats_subject_for(event_.type),
+            "event_type": event_.type,
+            "payload": event_.model_dump_json(),
+            "created_at": datetime.now(UTC),
+            "attempts": 0,
+        }
+
+    @staticmethod
+    def touched(session: AsyncSession) -> None:
+        """This session wrote outbox rows: the relay is woken when it commits."""
         session.info["outbox_dirty"] = True
 
 
@@ -87,6 +94,7 @@ class OutboxRelay(BackgroundLoop):
         max_backoff: float = 5.0,
         poll_interval: float = 1.0,
         publish_timeout: float = 2.0,
+        linger: float = 0.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.table = outbox.table
@@ -95,6 +103,7 @@ class OutboxRelay(BackgroundLoop):
         self.max_backoff = max_backoff
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
+        self.linger = linger
         self._wake = asyncio.Event()
         self.published_total = 0
         sync_class = sessionmaker.kw.get("sync_session_class")
@@ -111,11 +120,16 @@ class OutboxRelay(BackgroundLoop):
     async def run(self) -> None:
         backoff = 0.1
         while True:
+            self._wake.clear()  # before reading: a commit during the batch wakes the next round
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
                 if published >= self.batch_size:
                     continue  # more waiting: go again at once
+                if published and self.linger:
+                    # Busy: let the next batch gather instead of one transaction per commit.
+                    await asyncio.sleep(self.linger)
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -123,7 +137,6 @@ class OutboxRelay(BackgroundLoop):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             except TimeoutError:

@@ -16,11 +16,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from kit.auth import Principal
 from kit.errors import Problem, field_problem
-from services.caseflow import calendars
+from services.caseflow import calendars, steps
 from services.caseflow.cases import (
     Context,
-    TimelineEntry,
-    add_to_timeline,
     apply_action,
     dumps,
     parse_version,
@@ -103,8 +101,8 @@ async def branch_action(
         raise Problem(409, "version-conflict", "The branch changed", "another action changed it first",
                       state="pending") from exc  # fmt: skip
     note = dumps({"department": department, "reason": reason})
-    entry = TimelineEntry(ctx.current_time(), f"branch_{action}", principal.subject, case.state, case.state, note)
-    await add_to_timeline(session, case.id, entry)
+    entry = steps.line(case, ctx.current_time(), f"branch_{action}", principal.subject, case.state, case.state, note)
+    await steps.write(session, case, steps.Step(entry))
     if action == "deny":
         definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
         matter = definition.definition if definition else {}

@@ -8,10 +8,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from kit.auth import Principal
 from kit.errors import Problem, field_problem
 from kit.events import envelope
 from kit.masking import mask_name
-from services.caseflow import calendars, notifications
+from services.caseflow import calendars, notifications, steps
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.domain import states
 from services.caseflow.domain.calendar import WorkdayCalendar
@@ -59,13 +59,6 @@ ANOMALY_TEXT = {
 ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION", "JCZX"})  # JCZX: 监察中心 (identity demo)
 
 CASES = Case.__table__
-EVENTS = CaseEvent.__table__
-INSERT_EVENT = insert(EVENTS)
-SELECT_TIMELINE = (
-    select(EVENTS.c.at, EVENTS.c.action, EVENTS.c.actor, EVENTS.c.from_state, EVENTS.c.to_state, EVENTS.c.detail)
-    .where(EVENTS.c.case_id == bindparam("case_id"))
-    .order_by(EVENTS.c.id)
-)
 # Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
 _INSERT_CASE = {
     name: insert_for(CASES)
@@ -154,26 +147,6 @@ def set_clocks(calendar: WorkdayCalendar, case: Case, matter: dict, pauses: list
 async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:
     """``set_clocks`` with the case's pauses (loaded if they are not yet)."""
     set_clocks(calendar, case, matter, list(await case.awaitable_attrs.pauses))
-
-
-class TimelineEntry(NamedTuple):
-    """One line of a case's timeline as written and as read back (``detail`` is JSON)."""
-
-    at: datetime
-    action: str
-    actor: str
-    from_state: str | None
-    to_state: str
-    detail: str
-
-
-async def add_to_timeline(session: AsyncSession, case_id: int, entry: TimelineEntry) -> TimelineEntry:
-    await session.execute(INSERT_EVENT, {"case_id": case_id, **entry._asdict()})
-    return entry
-
-
-async def timeline(session: AsyncSession, case_id: int) -> list[TimelineEntry]:
-    return [TimelineEntry(*row) for row in await session.execute(SELECT_TIMELINE, {"case_id": case_id})]
 
 
 async def add_event(session: AsyncSession, case: Case, data: Any) -> None:
@@ -332,7 +305,7 @@ class Submitted:
 
     case: Case
     created: bool
-    timeline: list[TimelineEntry] | None = None
+    timeline: list[CaseEvent] | None = None
 
 
 async def submit(
@@ -402,22 +375,17 @@ async def submit(
                           "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
         return Submitted(existing, created=False)
 
-    entry = await add_to_timeline(session, case.id, TimelineEntry(
-        at=now, action="submit", actor=actor_of(principal), from_state=None, to_state="submitted",
-        detail=dumps({"materials": len(materials)}),
-    ))  # fmt: skip
-    await notifications.notify(session, case, "submit", {}, now)
-    await add_event(
-        session,
-        case,
-        contract.CaseSubmitted(
-            **base_fields(case, "applicant", now),
-            applicant=case.applicant,
-            delivery=body.delivery.method,
-            received_on=today,
-        ),  # fmt: skip
+    submitted = contract.CaseSubmitted(
+        **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
+        received_on=today,
+    )  # fmt: skip
+    step = steps.Step(
+        steps.line(case, now, "submit", actor_of(principal), None, "submitted", dumps({"materials": len(materials)})),
+        message=notifications.message(case, "submit", {}, now),
+        events=[envelope(submitted, source=SOURCE, subject=case.case_no)],
     )
-    return Submitted(case, created=True, timeline=[entry])
+    await steps.write(session, case, step)
+    return Submitted(case, created=True, timeline=[step.line])
 
 
 async def _validate_submission(
@@ -447,7 +415,7 @@ async def visible_case(session: AsyncSession, principal: Principal, case_no: str
     """The case if the caller may see it; 404 otherwise (an outsider learns nothing, not even existence)."""
     if not valid_case_number(case_no):
         raise not_found()
-    query = select(Case).options(joinedload(Case.pauses)).where(Case.case_no == case_no)
+    query = select(Case).options(joinedload(Case.pauses), joinedload(Case.timeline)).where(Case.case_no == case_no)
     case = (await session.execute(query)).unique().scalar_one_or_none()
     if case is None:
         raise not_found()
@@ -498,7 +466,7 @@ async def detail_out(session: AsyncSession, case: Case, principal: Principal, *,
         case,
         principal,
         pauses=list(await case.awaitable_attrs.pauses),
-        timeline=await timeline(session, case.id),
+        timeline=list(await case.awaitable_attrs.timeline),
         branches=await branches_of(session, case.id) if parallel else [],
         evaluation=await session.get(Evaluation, case.id) if case.state == "completed" else None,
         with_query_code=with_query_code,
@@ -510,7 +478,7 @@ def detail_of(
     principal: Principal,
     *,
     pauses: list[CasePause],
-    timeline: list[TimelineEntry],
+    timeline: list[CaseEvent],
     branches: list[CaseBranch],
     evaluation: Evaluation | None,
     with_query_code: bool,
@@ -571,7 +539,8 @@ async def progress(session: AsyncSession, case_no: str, code: str) -> dict[str, 
     """Public progress (J7): case number plus query code; no personal data beyond a masked name."""
     case = None
     if valid_case_number(case_no):
-        case = (await session.execute(select(Case).where(Case.case_no == case_no))).scalar_one_or_none()
+        query = select(Case).options(joinedload(Case.timeline)).where(Case.case_no == case_no)
+        case = (await session.execute(query)).unique().scalar_one_or_none()
     if case is None or not hmac.compare_digest(case.query_code.encode(), code.upper().encode()):
         raise not_found()
     return {
@@ -582,10 +551,7 @@ async def progress(session: AsyncSession, case_no: str, code: str) -> dict[str, 
         "state": case.state,
         "received_on": case.received_on.isoformat(),
         "due_on": case.due_on.isoformat() if case.due_on else None,
-        "steps": [
-            {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
-            for e in await timeline(session, case.id)
-        ],
+        "steps": [{"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state} for e in case.timeline],
     }
 
 
@@ -847,7 +813,6 @@ async def _apply_action(
     deadlines = json.loads(case.deadlines)
     if action == "extend" and "decision" in deadlines:
         detail["new_due"] = deadlines["decision"]["due"]
-    await add_to_timeline(session, case.id, TimelineEntry(now, action, actor, old_state, new_state, dumps(detail)))
 
     if action == "submit":  # pragma: no cover - submission has its own path
         pass
@@ -895,9 +860,12 @@ async def _apply_action(
         events.append(contract.CaseCompleted(**fields()))
     elif action == "withdraw":
         events.append(contract.CaseWithdrawn(**fields()))
-    for data in events:
-        await add_event(session, case, data)
-    await notifications.notify(session, case, action, detail, now)
+    step = steps.Step(
+        steps.line(case, now, action, actor, old_state, new_state, dumps(detail)),
+        message=notifications.message(case, action, detail, now),
+        events=[envelope(data, source=SOURCE, subject=case.case_no) for data in events],
+    )
+    await steps.write(session, case, step)
     if anomaly:
         await record_anomaly(session, case_id=case.id, case_no=case.case_no, department=case.department,
                              step=anomaly, detail=ANOMALY_TEXT[anomaly].format(action=action, actor=actor), at=now)  # fmt: skip
@@ -982,5 +950,5 @@ async def complete_by_event(session: AsyncSession, ctx: Context, case_no: str, *
 async def note_on_timeline(session: AsyncSession, ctx: Context, case_no: str, action: str, note: dict) -> None:
     case = (await session.execute(select(Case).where(Case.case_no == case_no))).scalar_one_or_none()
     if case is not None:
-        entry = TimelineEntry(ctx.current_time(), action, "system", case.state, case.state, dumps(note))
-        await add_to_timeline(session, case.id, entry)
+        entry = steps.line(case, ctx.current_time(), action, "system", case.state, case.state, dumps(note))
+        await steps.write(session, case, steps.Step(entry))

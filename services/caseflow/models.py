@@ -110,8 +110,10 @@ class Case(Base):
             sqlite_where=text(OPEN_CASES),
         ),
     )
-    # Loaded with the case where it is acted on (one joined query); new pauses are appended here.
+    # Loaded with the case (one joined query) where it is shown or acted on; new pauses are appended here.
     pauses: Mapped[list[CasePause]] = relationship(order_by="CasePause.id")
+    # The timeline, read with the case; lines are inserted by steps.write, never through this.
+    timeline: Mapped[list[CaseEvent]] = relationship(order_by="CaseEvent.id", viewonly=True)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
 
 

@@ -1,6 +1,6 @@
 """Telling the applicant at every step (SMS / WeChat template messages).
 
-``notify`` writes the message in the transaction of the step it reports. The sandbox adapter is
+``message`` is the row written (by ``steps.write``) in the transaction of the step it reports. The sandbox adapter is
 that table itself, readable at ``/sandbox/notifications`` in development; a real SMS or WeChat
 gateway adapter would send unsent rows (``sent_at`` empty) the way the outbox relay publishes.
 """
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.caseflow.models import Case, Notification
 
-INSERT_NOTIFICATION = insert(Notification.__table__)
 TEMPLATES = {
     "submit": "您的办件{case_no}（{matter}）已提交，查询码{query_code}。",
     "request_correction": "您的办件{case_no}需要补正材料，请一次性补齐：{items}。",
@@ -49,15 +48,13 @@ def render(action: str, case: Case, detail: dict) -> str | None:
     )
 
 
-async def notify(session: AsyncSession, case: Case, action: str, detail: dict, at: datetime) -> None:
+def message(case: Case, action: str, detail: dict, at: datetime) -> dict | None:
+    """The notification row telling the applicant about this step, or None when it tells nothing."""
     text = render(action, case, detail)
     if text is None:
-        return
-    await session.execute(
-        INSERT_NOTIFICATION,
-        {"case_id": case.id, "recipient": case.applicant, "channel": "sms", "template": action, "text": text,
-         "created_at": at},
-    )  # fmt: skip
+        return None
+    return {"case_id": case.id, "recipient": case.applicant, "channel": "sms", "template": action, "text": text,
+            "created_at": at, "sent_at": None}  # fmt: skip
 
 
 async def sandbox_messages(session: AsyncSession, *, recipient: str | None, case_no: str | None) -> list[dict]:
