@@ -60,20 +60,9 @@ ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION", "JCZX"})  # JCZX: 监察中
 
 CASES = Case.__table__
 # Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
-_INSERT_CASE = {
-    name: insert_for(CASES)
-    .on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"])
-    .returning(CASES.c.id)
-    for name, insert_for in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
 BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
     Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
 )
-
-
-def _insert_case(session: AsyncSession):
-    """INSERT … ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id (NULL keys never conflict)."""
-    return _INSERT_CASE[session.bind.dialect.name]
 
 
 @dataclass
@@ -366,15 +355,6 @@ async def submit(
         updated_at=now,
     )
     set_clocks(await calendars.load(session), case, matter, [])
-    values = {column.key: getattr(case, column.key) for column in CASES.columns if column.key != "id"}
-    case.id = (await session.execute(_insert_case(session), values)).scalar_one_or_none()
-    if case.id is None:  # the key was claimed first: a retry, or a concurrent duplicate that committed first
-        existing = await _earlier_submission(session, principal, idempotency_key, digest)
-        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
-            raise Problem(409, "idempotency-key-busy", "Submission in progress",
-                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
-        return Submitted(existing, created=False)
-
     submitted = contract.CaseSubmitted(
         **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
         received_on=today,
@@ -384,7 +364,13 @@ async def submit(
         message=notifications.message(case, "submit", {}, now),
         events=[envelope(submitted, source=SOURCE, subject=case.case_no)],
     )
-    await steps.write(session, case, step)
+    if await steps.insert_case(session, case, step) is None:
+        # The key was claimed first: a retry, or a concurrent duplicate that committed first.
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
+            raise Problem(409, "idempotency-key-busy", "Submission in progress",
+                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
+        return Submitted(existing, created=False)
     return Submitted(case, created=True, timeline=[step.line])
 
 

@@ -38,7 +38,8 @@ async def warning_rows(client) -> list[tuple[str, str]]:
 
 async def warning_events(client) -> list[dict]:
     async with client.app.state.sessionmaker() as session:
-        rows = (await session.execute(select(outbox.table.c.event_type, outbox.table.c.payload))).all()
+        query = select(outbox.table.c.event_type, outbox.table.c.payload).order_by(outbox.table.c.id)
+        rows = (await session.execute(query)).all()
     return [json.loads(p)["data"] for t, p in rows if t == "yiwang.caseflow.supervision.warning.v1"]
 
 

@@ -23,7 +23,8 @@ async def outbox_types(client) -> list[str]:
 
 async def outbox_payloads(client, kind: str) -> list[dict]:
     async with client.app.state.sessionmaker() as session:
-        rows = (await session.execute(select(outbox.table.c.event_type, outbox.table.c.payload))).all()
+        query = select(outbox.table.c.event_type, outbox.table.c.payload).order_by(outbox.table.c.id)
+        rows = (await session.execute(query)).all()
     return [json.loads(p)["data"] for t, p in rows if f".{kind}." in t]
 
 
