@@ -297,7 +297,7 @@ def main() -> int:
             # Each case can be accepted once: every round acts on its own slice of the submitted cases,
             # and is kept short enough not to run out of them.
             share = len(case_numbers) // args.rounds
-            seconds = max(2, min(args.duration, int(share / max(median_of(runs["bare"], "rps"), 1))))
+            seconds = max(2, min(args.duration, int(share / max(2 * median_of(runs["bare"], "rps"), 1))))
             for round_no in range(args.rounds):
                 (work / f"cases-{round_no}.txt").write_text(
                     "\n".join(case_numbers[round_no * share : (round_no + 1) * share]) + "\n"

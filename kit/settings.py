@@ -31,7 +31,7 @@ class ServiceSettings(BaseSettings):
     relay_max_backoff_seconds: float = Field(default=5.0, gt=0)
     # After a batch that found events, wait this long before the next one so that under load a
     # batch carries many events (one transaction) instead of one per commit; idle: no wait.
-    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
+    relay_linger_seconds: float = Field(default=0.1, ge=0, le=1)
 
     def resolved_database_url(self) -> str:
         """The configured database, or a SQLite file under .data/ named after the service."""

@@ -788,7 +788,6 @@ async def _apply_action(
         case.state = new_state
         case.updated_at = now
         await recompute_clocks(session, await calendars.load(session), case, matter)
-    await session.flush()  # UPDATE … WHERE version = :loaded: a concurrent winner makes it 0 rows
     if action in {"accept", "deem_accept"} and new_state == "accepted" and matter.get("parallel_departments"):
         made = branches.fan_out(session, await calendars.load(session), case, matter, case.accepted_on)
         detail["branches"] = [b.department for b in made]
@@ -851,7 +850,7 @@ async def _apply_action(
         message=notifications.message(case, action, detail, now),
         events=[envelope(data, source=SOURCE, subject=case.case_no) for data in events],
     )
-    await steps.write(session, case, step)
+    await steps.move(session, case, step)  # UPDATE … WHERE version = :loaded: a concurrent winner → 409
     if anomaly:
         await record_anomaly(session, case_id=case.id, case_no=case.case_no, department=case.department,
                              step=anomaly, detail=ANOMALY_TEXT[anomaly].format(action=action, actor=actor), at=now)  # fmt: skip

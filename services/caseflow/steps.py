@@ -7,7 +7,9 @@ took 2.1 ms with BEGIN and COMMIT, as three statements 4.2 ms). So on PostgreSQL
 statement: its inserts are data-modifying CTEs, generated from the tables at import (typed with
 casts, since a parameter in a SELECT list has no column to take its type from). A submission's
 CTEs hang off the case INSERT … ON CONFLICT DO NOTHING RETURNING id: if the Idempotency-Key was
-taken, nothing at all is written. SQLite runs the same inserts one by one.
+taken, nothing at all is written. An officer's step hangs them off the case UPDATE … WHERE
+version = <the version read> RETURNING id: if another action moved the case first, nothing is
+written and the step fails as the ORM's own flush would. SQLite runs the same writes one by one.
 (Built with SQLAlchemy's insert().cte() instead, the statement was compiled afresh on every
 call and was no faster than three statements; hence the generated text.)
 """
@@ -23,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes
+from sqlalchemy.orm.exc import StaleDataError
 
 from kit.events import CloudEvent
 from services.caseflow.models import Case, CaseEvent, Notification, outbox
@@ -36,6 +39,7 @@ SQLITE_INSERT_CASE = (
     sqlite_insert(CASES).on_conflict_do_nothing(index_elements=["applicant", "idempotency_key"]).returning(CASES.c.id)
 )
 _CASE_COLUMNS = [c.key for c in CASES.columns if c.key != "id"]
+_UPDATABLE = frozenset(_CASE_COLUMNS) - {"version"}
 _LINE_COLUMNS = [c.key for c in LINES.columns if c.key not in {"id", "case_id"}]
 _MESSAGE_COLUMNS = [c.key for c in MESSAGES.columns if c.key not in {"id", "case_id"}]
 _OUTBOX_COLUMNS = ["event_id", "nats_subject", "event_type", "payload", "created_at", "attempts"]  # Outbox.row
@@ -69,12 +73,19 @@ def _insert_sql(table: Table, columns: list[str], prefix: str, case_id: str) -> 
 
 
 @cache
-def _step_sql(with_message: bool, events: int, new_case: bool) -> TextClause:
-    if new_case:
-        ctes = [f"new_case AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) "
+def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> TextClause:
+    """The step's inserts as CTEs; ``case_row`` is "new" (insert the case), the columns to update
+    (update the case, version-checked), or None (the case row is not touched)."""
+    if case_row == "new":
+        ctes = [f"source AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) "
                 f"VALUES ({_typed(CASES, _CASE_COLUMNS, 'c_')}) "
                 "ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id)"]  # fmt: skip
-        case_id, source = "id", " FROM new_case"
+        case_id, source = "id", " FROM source"
+    elif case_row:
+        assignments = ", ".join(f"{c} = {_typed(CASES, [c], 'u_')}" for c in (*case_row, "version"))
+        ctes = [f"source AS (UPDATE cases SET {assignments} WHERE id = CAST(:case_id AS INTEGER) "
+                "AND version = CAST(:expected_version AS INTEGER) RETURNING id)"]  # fmt: skip
+        case_id, source = "id", " FROM source"
     else:
         ctes, case_id, source = [], "CAST(:case_id AS INTEGER)", ""
     ctes.append(f"line AS ({_insert_sql(LINES, _LINE_COLUMNS, 'l_', case_id)}{source})")
@@ -83,7 +94,7 @@ def _step_sql(with_message: bool, events: int, new_case: bool) -> TextClause:
     for index in range(events):
         ctes.append(f"event{index} AS (INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
                     f"SELECT {_typed(outbox.table, _OUTBOX_COLUMNS, f'o{index}_')}{source})")  # fmt: skip
-    return text(f"WITH {', '.join(ctes)} SELECT {'id FROM new_case' if new_case else '1'}")
+    return text(f"WITH {', '.join(ctes)} SELECT {'id FROM source' if case_row else '1'}")
 
 
 def _params(step: Step) -> dict[str, Any]:
@@ -109,17 +120,54 @@ async def _each(session: AsyncSession, case_id: int, step: Step) -> None:
 
 
 async def write(session: AsyncSession, case: Case, step: Step) -> None:
-    """Insert the step's line, message and events in the caller's transaction, and show the line
-    on the case's timeline if it is loaded (so a response needs no read-back)."""
+    """Insert the step's line, message and events in the caller's transaction (the case row is
+    not touched), and show the line on the case's timeline if it is loaded."""
     if _is_postgresql(session):
-        statement = _step_sql(step.message is not None, len(step.events), new_case=False)
+        statement = _step_sql(step.message is not None, len(step.events), None)
         await session.execute(statement, {"case_id": case.id, **_params(step)})
         if step.events:
             outbox.touched(session)
     else:
         await _each(session, case.id, step)
+    _show(case, step)
+
+
+def _show(case: Case, step: Step) -> None:
+    """The line on the case's loaded timeline, so a response needs no read-back."""
     if "timeline" not in attributes.instance_state(case).unloaded:
         attributes.set_committed_value(case, "timeline", [*case.timeline, step.line])
+
+
+async def move(session: AsyncSession, case: Case, step: Step) -> None:
+    """Store what changed on the case (version-checked) and write the step.
+
+    On PostgreSQL, when the case row is all that is pending, this is one statement; anything else
+    pending (new pauses, branches) goes through the ORM's flush first. A concurrent action that
+    moved the case first raises ``StaleDataError``, with nothing written."""
+    # committed_state: the ORM's record of the attributes set since load (reading each attribute's
+    # history instead cost 1.4 ms a call, measured).
+    pending = attributes.instance_state(case).committed_state
+    changed = {key: getattr(case, key) for key in pending if key in _UPDATABLE}
+    others_pending = bool(session.new) or any(obj is not case for obj in session.dirty)
+    if not (_is_postgresql(session) and changed) or others_pending:
+        await session.flush()  # the ORM's UPDATE … WHERE version = :loaded (StaleDataError if beaten)
+        await write(session, case, step)
+        return
+    columns = tuple(sorted(changed))
+    params = {"case_id": case.id, "expected_version": case.version, "u_version": case.version + 1,
+              **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+    with session.no_autoflush:  # the case's changes are in this statement, not in a flush
+        moved = await session.execute(_step_sql(step.message is not None, len(step.events), columns), params)
+        if moved.scalar_one_or_none() is None:
+            raise StaleDataError(f"case {case.case_no} changed first (version {case.version} is gone)")
+    # Stored: the session holds the values as committed, so commit has nothing to flush for the case
+    # (left "modified", the ORM walked all 40 columns' history at commit: 0.66 ms, measured).
+    state = attributes.instance_state(case)
+    state.dict["version"] = case.version + 1
+    state._commit_all(state.dict, session.sync_session.identity_map)  # noqa: SLF001 - no public "mark clean"
+    if step.events:
+        outbox.touched(session)
+    _show(case, step)
 
 
 async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | None:
@@ -127,7 +175,7 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
     (applicant, Idempotency-Key) is already taken."""
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
     if _is_postgresql(session):
-        statement = _step_sql(step.message is not None, len(step.events), new_case=True)
+        statement = _step_sql(step.message is not None, len(step.events), "new")
         params = {**{f"c_{k}": v for k, v in values.items()}, **_params(step)}
         case_id = (await session.execute(statement, params)).scalar_one_or_none()
         if case_id is not None and step.events:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -121,9 +120,14 @@ STEP_OF_STATE = {
 
 
 def deadline_json(deadline: Deadline) -> dict[str, Any]:
-    data = asdict(deadline)
-    data["due"] = deadline.due.isoformat() if deadline.due else None
-    return data
+    return {
+        "due": deadline.due.isoformat() if deadline.due else None,
+        "limit_days": deadline.limit_days,
+        "provisional": deadline.provisional,
+        "rule": deadline.rule,
+        "paused_days": deadline.paused_days,
+        "explanation": list(deadline.explanation),
+    }
 
 
 def deadline_from_json(data: dict[str, Any]) -> Deadline:
