@@ -14,7 +14,9 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Problem
+from kit.settings import DATA_DIR
 from services.caseflow.models import Blob
+from services.caseflow.settings import Settings
 
 # Phones send JPEG (or HEIC from iPhones), screenshots are PNG, scans are PDF.
 _HEIC_BRANDS = (b"heic", b"heix", b"mif1", b"heim", b"heis")
@@ -86,3 +88,8 @@ async def store_upload(
     session.add(blob)
     await session.flush()
     return blob
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name (``blob_store``)."""
+    return LocalBlobStore(Path(settings.blob_dir or DATA_DIR / "caseflow-blobs"))

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
 from kit.auth import KeyFetcher
 from kit.consumer import EventConsumer
 from kit.events import CloudEvent
-from kit.settings import DATA_DIR
 from services.caseflow import cases, matters
 from services.caseflow.api.routes import router, sandbox_router
-from services.caseflow.blobs import LocalBlobStore
+from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.models import inbox, outbox
 from services.caseflow.settings import Settings
@@ -81,7 +78,7 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
         app.state.caseflow = cases.Context(
             settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block)
         )
-        app.state.blob_store = LocalBlobStore(Path(settings.blob_dir or DATA_DIR / "caseflow-blobs"))
+        app.state.blob_store = make_blob_store(settings)
         app.state.supervision_timer = None
         if settings.supervision_enabled:
             app.state.supervision_timer = SupervisionTimer(app.state.sessionmaker, app.state.caseflow)

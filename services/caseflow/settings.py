@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -23,11 +25,23 @@ class Settings(ServiceSettings):
     yellow_at_days: int = Field(default=2, ge=0)
     supervision_interval_seconds: float = Field(default=60.0, gt=0)
     supervision_enabled: bool = True
-    # Uploaded materials: local directory (default .data/caseflow-blobs) and size limit.
+    # Uploaded materials: "local" directory (default .data/caseflow-blobs) or an "s3"-compatible
+    # object store (MinIO, OSS, COS, S3) at s3_endpoint_url; and the size limit.
+    blob_store: Literal["local", "s3"] = "local"
     blob_dir: str = ""
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "caseflow-materials"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False
-    # Applicant notifications: "sandbox" keeps them readable at /sandbox/notifications (dev only).
-    notification_adapter: str = "sandbox"
+    # Applicant notifications (SMS / WeChat template messages): "sandbox" keeps what it "sent"
+    # readable at /sandbox/notifications (dev only); "http" posts to the SMS gateway at sms_gateway_url.
+    notification_adapter: Literal["sandbox", "http"] = "sandbox"
+    sms_gateway_url: str = ""
+    sms_gateway_key_id: str = ""
+    sms_gateway_secret: SecretStr = SecretStr("")
+    notification_interval_seconds: float = Field(default=1.0, gt=0)
