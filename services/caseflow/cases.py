@@ -182,6 +182,13 @@ async def record_anomaly(session: AsyncSession, *, case_id: int, case_no: str, d
 
 
 # ---- submission ---------------------------------------------------------------------------------
+def check_mandate(principal: Principal, matter_code: str) -> None:
+    """An agent (a token with ``act``) acts only within its mandate's scope for this matter."""
+    if principal.actor is not None and not {"*", "caseflow", f"caseflow:{matter_code}"} & set(principal.scopes):
+        raise Problem(403, "forbidden", "Not allowed", f"the mandate does not cover caseflow:{matter_code}",
+                      rule="mandate_scope")  # fmt: skip
+
+
 def check_applicant(principal: Principal, matter: dict[str, Any]) -> None:
     """Who may apply: persons and enterprises the matter serves, agents within their mandate,
     at the matter's real-name level. Each refusal names its rule."""
@@ -191,16 +198,7 @@ def check_applicant(principal: Principal, matter: dict[str, Any]) -> None:
         raise Problem(
             403, "forbidden", "Not allowed", f"this matter does not serve {principal.kind} applicants", rule="audience"
         )
-    if principal.actor is not None:
-        allowed = {"*", "caseflow", f"caseflow:{matter['code']}"}
-        if not allowed & set(principal.scopes):
-            raise Problem(
-                403,
-                "forbidden",
-                "Not allowed",
-                f"the mandate does not cover caseflow:{matter['code']}",
-                rule="mandate_scope",
-            )
+    check_mandate(principal, matter["code"])
     if principal.level < int(matter.get("min_level", 1)):
         raise Problem(
             403,
@@ -897,6 +895,7 @@ async def applicant_action(
     if principal.kind == "officer":
         raise Problem(403, "forbidden", "Not allowed", f"{action} is the applicant's action")
     case = await visible_case(session, principal, case_no)
+    check_mandate(principal, case.matter_code)  # a resubmission or withdrawal is applying, too
     return await apply_action(
         session, ctx, case, action=action, roles=("applicant",), actor="applicant",
         expected_version=parse_version(if_match, required=False), body=body, principal=principal,

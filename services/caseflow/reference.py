@@ -21,6 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 TTL_SECONDS = 5.0
 
 
+def clock() -> float:
+    """Seconds on a monotonic clock (a function of its own, so a test can move it)."""
+    return time.monotonic()
+
+
 class Expiring:
     """A small key → value map whose entries are forgotten ``ttl`` seconds after they were put."""
 
@@ -32,7 +37,7 @@ class Expiring:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] < time.monotonic():
+        if entry[0] < clock():
             self._entries.pop(key, None)
             return None
         return entry[1]
@@ -40,7 +45,7 @@ class Expiring:
     def put(self, key: Hashable, value: Any) -> None:
         if len(self._entries) > 10_000:  # a bound, not an eviction policy: entries live seconds
             self._entries.clear()
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (clock() + self.ttl, value)
 
     def clear(self) -> None:
         self._entries.clear()

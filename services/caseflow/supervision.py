@@ -12,10 +12,10 @@ import asyncio
 import dataclasses
 import json
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.events import caseflow as contract
@@ -23,7 +23,7 @@ from kit.errors import Problem
 from kit.events import envelope
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
-from services.caseflow.cases import SOURCE, Context, _insert, apply_action, can_see_all
+from services.caseflow.cases import SOURCE, Context, _insert, apply_action, can_see_all, recompute_provisional
 from services.caseflow.domain import states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
@@ -40,14 +40,23 @@ async def _claim(session: AsyncSession, case_id: int, wanted_states) -> Case | N
     return (await session.execute(query)).scalar_one_or_none()
 
 
+def warning_horizon(today: date, yellow_at_days: int) -> date:
+    """The latest due date that can be yellow today: ``yellow_at_days`` working days span at most
+    that many weeks plus the longest official holiday (Spring Festival: 8–9 days off in a row), so
+    the timer reads only cases due by then, not every open case of the city."""
+    return today + timedelta(days=yellow_at_days * 7 // 5 + 2 + 14)
+
+
 async def _deem_accept(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, today: date) -> int:
     """Art. 32: no notice within 5 working days of receipt → accepted as of the day of receipt."""
+    receipt = func.coalesce(Case.resubmitted_on, Case.received_on)
     async with sessionmaker() as session:
         calendar = await calendars.load(session)
         candidates = (
             await session.execute(
                 select(Case.id, Case.received_on, Case.resubmitted_on).where(
-                    Case.state.in_(tuple(states.AWAITING_ACCEPTANCE))
+                    Case.state.in_(tuple(states.AWAITING_ACCEPTANCE)),
+                    receipt < today - timedelta(days=5),  # 5 working days are at least 5 days
                 )
             )
         ).all()
@@ -77,11 +86,16 @@ async def _deem_accept(sessionmaker: async_sessionmaker[AsyncSession], ctx: Cont
 async def _raise_warnings(
     sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, calendar: WorkdayCalendar, today: date
 ) -> int:
+    horizon = warning_horizon(today, ctx.settings.yellow_at_days)
+    already_red = exists().where(
+        SupervisionWarning.case_id == Case.id, SupervisionWarning.step == Case.clock_step,
+        SupervisionWarning.level == "red",
+    )  # fmt: skip
     async with sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Case.id, Case.clock_step, Case.deadlines).where(
-                    Case.clock_step.is_not(None), Case.due_on.is_not(None)
+                    Case.clock_step.is_not(None), Case.due_on <= horizon, ~already_red
                 )
             )
         ).all()
@@ -146,7 +160,8 @@ async def _raise_branch_warnings(
         rows = (
             await session.execute(
                 select(CaseBranch.id, CaseBranch.deadline).where(
-                    CaseBranch.state == "pending", CaseBranch.due_on.is_not(None)
+                    CaseBranch.state == "pending",
+                    CaseBranch.due_on <= warning_horizon(today, ctx.settings.yellow_at_days),
                 )
             )
         ).all()
@@ -188,15 +203,30 @@ async def run_supervision_once(
 
 
 class SupervisionTimer(BackgroundLoop):
+    """Each round: deadlines made provisional before a calendar year was loaded (through any
+    replica) are recomputed once the year is seen, then ``run_supervision_once``."""
+
     task_name = "supervision-timer"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context) -> None:
         self.sessionmaker = sessionmaker
         self.ctx = ctx
+        self.calendar_years: frozenset[int] | None = None  # as of this timer's last recompute
+
+    async def recompute_if_calendar_changed(self) -> int | None:
+        """Recompute provisional deadlines when the declared calendar years differ from last round."""
+        async with self.sessionmaker() as session, session.begin():
+            years = (await calendars.load(session)).declared_years
+            if years == self.calendar_years:
+                return None
+            recomputed = await recompute_provisional(session)
+        self.calendar_years = years
+        return recomputed
 
     async def run(self) -> None:
         while True:
             try:
+                await self.recompute_if_calendar_changed()
                 await run_supervision_once(self.sessionmaker, self.ctx)
             except asyncio.CancelledError:
                 raise

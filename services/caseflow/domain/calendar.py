@@ -83,6 +83,11 @@ class WorkdayCalendar:
         }
         self._known_override_years: frozenset[int] = frozenset(int(year) for year in known_override_years)
 
+    @property
+    def declared_years(self) -> frozenset[int]:
+        """The years an administrator declared complete (loaded into the override table)."""
+        return self._known_override_years
+
     def is_workday(self, day: date) -> bool:
         """Whether ``day`` is an official working day (override, then library, then Mon–Fri)."""
         day = _as_date(day)

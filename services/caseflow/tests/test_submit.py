@@ -185,3 +185,18 @@ async def test_correction_uploads_go_to_the_case(caseflow):
     uploaded = await caseflow.post(url, files={"file": ("new.png", png)}, headers=person())
     assert uploaded.status_code == 201 and uploaded.json()["content_type"] == "image/png"
     assert (await caseflow.post(url, files={"file": ("x.png", png)}, headers=person(LI_SI))).status_code == 404
+
+
+async def test_an_agent_outside_the_mandate_cannot_withdraw_or_resubmit_the_company_case(caseflow):
+    await add_matter(caseflow, matter_definition("SCJG-002", audience=["enterprise"], materials=[]))
+    agent = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope="caseflow:SCJG-002"))
+    created = await caseflow.post("/cases", json=submission(matter_code="SCJG-002", materials=[]), headers=agent)
+    case_no = created.json()["case_no"]
+    other = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope="licence:read"))
+    for path, body in ((f"/cases/{case_no}/withdraw", None), (f"/cases/{case_no}/resubmit", {"form": {}})):
+        refused = await caseflow.post(path, json=body, headers={**other, "If-Match": "1"})
+        assert refused.status_code == 403 and refused.json()["rule"] == "mandate_scope", refused.text
+    detail = (await caseflow.get(f"/cases/{case_no}", headers=agent)).json()
+    assert detail["state"] == "submitted" and detail["version"] == 1  # nothing changed
+    withdrawn = await caseflow.post(f"/cases/{case_no}/withdraw", headers={**agent, "If-Match": "1"})
+    assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"

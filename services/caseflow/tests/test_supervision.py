@@ -150,3 +150,28 @@ async def test_matters_arrive_from_catalog_over_nats(caseflow, nats_server):
     assert case["matter"]["version"] == 2  # the current version, pinned
     pinned = await submit(caseflow, matter_code=code, matter_version=1, materials=[])
     assert pinned["matter"]["version"] == 1
+
+
+def test_the_warning_horizon_holds_every_case_that_can_be_yellow_across_2026():
+    """The timer reads only cases due by warning_horizon(today): across the whole 2026 calendar
+    (Spring Festival, National Day and their 调休 Saturdays) no due date beyond it is yellow."""
+    from datetime import timedelta
+
+    from services.caseflow.domain.calendar import WorkdayCalendar
+    from services.caseflow.domain.clock import Deadline, warning_level
+    from services.caseflow.supervision import warning_horizon
+
+    calendar = WorkdayCalendar()
+    start = date(2026, 1, 1)
+    for yellow_at in (0, 1, 2, 3, 5):
+        widest = 0
+        for offset in range(365):
+            today = start + timedelta(days=offset)
+            horizon = warning_horizon(today, yellow_at)
+            for ahead in range(1, 40):
+                due = today + timedelta(days=ahead)
+                deadline = Deadline(due=due, limit_days=20, provisional=False, rule="t", paused_days=0)
+                if warning_level(calendar, deadline, today, yellow_at=yellow_at) != "none":
+                    assert due <= horizon, (today, due, yellow_at)
+                    widest = max(widest, ahead)
+        assert widest > yellow_at  # holidays make the yellow window wider than the working days

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from services.caseflow.models import SupervisionWarning, outbox
+from services.caseflow import reference
+from services.caseflow.models import CalendarOverride, CalendarYear, SupervisionWarning, outbox
+from services.caseflow.supervision import SupervisionTimer
 from services.caseflow.tests.conftest import act, add_matter, matter_definition, officer, person, submit
 
 ACCEPTOR, REVIEWER, DECIDER = officer("acceptor"), officer("reviewer"), officer("decider")
@@ -196,6 +198,26 @@ async def test_deadline_into_2027_is_provisional_then_recomputed(caseflow):
     loaded = await caseflow.put("/calendar/overrides/2027", json={"holidays": ["2027-01-01"], "workdays": []},
                                 headers=officer("admin"))  # fmt: skip
     assert loaded.status_code == 200 and loaded.json()["recomputed"] == 1
+    after = (await caseflow.get(f"/cases/{case['case_no']}", headers=ACCEPTOR)).json()
+    assert after["due_on"] == "2027-01-19" and after["due_provisional"] is False
+
+
+async def test_a_year_loaded_through_another_replica_is_recomputed_by_the_timer(caseflow, monkeypatch):
+    await add_matter(caseflow, matter_definition("LIC-20", promised_limit_days=None, materials=[]))
+    caseflow.clock.set(date(2026, 12, 21))
+    case = await submit(caseflow, matter_code="LIC-20", materials=[])
+    await act(caseflow, case, ACCEPTOR, "accept")  # due 2027-01-18, provisional
+    timer = SupervisionTimer(caseflow.app.state.sessionmaker, caseflow.app.state.caseflow)
+    assert await timer.recompute_if_calendar_changed() == 1  # first round: whatever is provisional
+    assert await timer.recompute_if_calendar_changed() is None  # nothing changed since
+    # Another replica loads 2027: rows written behind this process's back (its cache never hears of it).
+    async with caseflow.app.state.sessionmaker() as session, session.begin():
+        session.add(CalendarOverride(day=date(2027, 1, 1), workday=False, year=2027))
+        session.add(CalendarYear(year=2027, loaded_at=datetime.now(UTC), loaded_by="officer:other.replica"))
+    assert await timer.recompute_if_calendar_changed() is None  # still the cached calendar (TTL)
+    later = reference.clock() + reference.TTL_SECONDS + 1
+    monkeypatch.setattr(reference, "clock", lambda: later)
+    assert await timer.recompute_if_calendar_changed() == 1
     after = (await caseflow.get(f"/cases/{case['case_no']}", headers=ACCEPTOR)).json()
     assert after["due_on"] == "2027-01-19" and after["due_provisional"] is False
 
