@@ -36,6 +36,7 @@ class CaseSubmitted(_CaseFields, EventData):
     applicant: str = Field(description="subject id of the applicant")
     delivery: Literal["window", "ems"]
     received_on: date
+    bundle_code: str | None = Field(default=None, description="the bundle (套餐) applied for; matter_code is its lead")
 
 
 class CaseAccepted(_CaseFields, EventData):

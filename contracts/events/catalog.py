@@ -106,3 +106,15 @@ class MatterRetired(EventData):
     department: str
     retired_at: datetime
     retired_by: str
+
+
+class BundlePublished(EventData):
+    """套餐 / 一件事: several matters applied for with one form, one case fanning out per department."""
+
+    event_type: ClassVar[str] = "yiwang.catalog.bundle.published.v1"
+    nats_subject: ClassVar[str] = "catalog.bundle.published"
+    code: str
+    name: str
+    description: str
+    matter_codes: list[str] = Field(min_length=2, description="in application order; the first one leads")
+    published_at: datetime

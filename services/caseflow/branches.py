@@ -21,22 +21,23 @@ from services.caseflow.cases import (
     Context,
     apply_action,
     dumps,
+    matter_of_case,
     parse_version,
     visible_case,
 )
+from services.caseflow.domain.bundles import branch_limit
 from services.caseflow.domain.calendar import WorkdayCalendar
-from services.caseflow.domain.case_clock import deadline_json, decision_limit
+from services.caseflow.domain.case_clock import deadline_json
 from services.caseflow.domain.clock import compute_deadline
-from services.caseflow.matters import get_matter
 from services.caseflow.models import Case, CaseBranch
 
 
 def fan_out(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict[str, Any], start: date) -> list:
     """One pending branch per parallel department (other than the lead's own)."""
     departments = [d for d in matter.get("parallel_departments", []) if d != case.department]
-    limit, rule = decision_limit(matter)
     made = []
     for department in dict.fromkeys(departments):
+        limit, rule = branch_limit(matter, department)  # a bundle's branch: its own matters' limit
         deadline = compute_deadline(calendar, start=start, limit_days=limit, rule=rule)
         branch = CaseBranch(case_id=case.id, department=department, state="pending", started_on=start,
                             due_on=deadline.due, deadline=dumps(deadline_json(deadline)))  # fmt: skip
@@ -104,8 +105,7 @@ async def branch_action(
     entry = steps.line(case, ctx.current_time(), f"branch_{action}", principal.subject, case.state, case.state, note)
     await steps.write(session, case, steps.Step(entry))
     if action == "deny":
-        definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-        matter = definition.definition if definition else {}
+        matter = await matter_of_case(session, case)
         if matter.get("parallel_denial", "deny_case") == "deny_case":
             await apply_action(
                 session, ctx, case, action="deny", roles=("system",), actor="system", expected_version=None,

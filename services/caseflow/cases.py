@@ -26,6 +26,7 @@ from kit.masking import mask_name
 from services.caseflow import calendars, notifications, steps
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.domain import states
+from services.caseflow.domain.bundles import bundle_matter
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import (
     STEP_OF_STATE,
@@ -35,7 +36,7 @@ from services.caseflow.domain.case_clock import (
 )
 from services.caseflow.domain.case_number import make_case_number, make_query_code, valid_case_number
 from services.caseflow.domain.clock import Pause
-from services.caseflow.matters import get_matter
+from services.caseflow.matters import get_bundle, get_matter
 from services.caseflow.models import (
     OPEN_CASES,
     Blob,
@@ -349,13 +350,14 @@ async def submit(
         completed_on=None,
         idempotency_key=idempotency_key,
         request_hash=digest,
+        bundle=dumps(matter["bundle"]) if "bundle" in matter else None,
         created_at=now,
         updated_at=now,
     )
     set_clocks(await calendars.load(session), case, matter, [])
     submitted = contract.CaseSubmitted(
         **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
-        received_on=today,
+        received_on=today, bundle_code=body.bundle_code,
     )  # fmt: skip
     step = steps.Step(
         steps.line(case, now, "submit", actor_of(principal), None, "submitted", dumps({"materials": len(materials)})),
@@ -372,14 +374,44 @@ async def submit(
     return Submitted(case, created=True, timeline=[step.line])
 
 
+async def _bundle_of(session: AsyncSession, code: str) -> tuple[Any, dict[str, Any]]:
+    """The bundle's lead matter version and the bundle matter (current version of each member)."""
+    bundle = await get_bundle(session, code)
+    if bundle is None:
+        raise field_problem("bundle_code", "published", "no published bundle with this code", status=422)
+    members = [await get_matter(session, member) for member in bundle["matter_codes"]]
+    missing = [c for c, m in zip(bundle["matter_codes"], members, strict=True) if m is None]
+    if missing:
+        raise field_problem("bundle_code", "published", f"matters of this bundle are not published: {', '.join(missing)}",
+                            status=422)  # fmt: skip
+    return members[0], bundle_matter(bundle, [m.definition for m in members if m is not None])
+
+
+async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
+    """The matter a case runs under: its pinned version, widened to its bundle for a bundle case."""
+    if case.bundle:
+        pinned = json.loads(case.bundle)
+        members = [await get_matter(session, m["code"], m["version"], include_retired=True) for m in pinned["matters"]]
+        if all(members):
+            return bundle_matter(pinned, [m.definition for m in members if m is not None])
+    definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
+    return definition.definition if definition else {}
+
+
 async def _validate_submission(
     session: AsyncSession, principal: Principal, body: SubmitRequest
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
-    """The matter version applied for and the stored materials, or a problem naming every rule broken."""
-    definition = await get_matter(session, body.matter_code, body.matter_version)
-    if definition is None:
-        raise field_problem("matter_code", "published", "no published matter with this code and version", status=422)
-    matter = definition.definition
+    """The matter version applied for (for a bundle: its lead, widened to the whole bundle) and the
+    stored materials, or a problem naming every rule broken."""
+    if body.bundle_code is not None:
+        definition, matter = await _bundle_of(session, body.bundle_code)
+    else:
+        assert body.matter_code is not None  # the schema requires one of the two
+        definition = await get_matter(session, body.matter_code, body.matter_version)
+        if definition is None:
+            raise field_problem("matter_code", "published", "no published matter with this code and version",
+                                status=422)  # fmt: skip
+        matter = definition.definition
     check_applicant(principal, matter)
     if body.delivery.method == "ems" and not (
         matter.get("express") or "express" in matter.get("result", {}).get("delivery", [])
@@ -442,10 +474,9 @@ def summary_out(case: Case) -> dict[str, Any]:
 
 async def detail_out(session: AsyncSession, case: Case, principal: Principal, *, with_query_code: bool = False) -> dict:
     """The case with everything an applicant or officer sees: pauses, timeline, branches, evaluation."""
-    matter = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
     from services.caseflow.branches import branches_of
 
-    parallel = matter is not None and bool(matter.definition.get("parallel_departments"))
+    parallel = bool((await matter_of_case(session, case)).get("parallel_departments"))
     return detail_of(
         case,
         principal,
@@ -673,8 +704,7 @@ async def _apply_action(
             state=case.state,
             version=case.version,
         )
-    definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-    matter = definition.definition if definition else {}
+    matter = await matter_of_case(session, case)
     await case.awaitable_attrs.pauses  # loaded before any change (no lazy load half-way)
     try:
         new_state = states.transition(
@@ -912,8 +942,7 @@ async def recompute_provisional(session: AsyncSession) -> int:
     ).scalars()
     count = 0
     for case in open_cases:
-        definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
-        await recompute_clocks(session, calendar, case, definition.definition if definition else {})
+        await recompute_clocks(session, calendar, case, await matter_of_case(session, case))
         count += 1
     await session.flush()
     return count

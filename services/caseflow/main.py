@@ -13,11 +13,13 @@ from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.models import inbox, outbox
+from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
 from services.caseflow.supervision import SupervisionTimer
 
 MATTER_PUBLISHED = "yiwang.catalog.matter.published.v1"
 MATTER_RETIRED = "yiwang.catalog.matter.retired.v1"
+BUNDLE_PUBLISHED = "yiwang.catalog.bundle.published.v1"
 LICENCE_ISSUED = "yiwang.licence.licence.issued.v1"
 SHIPMENT_DELIVERED = "yiwang.express.shipment.delivered.v1"
 
@@ -37,7 +39,15 @@ def consumers_for(settings: Settings):
                 stream="CATALOG",
                 filter_subject="catalog.matter.>",
                 handlers={MATTER_PUBLISHED: matters.on_matter_published, MATTER_RETIRED: matters.on_matter_retired},
-            )
+            ),
+            # A durable of its own: an existing durable keeps its old filter (catalog.matter.>).
+            EventConsumer(
+                **common,
+                durable="caseflow-bundles",
+                stream="CATALOG",
+                filter_subject="catalog.bundle.>",
+                handlers={BUNDLE_PUBLISHED: matters.on_bundle_published},
+            ),
         ]
         ctx = lambda: app.state.caseflow  # noqa: E731
 
@@ -75,6 +85,8 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
     settings = settings or Settings()
 
     async def start(app: FastAPI) -> None:
+        # First: a gateway misconfigured ("http" without its URL or key) stops startup before anything runs.
+        app.state.sms_gateway = make_gateway(settings)
         app.state.caseflow = cases.Context(
             settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block)
         )
@@ -83,10 +95,18 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
         if settings.supervision_enabled:
             app.state.supervision_timer = SupervisionTimer(app.state.sessionmaker, app.state.caseflow)
             await app.state.supervision_timer.start()
+        # Applicant notifications leave through the gateway adapter (sandbox or HTTP) from their table.
+        app.state.notification_dispatcher = NotificationDispatcher(
+            app.state.sessionmaker, app.state.sms_gateway, poll_interval=settings.notification_interval_seconds
+        )
+        await app.state.notification_dispatcher.start()
 
     async def stop(app: FastAPI) -> None:
         if app.state.supervision_timer is not None:
             await app.state.supervision_timer.stop()
+        await app.state.notification_dispatcher.stop()
+        await app.state.sms_gateway.aclose()
+        await app.state.blob_store.close()
 
     return create_service_app(
         ServiceParts(

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.catalog import MatterPublished, MatterRetired
+from contracts.events.catalog import BundlePublished, MatterPublished, MatterRetired
 from kit.events import CloudEvent
-from services.caseflow.models import MatterDefinition
+from services.caseflow.models import BundleDefinition, MatterDefinition
 from services.caseflow.reference import cache_for, changed_in, forget_on_commit
 
 
@@ -80,4 +80,31 @@ async def get_matter(
                    retired=row.retired, definition=json.loads(row.definition))  # fmt: skip
     if cache is not None:
         cache.put(key, found)
+    return found
+
+
+async def on_bundle_published(session: AsyncSession, event: CloudEvent) -> None:
+    """Keep the bundle (a republished bundle replaces its members for new applications)."""
+    data = BundlePublished.model_validate(event.data)
+    existing = await session.get(BundleDefinition, data.code)
+    if existing is None:
+        existing = BundleDefinition(code=data.code)
+        session.add(existing)
+    existing.name, existing.matter_codes = data.name, json.dumps(data.matter_codes, ensure_ascii=False)
+    existing.received_at = datetime.now(UTC)
+    await session.flush()
+    forget_on_commit(session, "bundles")
+
+
+async def get_bundle(session: AsyncSession, code: str) -> dict[str, Any] | None:
+    """The bundle as {code, name, matter_codes}, or None; served from memory for a few seconds."""
+    cache = None if changed_in(session, "bundles") else cache_for(session, "bundles")
+    found = cache.get(code) if cache is not None else None
+    if found is None:
+        row = await session.get(BundleDefinition, code)
+        if row is None:
+            return None
+        found = {"code": row.code, "name": row.name, "matter_codes": json.loads(row.matter_codes)}
+        if cache is not None:
+            cache.put(code, found)
     return found

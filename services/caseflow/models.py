@@ -43,6 +43,16 @@ class MatterDefinition(Base):
     received_at: Mapped[datetime] = mapped_column(TS)
 
 
+class BundleDefinition(Base):
+    """A bundle (套餐 / 一件事) as catalog announced it (``catalog.bundle.published``)."""
+
+    __tablename__ = "bundle_definitions"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    matter_codes: Mapped[str] = mapped_column(Text)  # JSON list, the first one leads
+    received_at: Mapped[datetime] = mapped_column(TS)
+
+
 class CaseNumberSequence(Base):
     """The last sequence number given per division and day (case numbers are unique and readable)."""
 
@@ -93,6 +103,9 @@ class Case(Base):
     deadlines: Mapped[str] = mapped_column(Text, default="{}")
     idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     request_hash: Mapped[str] = mapped_column(String(64))
+    # A bundle case (套餐): JSON {code, name, matters: [{code, version, name, department}]}; the case's
+    # matter is the bundle's lead, the others are decided in parallel branches.
+    bundle: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
     __table_args__ = (
@@ -193,10 +206,23 @@ class Blob(Base):
 
 class Notification(Base):
     """A message to the applicant (SMS or WeChat template). Written in the transaction of the step it
-    reports, so it is never lost; the sandbox adapter keeps it here for dev to read, a real gateway
-    adapter would send from here like the outbox relay."""
+    reports, so it is never lost; ``notifications.NotificationDispatcher`` sends it from here through
+    the gateway adapter, the way the outbox relay publishes events.
+
+    ``attempts`` counts the sends tried (a claim counts, so a row that crashes the sender is not tried
+    for ever); ``next_attempt_at`` is when the row may be claimed again: the retry after a failure, or
+    the end of the claim of the sender that has it now (a crashed sender's rows come back then);
+    ``last_error`` is the last failure (masked), kept after a later success; a row left with
+    ``attempts`` at the maximum and ``sent_at`` empty was given up and stays visible with its error.
+    """
 
     __tablename__ = "notifications"
+    # The dispatcher's queue: unsent rows in id order, without walking the (mostly sent) rest.
+    # (Before the columns: below, ``text`` is the message column, not sqlalchemy.text.)
+    __table_args__ = (
+        Index("ix_notifications_unsent", "id", postgresql_where=text("sent_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL")),
+    )  # fmt: skip
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(40), index=True)
@@ -205,6 +231,10 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS)
     sent_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    gateway_message_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class Evaluation(Base):

@@ -42,7 +42,8 @@ class DeliveryIn(_Body):
 
 
 class SubmitRequest(_Body):
-    matter_code: str = Field(min_length=1, max_length=64)
+    matter_code: str | None = Field(default=None, min_length=1, max_length=64, description="a matter, or …")
+    bundle_code: str | None = Field(default=None, min_length=1, max_length=64, description="… a bundle (套餐)")
     matter_version: int | None = Field(default=None, ge=1, description="default: the current version")
     applicant_name: str | None = Field(default=None, max_length=100)
     form: dict[str, Any] = Field(default_factory=dict)
@@ -51,6 +52,14 @@ class SubmitRequest(_Body):
     fees_paid_yuan: str | None = Field(
         default=None, pattern=r"^\d{1,9}(\.\d{1,2})?$", description="what the applicant paid; checked on decision"
     )
+
+    @model_validator(mode="after")
+    def _matter_or_bundle(self) -> SubmitRequest:
+        if (self.matter_code is None) == (self.bundle_code is None):
+            raise RuleViolation("one_of", "give exactly one of matter_code or bundle_code")
+        if self.bundle_code is not None and self.matter_version is not None:
+            raise RuleViolation("bundle_version", "a bundle applies for the current version of each of its matters")
+        return self
 
 
 class CorrectionItemIn(_Body):

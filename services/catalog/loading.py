@@ -10,10 +10,13 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.events.catalog import BundlePublished
 from kit.auth import Principal
+from kit.events import envelope
 from services.catalog import matters
 from services.catalog.domain.guide import Guide
-from services.catalog.models import Bundle, Department, Division, MatterIndex, MatterVersion
+from services.catalog.matters import SOURCE
+from services.catalog.models import Bundle, Department, Division, MatterIndex, MatterVersion, outbox
 
 # The seed acts as the platform administrator (identity's ADMIN department).
 SEED_PRINCIPAL = Principal(subject="officer:seed-demo", kind="officer", level=4, roles=("admin",), department="ADMIN")
@@ -45,8 +48,11 @@ async def seed_matters(session: AsyncSession, guides: Iterable[dict[str, Any]]) 
 
 
 async def upsert_bundles(session: AsyncSession, bundles: list[dict[str, Any]]) -> None:
+    """Store new bundles and announce each (``catalog.bundle.published``): caseflow takes bundle
+    applications only for bundles it has heard of."""
     for values in bundles:
         if await session.get(Bundle, values["code"]) is None:
+            now = datetime.now(UTC)
             session.add(
                 Bundle(
                     code=values["code"],
@@ -54,9 +60,12 @@ async def upsert_bundles(session: AsyncSession, bundles: list[dict[str, Any]]) -
                     description=values.get("description", ""),
                     themes=",".join(values.get("themes", [])),
                     matter_codes=json.dumps(values["matter_codes"], ensure_ascii=False),
-                    created_at=datetime.now(UTC),
+                    created_at=now,
                 )
             )
+            event = BundlePublished(code=values["code"], name=values["name"], description=values.get("description", ""),
+                                    matter_codes=values["matter_codes"], published_at=now)  # fmt: skip
+            await outbox.add(session, envelope(event, source=SOURCE, subject=values["code"]))
     await session.flush()
 
 

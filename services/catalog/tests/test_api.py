@@ -269,7 +269,7 @@ async def test_published_and_retired_events_validate_against_committed_schemas(c
     assert (await catalog.get("/matters", params={"q": "药店"})).json()["total"] == 0
     assert (await catalog.get(f"/matters/{FULL_GUIDE['code']}/versions/1")).json()["status"] == "retired"
     # Seeded matters were published through the same path, so their events are there too.
-    seeded = [e for e in await _outbox_events(catalog) if e["type"].endswith("published.v1")]
+    seeded = [e for e in await _outbox_events(catalog) if e["type"] == "yiwang.catalog.matter.published.v1"]
     assert len(seeded) == len(MATTERS) + 1
 
 
@@ -345,3 +345,15 @@ async def test_openapi_and_detail_json(catalog):
     assert detail.headers["content-type"] == "application/json"
     body = detail.json()
     assert body["guide"]["result"]["licence_type"] == "business_licence" and body["status"] == "published"
+
+
+async def test_the_demo_bundles_are_announced_for_caseflow(catalog):
+    from services.catalog.seed_data import BUNDLES
+
+    events = [e for e in await _outbox_events(catalog) if e["type"] == "yiwang.catalog.bundle.published.v1"]
+    assert sorted(e["data"]["code"] for e in events) == sorted(b["code"] for b in BUNDLES)
+    schema = json.loads((SCHEMAS / "yiwang.catalog.bundle.published.v1.json").read_text())
+    for event in events:
+        jsonschema.validate(event["data"], schema)
+    kbqy = next(e["data"] for e in events if e["data"]["code"] == "BUNDLE-KBQY")
+    assert kbqy["matter_codes"][0] == "SCJGJ-XK-0002" and len(kbqy["matter_codes"]) == 4

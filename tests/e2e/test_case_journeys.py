@@ -1,0 +1,176 @@
+"""J1/J2, J4, J5 and J7 for cases, through the gateway of a `make run` platform: the demo catalog
+(matters and the 开办企业一件事 bundle, announced by catalog over NATS), the demo officers, and
+citizens and a company that register themselves."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.test_journeys import COMPANY, WANG, ZHANG, _valid, login, register
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 512
+PDF = b"%PDF-1.7\n" + b"\x00" * 512
+SOLE_TRADER = "SCJGJ-XK-0001"  # 个体工商户设立登记
+OFFICER_PASSWORD = "demo-pass-2026"
+
+
+@pytest.fixture(scope="module")
+def gateway(running_platform):
+    with httpx.Client(base_url=running_platform["gateway"] + "/api/v1", timeout=30) as client:
+        yield client
+
+
+def officer(client: httpx.Client, login_name: str) -> dict:
+    response = client.post("/identity/sessions",
+                           json={"method": "officer", "login": login_name, "password": OFFICER_PASSWORD})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+
+def citizen(client: httpx.Client, id_number: str, name: str, mobile: str) -> dict:
+    """Logged in at real-name level 2 (registered if new)."""
+    if client.post("/identity/sessions", json={"method": "password", "login": id_number,
+                                               "password": "secret-2026"}).status_code != 201:  # fmt: skip
+        register(client, id_number, name, mobile)
+    client.post("/identity/me/verification", json={"method": "registry"}, headers=login(client, id_number))
+    return login(client, id_number)
+
+
+def upload(client: httpx.Client, headers: dict, content: bytes = JPEG, path: str = "/caseflow/materials") -> str:
+    response = client.post(path, files={"file": ("m.jpg", content, "application/octet-stream")}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def submit_when_announced(client: httpx.Client, body: dict, headers: dict, seconds: float = 30) -> httpx.Response:
+    """Catalog announces its demo matters and bundles over NATS: wait until caseflow has them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.post("/caseflow/cases", json=body, headers=headers)
+        fields = {e.get("field") for e in response.json().get("errors", [])} if response.status_code == 422 else set()
+        if not fields & {"matter_code", "bundle_code"} or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)
+
+
+def act(client: httpx.Client, case_no: str, headers: dict, action: str, **body) -> dict:
+    version = client.get(f"/caseflow/cases/{case_no}", headers=headers).json()["version"]
+    response = client.post(f"/caseflow/cases/{case_no}/actions", json={"action": action, **body},
+                           headers={**headers, "If-Match": str(version)})  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone_checks(gateway):
+    zhang = citizen(gateway, ZHANG, "张三", "13800138000")
+    lease, form = upload(gateway, zhang), upload(gateway, zhang, PDF)
+    body = {
+        "matter_code": SOLE_TRADER, "applicant_name": "张三",
+        "form": {"applicant_name": "张三", "mobile": "13800138000", "business_scope": "餐饮服务",
+                 "address": "山东省德州市德城区1号"},
+        "materials": [
+            {"name": "申请人居民身份证", "licence_id": "LIC-ID-ZHANG", "licence_version": 1},
+            {"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": lease},
+            {"name": "个体工商户登记（备案）申请书", "blob_id": form},
+        ],
+        "delivery": {"method": "ems", "recipient": "张三", "phone": "13800138000", "address": "山东省德州市德城区1号"},
+    }  # fmt: skip
+    created = submit_when_announced(gateway, body, {**zhang, "Idempotency-Key": "j1-zhang-1"})
+    assert created.status_code == 201, created.text
+    case = created.json()
+    case_no, query_code = case["case_no"], case["query_code"]
+    retried = gateway.post("/caseflow/cases", json=body, headers={**zhang, "Idempotency-Key": "j1-zhang-1"})
+    assert retried.status_code == 200 and retried.json()["case_no"] == case_no  # a phone's retry
+    sms = gateway.get("/caseflow/sandbox/notifications", params={"case_no": case_no}).json()
+    assert case_no in sms[0]["text"] and query_code in sms[0]["text"]  # number and query code by SMS
+
+    # J2: Li Si's worklist, ONE correction notice listing both problems, the clock pauses.
+    li_si = officer(gateway, "scjgj.officer")
+    worklist = gateway.get("/caseflow/worklist", headers=li_si).json()
+    assert case_no in [item["case_no"] for item in worklist["items"]]
+    items = [{"material": "经营场所使用证明（房产证明或租赁合同）", "problem": "照片无法辨认"},
+             {"material": "form.business_scope", "problem": "经营范围未填写完整"}]  # fmt: skip
+    corrected = act(gateway, case_no, li_si, "request_correction", items=items)
+    assert corrected["state"] == "correction_requested" and corrected["due_on"] is None  # paused
+    newer = upload(gateway, zhang, path=f"/caseflow/cases/{case_no}/materials")
+    resubmitted = gateway.post(
+        f"/caseflow/cases/{case_no}/resubmit",
+        json={"form": {"business_scope": "餐饮服务；预包装食品销售"},
+              "materials": [{"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": newer}]},
+        headers=zhang,
+    )  # fmt: skip
+    assert resubmitted.status_code == 200 and resubmitted.json()["state"] == "resubmitted", resubmitted.text
+    second = gateway.post(f"/caseflow/cases/{case_no}/actions", json={"action": "request_correction", "items": items},
+                          headers={**li_si, "If-Match": str(resubmitted.json()["version"])})  # fmt: skip
+    assert second.status_code == 409 and second.json()["type"].endswith("second-correction")
+    for action in ("accept", "review", "approve", "deliver"):
+        state = act(gateway, case_no, li_si, action)["state"]
+    assert state == "delivering"
+    completed = act(gateway, case_no, li_si, "complete")
+    assert completed["state"] == "completed"
+    assert [e["action"] for e in completed["timeline"]][:3] == ["submit", "request_correction", "resubmit"]
+    rated = gateway.post(f"/caseflow/cases/{case_no}/evaluation", json={"score": 5}, headers=zhang)
+    assert rated.status_code == 201 and rated.json()["rectification"] is None  # 非常满意
+    texts = [m["text"] for m in gateway.get("/caseflow/sandbox/notifications", params={"case_no": case_no}).json()]
+    assert any("一次性补齐" in t for t in texts) and any("已办结" in t for t in texts)
+
+    # J7: a neighbour with number and code sees progress, name masked; no one else sees the case.
+    progress = gateway.get(f"/caseflow/progress/{case_no}", params={"code": query_code})
+    assert progress.status_code == 200 and progress.json()["applicant"] == "张*"
+    assert gateway.get(f"/caseflow/progress/{case_no}", params={"code": "ZZZZZZ"}).status_code == 404
+    stranger = citizen(gateway, _valid("11010519900101003"), "李四", "13500135000")
+    assert gateway.get(f"/caseflow/cases/{case_no}", headers=stranger).status_code == 404
+    assert gateway.get(f"/caseflow/cases/{case_no}", headers=officer(gateway, "swj.officer")).status_code == 404
+
+    # J5: the supervisor sees the department's figures and the anomaly of the second correction.
+    supervisor = officer(gateway, "supervisor")
+    stats = {s["department"]: s for s in gateway.get("/caseflow/supervision/stats", headers=supervisor).json()}
+    assert stats["SCJGJ"]["volume"] >= 1
+    anomalies = gateway.get("/caseflow/supervision/warnings", params={"level": "anomaly"}, headers=supervisor).json()
+    assert any(w["case_no"] == case_no and w["step"] == "second_correction" for w in anomalies["items"])
+
+
+def test_j4_one_form_four_departments(gateway):
+    wang = citizen(gateway, WANG, "王五", "13900139000")
+    if gateway.post("/identity/enterprises", json={"uscc": COMPANY, "name": "某某餐饮有限公司"},
+                    headers=wang).status_code not in (201, 409):  # fmt: skip
+        pytest.fail("the company could not be registered")
+    acting = gateway.post("/identity/sessions/act-as", json={"enterprise": COMPANY}, headers=wang)
+    company = {"Authorization": "Bearer " + acting.json()["access_token"]}
+    files = {
+        name: upload(gateway, company, PDF)
+        for name in ("公司登记（备案）申请书", "公司章程", "发票领用申请表", "社会保险登记表")
+    }
+    body = {
+        "bundle_code": "BUNDLE-KBQY", "applicant_name": "某某餐饮有限公司",
+        "form": {"applicant_name": "王五", "mobile": "13900139000", "enterprise_name": "某某餐饮有限公司",
+                 "address": "山东省德州市德城区2号", "legal_representative": "王五", "registered_capital": "100",
+                 "invoice_kind": "增值税普通发票", "bank_account": "6222000000000000", "seal_kinds": "公章"},
+        "materials": [
+            {"name": "申请人居民身份证", "licence_id": "LIC-ID-WANG", "licence_version": 1},
+            {"name": "经营场所使用证明（房产证明或租赁合同）", "licence_id": "LIC-BDC-1", "licence_version": 1},
+            {"name": "营业执照", "licence_id": "LIC-BL-NEW", "licence_version": 1},
+            {"name": "法定代表人居民身份证", "licence_id": "LIC-ID-WANG", "licence_version": 1},
+            *({"name": name, "blob_id": blob} for name, blob in files.items()),
+        ],
+        "delivery": {"method": "window"},
+    }  # fmt: skip
+    created = submit_when_announced(gateway, body, company)
+    assert created.status_code == 201, created.text
+    case_no = created.json()["case_no"]
+    lead = officer(gateway, "scjgj.officer")
+    accepted = act(gateway, case_no, lead, "accept")
+    branches = {b["department"]: b for b in accepted["branches"]}
+    assert set(branches) == {"GAJ", "SWJ", "RSJ"} and all(b["due_on"] for b in branches.values())
+    assert "joint handling" in accepted["deadlines"]["decision"]["rule"]
+    early = gateway.post(f"/caseflow/cases/{case_no}/actions", json={"action": "approve"},
+                         headers={**lead, "If-Match": str(accepted["version"])})  # fmt: skip
+    assert early.status_code == 409 and sorted(early.json()["pending"]) == ["GAJ", "RSJ", "SWJ"]
+    for department in ("GAJ", "SWJ", "RSJ"):
+        decided = gateway.post(f"/caseflow/cases/{case_no}/branches/{department}/actions", json={"action": "approve"},
+                               headers={**officer(gateway, f"{department.lower()}.officer"), "If-Match": "1"})  # fmt: skip
+        assert decided.status_code == 200, decided.text
+    assert act(gateway, case_no, lead, "approve")["state"] == "approved"
