@@ -56,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.masking import mask_id_number, mask_phone, mask_text
@@ -359,6 +359,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_TABLE = Notification.__table__
+MARK_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.sent_at.is_(None))
+    .values(sent_at=bindparam("at"), gateway_message_id=bindparam("gateway_id"), next_attempt_at=None)
+)
+
+
 class NotificationDispatcher(BackgroundLoop):
     """Sends unsent notification rows through ``gateway``; safe with several replicas (module doc)."""
 
@@ -370,7 +378,7 @@ class NotificationDispatcher(BackgroundLoop):
         gateway: SmsGateway,
         *,
         channel: str = "sms",
-        batch_size: int = 32,
+        batch_size: int = 100,
         concurrency: int = 8,
         send_timeout: float = 10.0,
         max_attempts: int = 8,
@@ -432,7 +440,11 @@ class NotificationDispatcher(BackgroundLoop):
         if not claimed:
             return done
         limit = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(*(self._send(row, limit) for row in claimed), return_exceptions=True)
+        delivered: list[tuple[_Claimed, str]] = []
+        outcomes = await asyncio.gather(*(self._send(row, limit, delivered) for row in claimed),
+                                        return_exceptions=True)  # fmt: skip
+        if delivered:
+            await self._sent(delivered)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         for outcome in outcomes:
             if outcome == "sent":
@@ -483,7 +495,7 @@ class NotificationDispatcher(BackgroundLoop):
             rows = (await session.execute(claim)).all()
         return sorted((_Claimed(*row) for row in rows), key=lambda row: row.id)
 
-    async def _send(self, row: _Claimed, limit: asyncio.Semaphore) -> str:
+    async def _send(self, row: _Claimed, limit: asyncio.Semaphore, delivered: list[tuple[_Claimed, str]]) -> str:
         outgoing = OutgoingMessage(str(row.id), row.recipient, row.channel, row.template, row.text)
         async with limit:
             try:
@@ -492,24 +504,20 @@ class NotificationDispatcher(BackgroundLoop):
                 raise
             except Exception as exc:
                 return await self._failed(row, exc)
-        return await self._sent(row, message_id)
-
-    async def _sent(self, row: _Claimed, message_id: str) -> str:
-        async with self.sessionmaker() as session, session.begin():
-            marked = await session.execute(
-                update(Notification)
-                .where(Notification.id == row.id, Notification.sent_at.is_(None))
-                .values(sent_at=self.clock(), gateway_message_id=str(message_id)[:100], next_attempt_at=None)
-                .returning(Notification.id)
-            )
-            first_to_mark = marked.first() is not None
-        if not first_to_mark:  # a sender whose claim ran out got there first: sent twice
-            log.warning("notification %s to %s was already marked sent (gateway id %s)",
-                        row.id, masked_recipient(row.recipient), message_id)  # fmt: skip
-        else:
-            log.info("notification %s (%s) sent to %s, attempt %d, gateway id %s",
-                     row.id, row.template, masked_recipient(row.recipient), row.attempts, message_id)  # fmt: skip
+        delivered.append((row, str(message_id)))
+        log.info("notification %s (%s) sent to %s, attempt %d, gateway id %s",
+                 row.id, row.template, masked_recipient(row.recipient), row.attempts, message_id)  # fmt: skip
         return "sent"
+
+    async def _sent(self, delivered: list[tuple[_Claimed, str]]) -> None:
+        """Mark a batch's deliveries in one transaction (one statement per row would cost a request's
+        worth of CPU each). Only rows not yet marked: a sender whose claim ran out may have sent it too
+        (the gateway deduplicates by client_ref), and the first mark stands."""
+        params = [
+            {"row_id": row.id, "at": self.clock(), "gateway_id": message_id[:100]} for row, message_id in delivered
+        ]
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(MARK_SENT, params)
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failed sends (exponential, capped, jittered)."""

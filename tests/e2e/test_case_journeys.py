@@ -9,8 +9,12 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.test_journeys import COMPANY, WANG, ZHANG, _valid, login, register
+from tests.e2e.test_journeys import _valid, login, register
 
+# People of their own (the platform is shared with test_journeys.py, and SMS codes are rate-limited).
+APPLICANT = "371402198501010019"  # 孙七, a citizen of Dezhou
+FOUNDER = "371402198602020021"  # 周八, the founder's legal representative
+COMPANY = "913714007654321019"  # the company being started (J4)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 512
 PDF = b"%PDF-1.7\n" + b"\x00" * 512
 SOLE_TRADER = "SCJGJ-XK-0001"  # 个体工商户设立登记
@@ -65,18 +69,18 @@ def act(client: httpx.Client, case_no: str, headers: dict, action: str, **body) 
 
 
 def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone_checks(gateway):
-    zhang = citizen(gateway, ZHANG, "张三", "13800138000")
+    zhang = citizen(gateway, APPLICANT, "孙七", "13811110001")
     lease, form = upload(gateway, zhang), upload(gateway, zhang, PDF)
     body = {
-        "matter_code": SOLE_TRADER, "applicant_name": "张三",
-        "form": {"applicant_name": "张三", "mobile": "13800138000", "business_scope": "餐饮服务",
+        "matter_code": SOLE_TRADER, "applicant_name": "孙七",
+        "form": {"applicant_name": "孙七", "mobile": "13811110001", "business_scope": "餐饮服务",
                  "address": "山东省德州市德城区1号"},
         "materials": [
-            {"name": "申请人居民身份证", "licence_id": "LIC-ID-ZHANG", "licence_version": 1},
+            {"name": "申请人居民身份证", "licence_id": "LIC-ID-SUN", "licence_version": 1},
             {"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": lease},
             {"name": "个体工商户登记（备案）申请书", "blob_id": form},
         ],
-        "delivery": {"method": "ems", "recipient": "张三", "phone": "13800138000", "address": "山东省德州市德城区1号"},
+        "delivery": {"method": "ems", "recipient": "孙七", "phone": "13811110001", "address": "山东省德州市德城区1号"},
     }  # fmt: skip
     created = submit_when_announced(gateway, body, {**zhang, "Idempotency-Key": "j1-zhang-1"})
     assert created.status_code == 201, created.text
@@ -119,9 +123,9 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
 
     # J7: a neighbour with number and code sees progress, name masked; no one else sees the case.
     progress = gateway.get(f"/caseflow/progress/{case_no}", params={"code": query_code})
-    assert progress.status_code == 200 and progress.json()["applicant"] == "张*"
+    assert progress.status_code == 200 and progress.json()["applicant"] == "孙*"
     assert gateway.get(f"/caseflow/progress/{case_no}", params={"code": "ZZZZZZ"}).status_code == 404
-    stranger = citizen(gateway, _valid("11010519900101003"), "李四", "13500135000")
+    stranger = citizen(gateway, _valid("37140219870303003"), "吴九", "13811110003")
     assert gateway.get(f"/caseflow/cases/{case_no}", headers=stranger).status_code == 404
     assert gateway.get(f"/caseflow/cases/{case_no}", headers=officer(gateway, "swj.officer")).status_code == 404
 
@@ -134,8 +138,8 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
 
 
 def test_j4_one_form_four_departments(gateway):
-    wang = citizen(gateway, WANG, "王五", "13900139000")
-    if gateway.post("/identity/enterprises", json={"uscc": COMPANY, "name": "某某餐饮有限公司"},
+    wang = citizen(gateway, FOUNDER, "周八", "13811110002")
+    if gateway.post("/identity/enterprises", json={"uscc": COMPANY, "name": "德州某某科技有限公司"},
                     headers=wang).status_code not in (201, 409):  # fmt: skip
         pytest.fail("the company could not be registered")
     acting = gateway.post("/identity/sessions/act-as", json={"enterprise": COMPANY}, headers=wang)
@@ -145,15 +149,15 @@ def test_j4_one_form_four_departments(gateway):
         for name in ("公司登记（备案）申请书", "公司章程", "发票领用申请表", "社会保险登记表")
     }
     body = {
-        "bundle_code": "BUNDLE-KBQY", "applicant_name": "某某餐饮有限公司",
-        "form": {"applicant_name": "王五", "mobile": "13900139000", "enterprise_name": "某某餐饮有限公司",
-                 "address": "山东省德州市德城区2号", "legal_representative": "王五", "registered_capital": "100",
+        "bundle_code": "BUNDLE-KBQY", "applicant_name": "德州某某科技有限公司",
+        "form": {"applicant_name": "周八", "mobile": "13811110002", "enterprise_name": "德州某某科技有限公司",
+                 "address": "山东省德州市德城区2号", "legal_representative": "周八", "registered_capital": "100",
                  "invoice_kind": "增值税普通发票", "bank_account": "6222000000000000", "seal_kinds": "公章"},
         "materials": [
-            {"name": "申请人居民身份证", "licence_id": "LIC-ID-WANG", "licence_version": 1},
+            {"name": "申请人居民身份证", "licence_id": "LIC-ID-ZHOU", "licence_version": 1},
             {"name": "经营场所使用证明（房产证明或租赁合同）", "licence_id": "LIC-BDC-1", "licence_version": 1},
             {"name": "营业执照", "licence_id": "LIC-BL-NEW", "licence_version": 1},
-            {"name": "法定代表人居民身份证", "licence_id": "LIC-ID-WANG", "licence_version": 1},
+            {"name": "法定代表人居民身份证", "licence_id": "LIC-ID-ZHOU", "licence_version": 1},
             *({"name": name, "blob_id": blob} for name, blob in files.items()),
         ],
         "delivery": {"method": "window"},
