@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kit.bus import Bus, NotConnected
 from kit.db import UtcDateTime
 from kit.events import CloudEvent, nats_subject_for
-from kit.tasks import BackgroundLoop
+from kit.tasks import BatchLoop
 
 log = logging.getLogger("yiwang.outbox")
 
@@ -79,7 +79,7 @@ class Outbox:
         session.info["outbox_dirty"] = True
 
 
-class OutboxRelay(BackgroundLoop):
+class OutboxRelay(BatchLoop):
     """Publishes committed outbox rows. Replicas share the work through ``FOR UPDATE SKIP LOCKED``."""
 
     task_name = "outbox-relay"
@@ -104,7 +104,6 @@ class OutboxRelay(BackgroundLoop):
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
         self.linger = linger
-        self._wake = asyncio.Event()
         self.published_total = 0
         sync_class = sessionmaker.kw.get("sync_session_class")
         if sync_class is not None:
@@ -112,35 +111,10 @@ class OutboxRelay(BackgroundLoop):
 
     def _after_commit(self, session) -> None:
         if session.info.pop("outbox_dirty", False):
-            self._wake.set()
+            self.wake()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        backoff = 0.1
-        while True:
-            self._wake.clear()  # before reading: a commit during the batch wakes the next round
-            try:
-                published = await self.publish_pending()
-                backoff = 0.1
-                if published >= self.batch_size:
-                    continue  # more waiting: go again at once
-                if published and self.linger:
-                    # Busy: let the next batch gather instead of one transaction per commit.
-                    await asyncio.sleep(self.linger)
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox relay: %s; retrying in %.2fs", type(exc).__name__, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+    async def batch(self) -> int:
+        return await self.publish_pending()
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published. Raises while NATS is away."""

@@ -45,3 +45,52 @@ async def cancel_task(task: asyncio.Task | None, *, attempts: int = 20, wait: fl
             task.result()
     else:
         log.error("task %s did not stop after %d cancellations; leaving it", task.get_name(), attempts)
+
+
+class BatchLoop(BackgroundLoop):
+    """A loop that works in batches: ``batch()`` returns how many items it handled; a full batch
+    goes again at once, a partial one waits ``linger`` (so under load the next batch gathers), an
+    empty one waits for ``wake()`` or ``poll_interval``; an error retries with doubling backoff.
+    The outbox relay and the notification dispatcher are such loops."""
+
+    batch_size = 100
+    poll_interval = 1.0
+    linger = 0.0
+    max_backoff = 5.0
+    _wake: asyncio.Event | None = None
+
+    @abstractmethod
+    async def batch(self) -> int:
+        """Handle one batch; how many items it handled. Raises while a dependency is away."""
+
+    def wake(self) -> None:
+        """Start the next batch now instead of after ``poll_interval``."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+
+    async def run(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        backoff = 0.1
+        while True:
+            self._wake.clear()  # before reading: a wake during the batch starts the next one
+            try:
+                handled = await self.batch()
+                backoff = 0.1
+                if handled >= self.batch_size:
+                    continue  # more waiting: go again at once
+                if handled and self.linger:
+                    await asyncio.sleep(self.linger)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dependency away: nothing is lost, the rows wait
+                log.warning("%s: %s; retrying in %.2fs", self.task_name, type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass

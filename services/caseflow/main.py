@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
         app.state.notification_dispatcher = NotificationDispatcher(
             app.state.sessionmaker, app.state.sms_gateway, poll_interval=settings.notification_interval_seconds
         )
-        await app.state.notification_dispatcher.start()
+        if settings.notification_dispatch_enabled:
+            await app.state.notification_dispatcher.start()
 
     async def stop(app: FastAPI) -> None:
         if app.state.supervision_timer is not None:

@@ -60,7 +60,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.masking import mask_id_number, mask_phone, mask_text
-from kit.tasks import BackgroundLoop
+from kit.tasks import BatchLoop
 from services.caseflow.models import Case, Notification
 from services.caseflow.settings import Settings
 
@@ -367,7 +367,7 @@ MARK_SENT = (
 )
 
 
-class NotificationDispatcher(BackgroundLoop):
+class NotificationDispatcher(BatchLoop):
     """Sends unsent notification rows through ``gateway``; safe with several replicas (module doc)."""
 
     task_name = "notification-dispatcher"
@@ -405,33 +405,11 @@ class NotificationDispatcher(BackgroundLoop):
         # A live sender finishes a batch within this (every send is cut at send_timeout), so a
         # claim only runs out when its sender died.
         self.claim_seconds = send_timeout * (math.ceil(batch_size / concurrency) + 1) + 5.0
-        self._wake = asyncio.Event()
+        self.max_backoff = 30.0
         self.sent_total = 0
 
-    def wake(self) -> None:
-        """Start the next round now instead of after ``poll_interval``."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        backoff = 0.1
-        while True:
-            self._wake.clear()
-            try:
-                done = await self.dispatch_once()
-                backoff = 0.1
-                if done.claimed >= self.batch_size:
-                    continue  # more may be due: go again at once
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database away, not migrated yet: the rows wait, nothing is lost
-                log.warning("notification round failed: %s; retrying in %.1fs", type(exc).__name__, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+    async def batch(self) -> int:
+        return (await self.dispatch_once()).claimed
 
     async def dispatch_once(self) -> Round:
         """Claim one batch of due rows and send them; raises when the database does."""

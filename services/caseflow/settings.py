@@ -45,3 +45,6 @@ class Settings(ServiceSettings):
     sms_gateway_key_id: str = ""
     sms_gateway_secret: SecretStr = SecretStr("")
     notification_interval_seconds: float = Field(default=1.0, gt=0)
+    # Whether this process sends notifications (like supervision_enabled: API replicas may leave it
+    # to one worker; the rows wait in the table, nothing is lost).
+    notification_dispatch_enabled: bool = True
