@@ -355,6 +355,14 @@ def main() -> int:
         ceiling = results["bare_c1" if name.endswith("_c1") else "bare"]["rps"]
         print(f"| {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.2f} | {r['p50_ms']:.2f} "
               f"| {r['cpu_ms_per_request']:.2f} | {r['non2xx']:.0f} |")  # fmt: skip
+    # The same comparison round by round: each run against the ceiling run just before it.
+    bare_runs = results["bare"]["rounds"]
+    for name, ceilings in (("submit", bare_runs[: args.rounds]), ("transition", bare_runs[args.rounds :]),
+                           ("submit_c1", results["bare_c1"]["rounds"])):  # fmt: skip
+        ratios = [run["rps"] / ceiling["rps"] for run, ceiling in zip(results[name]["rounds"], ceilings, strict=True)]
+        print(
+            f"{name}: per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
+        )
     print(f"\ncases created {results['cases_created']:,} for {results['submit_requests']:,} submit requests "
           "(+1 check; wrk stops counting requests still in flight at its end)")  # fmt: skip
     if "worklist" in results:
