@@ -59,8 +59,7 @@ ANOMALY_TEXT = {
 # Officers of these departments see every department's cases (supervision centre, platform admin).
 ALL_DEPARTMENTS = frozenset({"ADMIN", "SUPERVISION", "JCZX"})  # JCZX: 监察中心 (identity demo)
 
-CASES = Case.__table__
-# Statements built once, executed with parameters: SQLAlchemy compiles each once and caches it.
+# Built once, executed with parameters: SQLAlchemy compiles it once and caches it.
 BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
     Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
 )
@@ -68,7 +67,8 @@ BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
 
 @dataclass
 class Context:
-    """What the service functions need besides the session: settings and the current time."""
+    """What the service functions need besides the session: settings, the case-number blocks of this
+    process, and the current time."""
 
     settings: Settings
     numbers: CaseNumberBlocks = field(repr=False)
