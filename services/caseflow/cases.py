@@ -327,6 +327,7 @@ async def submit(
         applicant=principal.subject,
         applicant_kind=principal.kind,
         applicant_name=body.applicant_name,
+        contact_phone=body.contact_phone or body.delivery.phone,
         agent=principal.actor,
         state="submitted",
         version=1,

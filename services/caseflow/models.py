@@ -74,6 +74,7 @@ class Case(Base):
     applicant: Mapped[str] = mapped_column(String(40), index=True)
     applicant_kind: Mapped[str] = mapped_column(String(12))
     applicant_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    contact_phone: Mapped[str | None] = mapped_column(String(11), nullable=True)  # where the SMS go
     agent: Mapped[str | None] = mapped_column(String(40), nullable=True)
     state: Mapped[str] = mapped_column(String(24))
     version: Mapped[int] = mapped_column(Integer)
@@ -226,6 +227,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(40), index=True)
+    phone: Mapped[str | None] = mapped_column(String(11), nullable=True)  # the mobile an SMS goes to
     channel: Mapped[str] = mapped_column(String(10))  # sms | wechat
     template: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text)

@@ -23,7 +23,8 @@ an ``SmsGateway`` adapter, the way the outbox relay publishes events:
 Adapters: ``SandboxGateway`` (in memory, with latency, failures and lost answers as a real gateway
 has them; deterministic when seeded) and ``HttpSmsGateway`` (the SMS gateway at
 ``CASEFLOW_SMS_GATEWAY_URL``). Its request is ``POST`` with the JSON body
-``{"key_id", "recipient", "template", "text", "client_ref"}`` (UTF-8, no spaces) and the headers::
+``{"key_id", "phone", "recipient", "template", "text", "client_ref"}`` (UTF-8, no spaces; ``phone`` the
+mobile number, ``recipient`` the applicant's subject id) and the headers::
 
     X-Yiwang-Key-Id:    CASEFLOW_SMS_GATEWAY_KEY_ID
     X-Yiwang-Timestamp: Unix seconds, decimal
@@ -106,8 +107,8 @@ def message(case: Case, action: str, detail: dict, at: datetime) -> dict | None:
     if text is None:
         return None
     # attempts is given: on PostgreSQL steps.write inserts every column, a missing one as NULL.
-    return {"case_id": case.id, "recipient": case.applicant, "channel": "sms", "template": action, "text": text,
-            "created_at": at, "sent_at": None, "attempts": 0}  # fmt: skip
+    return {"case_id": case.id, "recipient": case.applicant, "phone": case.contact_phone, "channel": "sms",
+            "template": action, "text": text, "created_at": at, "sent_at": None, "attempts": 0}  # fmt: skip
 
 
 async def sandbox_messages(session: AsyncSession, *, recipient: str | None, case_no: str | None) -> list[dict]:
@@ -159,6 +160,7 @@ class OutgoingMessage:
     channel: str
     template: str
     text: str
+    phone: str | None = None  # the mobile number; an SMS gateway cannot send without it
 
 
 class GatewayError(Exception):
@@ -272,9 +274,12 @@ class HttpSmsGateway:
         self._clock = clock
 
     async def send(self, message: OutgoingMessage) -> str:
+        if not message.phone:
+            raise GatewayError("no mobile number for this message")
         body = json.dumps(
             {
                 "key_id": self.key_id,
+                "phone": message.phone,
                 "recipient": message.recipient,
                 "template": message.template,
                 "text": message.text,
@@ -353,6 +358,7 @@ class _Claimed:
     template: str
     text: str
     attempts: int  # including this one; also the claim's token
+    phone: str | None = None
 
 
 def _utc_now() -> datetime:
@@ -468,13 +474,14 @@ class NotificationDispatcher(BatchLoop):
                     Notification.template,
                     Notification.text,
                     Notification.attempts,
+                    Notification.phone,
                 )
             )
             rows = (await session.execute(claim)).all()
         return sorted((_Claimed(*row) for row in rows), key=lambda row: row.id)
 
     async def _send(self, row: _Claimed, limit: asyncio.Semaphore, delivered: list[tuple[_Claimed, str]]) -> str:
-        outgoing = OutgoingMessage(str(row.id), row.recipient, row.channel, row.template, row.text)
+        outgoing = OutgoingMessage(str(row.id), row.recipient, row.channel, row.template, row.text, row.phone)
         async with limit:
             try:
                 message_id = await asyncio.wait_for(self.gateway.send(outgoing), self.send_timeout)

@@ -52,6 +52,9 @@ class SubmitRequest(_Body):
     fees_paid_yuan: str | None = Field(
         default=None, pattern=r"^\d{1,9}(\.\d{1,2})?$", description="what the applicant paid; checked on decision"
     )
+    contact_phone: str | None = Field(
+        default=None, pattern=r"^1\d{10}$", description="mobile for the SMS about this case; default: the EMS phone"
+    )
 
     @model_validator(mode="after")
     def _matter_or_bundle(self) -> SubmitRequest:

@@ -31,7 +31,7 @@ from services.caseflow.settings import Settings
 from services.caseflow.tests.conftest import ZHANG_SAN, submit
 
 PHONE = "13800138000"
-MESSAGE = OutgoingMessage("42", ZHANG_SAN, "sms", "accept", "您的办件320800202611020001已受理。")
+MESSAGE = OutgoingMessage("42", ZHANG_SAN, "sms", "accept", "您的办件320800202611020001已受理。", PHONE)
 
 
 class Clock:
@@ -338,8 +338,8 @@ async def test_the_http_gateway_posts_a_signed_json_body(sms_server):
     finally:
         await gateway.aclose()
     [(headers, body)] = sms_server.requests
-    assert json.loads(body) == {"key_id": "caseflow-1", "recipient": ZHANG_SAN, "template": "accept",
-                                "text": MESSAGE.text, "client_ref": "42"}  # fmt: skip
+    assert json.loads(body) == {"key_id": "caseflow-1", "phone": PHONE, "recipient": ZHANG_SAN,
+                                "template": "accept", "text": MESSAGE.text, "client_ref": "42"}  # fmt: skip
     assert headers["Content-Type"].startswith("application/json") and headers["X-Yiwang-Key-Id"] == "caseflow-1"
     timestamp = headers["X-Yiwang-Timestamp"]
     assert abs(int(timestamp) - time.time()) < 60
@@ -410,7 +410,7 @@ async def test_logs_show_phone_and_id_numbers_only_masked(caseflow, sms_server):
     [first] = await stored(maker)
     async with maker() as session, session.begin():
         await session.execute(insert(Notification).values(
-            case_id=first.case_id, recipient=PHONE, channel="sms", template="accept", text="已受理",
+            case_id=first.case_id, recipient=PHONE, phone=PHONE, channel="sms", template="accept", text="已受理",
             created_at=first.created_at, attempts=0))  # fmt: skip
     # Captured after the app configured logging (it replaces the root's handlers, caplog's too).
     captured, logger, root = Captured(), logging.getLogger("yiwang.caseflow.notifications"), logging.getLogger()
@@ -436,3 +436,23 @@ async def test_logs_show_phone_and_id_numbers_only_masked(caseflow, sms_server):
     assert ZHANG_SAN not in text and PHONE not in text
     assert all(ZHANG_SAN not in (row.last_error or "") and PHONE not in (row.last_error or "")
                for row in await stored(maker))  # fmt: skip
+
+
+async def test_the_sms_goes_to_the_contact_phone_or_else_the_ems_phone(caseflow, sms_server):
+    import dataclasses
+
+    maker = await own_dispatcher_only(caseflow)
+    await submit(caseflow)  # EMS to 13800138000, no contact phone given
+    await submit(caseflow, contact_phone="13912345678", delivery={"method": "window"})
+    await submit(caseflow, delivery={"method": "window"})  # no mobile number at all
+    gateway, clock = HttpSmsGateway(sms_server.url, key_id="k", secret="s", timeout=2), Clock()
+    try:
+        done = await dispatcher(maker, gateway, clock).dispatch_once()
+        with pytest.raises(GatewayError, match="no mobile number"):
+            await gateway.send(dataclasses.replace(MESSAGE, phone=None))
+    finally:
+        await gateway.aclose()
+    assert (done.sent, done.failed) == (2, 1)
+    assert sorted(json.loads(body)["phone"] for _, body in sms_server.requests) == ["13800138000", "13912345678"]
+    unsent = [row for row in await stored(maker) if row.sent_at is None]
+    assert len(unsent) == 1 and unsent[0].phone is None and "no mobile number" in unsent[0].last_error
