@@ -11,21 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.errors import Problem, field_problem
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.models import CalendarOverride, CalendarYear
-from services.caseflow.reference import cache_for, changed_in, forget_on_commit
+from services.caseflow.reference import cached, forget_on_commit
 
 
 async def load(session: AsyncSession) -> WorkdayCalendar:
     """The calendar with every override loaded (a few dozen rows a year), kept in memory for a few
     seconds: a year loaded through another replica is seen within the TTL, and the supervision
     timer recomputes deadlines that were provisional when the calendar changed."""
-    cache = None if changed_in(session, "calendar") else cache_for(session, "calendar")
-    calendar = cache.get("calendar") if cache is not None else None
-    if calendar is None:
+
+    async def read() -> WorkdayCalendar:
         overrides = {row.day: row.workday for row in (await session.execute(select(CalendarOverride))).scalars()}
         years = [row for row in (await session.execute(select(CalendarYear.year))).scalars()]
-        calendar = WorkdayCalendar(overrides, known_override_years=years)
-        if cache is not None:
-            cache.put("calendar", calendar)
+        return WorkdayCalendar(overrides, known_override_years=years)
+
+    calendar = await cached(session, "calendar", "calendar", read)
+    assert calendar is not None  # read() always makes one
     return calendar
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.events.catalog import BundlePublished, MatterPublished, MatterRetired
 from kit.events import CloudEvent
 from services.caseflow.models import BundleDefinition, MatterDefinition
-from services.caseflow.reference import cache_for, changed_in, forget_on_commit
+from services.caseflow.reference import cached, forget_on_commit
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,20 @@ async def get_matter(
 ) -> Matter | None:
     """A given version, or the newest one; retired matters take no new cases. Served from memory
     for a few seconds (published versions never change; a retirement is seen within the TTL)."""
-    cache = None if changed_in(session, "matters") else cache_for(session, "matters")
-    key = (code, version, include_retired)
-    found = cache.get(key) if cache is not None else None
-    if found is not None:
-        return found
-    query = select(MatterDefinition).where(MatterDefinition.code == code)
-    if version is not None:
-        query = query.where(MatterDefinition.version == version)
-    if not include_retired:
-        query = query.where(MatterDefinition.retired.is_(False))
-    row = (await session.execute(query.order_by(MatterDefinition.version.desc()).limit(1))).scalar_one_or_none()
-    if row is None:
-        return None  # not cached: the matter may be published a moment from now
-    found = Matter(code=row.code, version=row.version, name=row.name, department=row.department,
-                   retired=row.retired, definition=json.loads(row.definition))  # fmt: skip
-    if cache is not None:
-        cache.put(key, found)
-    return found
+
+    async def read() -> Matter | None:
+        query = select(MatterDefinition).where(MatterDefinition.code == code)
+        if version is not None:
+            query = query.where(MatterDefinition.version == version)
+        if not include_retired:
+            query = query.where(MatterDefinition.retired.is_(False))
+        row = (await session.execute(query.order_by(MatterDefinition.version.desc()).limit(1))).scalar_one_or_none()
+        if row is None:
+            return None
+        return Matter(code=row.code, version=row.version, name=row.name, department=row.department,
+                      retired=row.retired, definition=json.loads(row.definition))  # fmt: skip
+
+    return await cached(session, "matters", (code, version, include_retired), read)
 
 
 async def on_bundle_published(session: AsyncSession, event: CloudEvent) -> None:
@@ -98,13 +94,11 @@ async def on_bundle_published(session: AsyncSession, event: CloudEvent) -> None:
 
 async def get_bundle(session: AsyncSession, code: str) -> dict[str, Any] | None:
     """The bundle as {code, name, matter_codes}, or None; served from memory for a few seconds."""
-    cache = None if changed_in(session, "bundles") else cache_for(session, "bundles")
-    found = cache.get(code) if cache is not None else None
-    if found is None:
+
+    async def read() -> dict[str, Any] | None:
         row = await session.get(BundleDefinition, code)
         if row is None:
             return None
-        found = {"code": row.code, "name": row.name, "matter_codes": json.loads(row.matter_codes)}
-        if cache is not None:
-            cache.put(code, found)
-    return found
+        return {"code": row.code, "name": row.name, "matter_codes": json.loads(row.matter_codes)}
+
+    return await cached(session, "bundles", code, read)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 TTL_SECONDS = 5.0
+T = TypeVar("T")
 
 
 def clock() -> float:
@@ -84,3 +85,18 @@ def forget_on_commit(session: AsyncSession, name: str) -> None:
         changed.discard(name)
 
     event.listen(session.sync_session, "after_commit", after_commit, once=True)
+
+
+async def cached(session: AsyncSession, name: str, key: Hashable, load: Callable[[], Awaitable[T | None]]) -> T | None:
+    """The named cache's value for ``key``, or what ``load()`` reads (kept unless None: a missing
+    thing may appear a moment from now). A session that changed what the cache holds reads its
+    own writes and caches nothing."""
+    if changed_in(session, name):
+        return await load()
+    cache = cache_for(session, name)
+    value = cache.get(key)
+    if value is None:
+        value = await load()
+        if value is not None:
+            cache.put(key, value)
+    return value
