@@ -49,10 +49,19 @@ class PublishedStep(_Part):
 
 
 class PublishedFormField(_Part):
+    """One field of the application form; caseflow validates submitted values against it."""
+
     name: str
     label: str
     kind: Literal["text", "number", "date", "choice", "address", "subject_id"]
     required: bool
+    max_length: int | None = Field(default=None, ge=1, description="text: at most this many characters")
+    format: Literal["mobile", "id_number", "uscc", "division_code"] | None = Field(
+        default=None, description="text: a checked format (mainland mobile, GB 11643, GB 32100, GB/T 2260)"
+    )
+    options: list[str] | None = Field(default=None, description="choice: the allowed values, in display order")
+    minimum: float | None = Field(default=None, description="number: smallest allowed value")
+    maximum: float | None = Field(default=None, description="number: largest allowed value")
 
 
 class PublishedFaq(_Part):

@@ -19,6 +19,7 @@ class PersonRegistered(EventData):
     nats_subject: ClassVar[str] = "identity.person.registered"
     id_number: str = Field(min_length=18, max_length=18, description="resident ID number (GB 11643)")
     level: int = Field(ge=1, le=4)
+    name: str | None = Field(default=None, description="the name as declared at registration (not yet verified)")
     registered_at: datetime
 
 
@@ -29,6 +30,7 @@ class PersonVerified(EventData):
     level: int = Field(ge=1, le=4)
     method: Literal["registry", "face", "counter"]
     verified_by: str | None = Field(default=None, description="officer login for counter checks")
+    name: str | None = Field(default=None, description="the name the verification confirmed")
     verified_at: datetime
 
 
@@ -36,7 +38,7 @@ class EnterpriseRegistered(EventData):
     event_type: ClassVar[str] = "yiwang.identity.enterprise.registered.v1"
     nats_subject: ClassVar[str] = "identity.enterprise.registered"
     uscc: str = Field(min_length=18, max_length=18, description="unified social credit code (GB 32100)")
-    name: str
+    name: str = Field(description="the enterprise's name as the enterprise registry records it")
     legal_representative: str = Field(min_length=18, max_length=18)
     registered_at: datetime
 
@@ -59,3 +61,23 @@ class AgentRevoked(EventData):
     enterprise_uscc: str
     agent_id_number: str
     revoked_at: datetime
+
+
+class TokensRevoked(EventData):
+    """Access tokens that must be refused before their own expiry (logout, a revoked mandate, an
+    officer changed or disabled, a stolen refresh token). Every token verifier (the gateway and each
+    service, through kit.auth) keeps these entries in memory until ``until`` and refuses a token when
+    an entry matches it and the token was issued at or before ``issued_before``:
+    - ``session_id`` set: the token's ``sid`` equals it;
+    - otherwise ``subject`` set: the token's ``sub`` equals it, and, when ``actor`` is set, the token's
+      ``act.sub`` equals ``actor`` (an act-as token of that agent for that enterprise).
+    """
+
+    event_type: ClassVar[str] = "yiwang.identity.tokens.revoked.v1"
+    nats_subject: ClassVar[str] = "identity.tokens.revoked"
+    reason: Literal["logout", "session_revoked", "refresh_reuse", "mandate_revoked", "officer_changed"]
+    session_id: str | None = None
+    subject: str | None = None
+    actor: str | None = Field(default=None, description="with subject: only act-as tokens of this person")
+    issued_before: datetime = Field(description="tokens issued at or before this instant are refused")
+    until: datetime = Field(description="when the last token it can match expires; verifiers forget it then")
