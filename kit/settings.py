@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     # After a batch that found events, wait this long before the next one so that under load a
     # batch carries many events (one transaction) instead of one per commit; idle: no wait.
     relay_linger_seconds: float = Field(default=0.1, ge=0, le=1)
+    # Sandbox pages (SMS codes "sent", notifications with query codes, face-check shortcuts) exist
+    # only when the deployment says it is a sandbox. Off by default; `make run` and the tests turn
+    # it on (platform.toml [env] SANDBOX), the compose deployment never does.
+    sandbox: bool = False
 
     def resolved_database_url(self) -> str:
         """The configured database, or a SQLite file under .data/ named after the service."""
