@@ -11,9 +11,10 @@ from contracts.events.identity import AgentGranted, AgentRevoked
 from kit.auth import Principal
 from kit.errors import Problem, RuleViolation, field_problem
 from kit.masking import mask_id_number
-from services.identity.context import now, publish
+from services.identity.context import Identity, now, publish
 from services.identity.domain.mandates import check_expiry, mandate_usable, normalise_scopes
 from services.identity.models import Enterprise, Mandate, Person
+from services.identity.revocation import publish_revocation
 from services.identity.schemas import GrantMandate, MandateOut
 
 
@@ -84,7 +85,9 @@ async def grant(session: AsyncSession, caller: Principal, uscc: str, body: Grant
     return mandate
 
 
-async def revoke(session: AsyncSession, caller: Principal, uscc: str, mandate_id: str) -> None:
+async def revoke(session: AsyncSession, identity: Identity, caller: Principal, uscc: str, mandate_id: str) -> None:
+    """Revoke a mandate: no new act-as tokens at once, and the agent's live act-as tokens for this
+    enterprise are revoked everywhere (identity.tokens.revoked, subject = USCC, actor = agent)."""
     await enterprise_for_representative(session, caller, uscc)
     mandate = await session.get(Mandate, mandate_id)
     if mandate is None or mandate.enterprise_uscc != uscc:
@@ -102,6 +105,7 @@ async def revoke(session: AsyncSession, caller: Principal, uscc: str, mandate_id
         ),
         subject=uscc,
     )
+    await publish_revocation(session, identity, reason="mandate_revoked", subject=uscc, actor=mandate.agent_id_number)
 
 
 async def list_for_enterprise(session: AsyncSession, caller: Principal, uscc: str) -> list[Mandate]:

@@ -2,7 +2,7 @@
 
 python -m services.identity.cli create-admin --login admin --name 管理员 --department ADMIN
     (password from --password or the IDENTITY_ADMIN_PASSWORD variable)
-python -m services.identity.cli seed-demo      # idempotent: admin, supervisor, an officer and an admin per department
+python -m services.identity.cli seed-demo      # idempotent: admin, supervisor, counter, an officer and an admin per department
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ def demo_officers() -> list[CreateOfficer]:
         CreateOfficer(
             login="supervisor", name="电子监察员", department="JCZX", roles=["supervisor"], password=DEMO_PASSWORD
         ),
+        # 一窗受理: the government service centre's counter, where real-name L4 is checked in person.
+        CreateOfficer(
+            login="counter", name="一窗受理窗口", department="ZWFW", roles=["counter"], password=DEMO_PASSWORD
+        ),
     ]
     for code in DEMO_DEPARTMENTS:
         bodies.append(
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     created = asyncio.run(_create(settings, demo_officers(), created_by="seed-demo"))
     print(
-        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, <dept>.officer, <dept>.admin)"
+        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, counter, <dept>.officer, <dept>.admin)"
     )
     return 0
 

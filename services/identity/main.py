@@ -45,8 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return fetch
 
     routers = [router]
-    if settings.sms_adapter == "sandbox":
-        routers.append(sandbox_router())
+    if settings.sandbox:  # sandbox pages exist only in a sandbox deployment; 404 otherwise
+        routers.append(
+            sandbox_router(
+                sms=settings.sms_adapter == "sandbox", enterprises=settings.enterprise_registry_adapter == "sandbox"
+            )
+        )
     return create_service_app(
         ServiceParts(
             settings=settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kit.consumer import make_inbox_table
@@ -32,9 +32,13 @@ class Person(Base):
 
 
 class Enterprise(Base):
+    """A bound enterprise: name, legal representative and status as the enterprise registry said
+    when it was bound (never what the applicant typed)."""
+
     __tablename__ = "enterprises"
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    registry_status: Mapped[str] = mapped_column(String(20), default="存续")
     legal_representative: Mapped[str] = mapped_column(ForeignKey("persons.id_number"), index=True)
     created_at: Mapped[datetime] = mapped_column(TS)
 
@@ -62,14 +66,25 @@ class Officer(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS)
     created_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    changed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
 
 
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account: Mapped[str] = mapped_column(String(80))
-    at: Mapped[datetime] = mapped_column(TS)
-    __table_args__ = (Index("ix_login_failures_account_at", "account", "at"),)
+class LoginGuard(Base):
+    """One row per login name under attack: the password checks it may still make.
+
+    A login claims a slot here (a conditional UPDATE, atomic on SQLite and PostgreSQL) before the
+    password is verified, so parallel guesses cannot pass the limit (docs/adr/0009-identity-trust.md).
+    ``attempts`` counts failures and checks in flight inside the window that began at
+    ``window_started_at``; ``locked_until`` is set when the last allowed check failed.
+    """
+
+    __tablename__ = "login_guards"
+    account: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(TS)
+    locked_until: Mapped[datetime | None] = mapped_column(TS, nullable=True)
 
 
 class LoginSession(Base):

@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.identity import EnterpriseRegistered, PersonRegistered
 from kit.auth import Principal
-from kit.errors import Problem
+from kit.errors import Problem, field_problem
 from services.identity import sms_codes
+from services.identity.adapters.enterprises import RegistryUnavailable
 from services.identity.context import Identity, now, publish
+from services.identity.domain.enterprises import check_binding
 from services.identity.domain.levels import Level
 from services.identity.models import Enterprise, Person
 from services.identity.schemas import RegisterEnterprise, RegisterPerson
@@ -27,13 +29,20 @@ def duplicate(field: str, what: str) -> Problem:
 
 
 async def register_person(session: AsyncSession, identity: Identity, body: RegisterPerson) -> Person:
-    if await session.get(Person, body.id_number) is not None:
-        raise duplicate("id_number", "this ID number")
-    if (await session.execute(select(Person.id_number).where(Person.mobile == body.mobile))).first():
-        raise duplicate("mobile", "this mobile number")
+    """Register a person at L1. The SMS code is checked before anything about the mobile or the ID
+    number is revealed: a wrong code answers the same whether or not either is registered."""
     await sms_codes.consume_code(
         session, identity, mobile=body.mobile, purpose="register", code=body.sms_code, field="sms_code"
     )
+    taken = None
+    if await session.get(Person, body.id_number) is not None:
+        taken = duplicate("id_number", "this ID number")
+    elif (await session.execute(select(Person.id_number).where(Person.mobile == body.mobile))).first():
+        taken = duplicate("mobile", "this mobile number")
+    if taken is not None:
+        # The code is spent even so: each probe of an ID number costs a fresh code to a phone one holds.
+        await session.commit()
+        raise taken
     current = now()
     person = Person(
         id_number=body.id_number,
@@ -51,24 +60,53 @@ async def register_person(session: AsyncSession, identity: Identity, body: Regis
         raise duplicate("id_number", "this ID number or mobile") from exc
     await publish(
         session,
-        PersonRegistered(id_number=person.id_number, level=person.level, registered_at=current),
+        PersonRegistered(id_number=person.id_number, level=person.level, name=person.name, registered_at=current),
         subject=person.id_number,
     )
     return person
 
 
-async def register_enterprise(session: AsyncSession, caller: Principal, body: RegisterEnterprise) -> Enterprise:
-    """The caller registers the enterprise as its legal representative; that needs real-name L2."""
+async def register_enterprise(
+    session: AsyncSession, identity: Identity, caller: Principal, body: RegisterEnterprise
+) -> Enterprise:
+    """Bind an enterprise to the caller, who must be its legal representative as the enterprise
+    registry records it (and at real-name L2). The registered name is kept, never the body's."""
     if caller.kind != "person":
         raise Problem(403, "forbidden", "Only a person can register an enterprise")
-    if caller.level < Level.REGISTRY_VERIFIED:
+    person = await session.get(Person, caller.subject)
+    if person is None or person.level < Level.REGISTRY_VERIFIED:
         raise Problem(
             403, "level-required", "Real-name level too low", "a legal representative needs level L2 or above"
         )
+    try:
+        record = await identity.adapters.enterprises.lookup(body.uscc)
+    except RegistryUnavailable as exc:
+        raise Problem(
+            503,
+            "registry-unavailable",
+            "Enterprise registry did not answer",
+            "try again shortly",
+            headers={"Retry-After": "5"},
+        ) from exc
+    if record is None:
+        raise field_problem("uscc", "registered", "the enterprise register has no enterprise with this code")
+    check_binding(
+        caller=caller.subject,
+        legal_representative=record.legal_representative,
+        status=record.status,
+        registered_name=record.name,
+        stated_name=body.name,
+    )
     if await session.get(Enterprise, body.uscc) is not None:
         raise duplicate("uscc", "this credit code")
     current = now()
-    enterprise = Enterprise(uscc=body.uscc, name=body.name, legal_representative=caller.subject, created_at=current)
+    enterprise = Enterprise(
+        uscc=body.uscc,
+        name=record.name,
+        registry_status=record.status,
+        legal_representative=caller.subject,
+        created_at=current,
+    )
     session.add(enterprise)
     try:
         await session.flush()

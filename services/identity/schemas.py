@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kit.errors import RuleViolation
+from kit.text import Line, Name
 from services.identity.domain.subject_ids import validate_id_number, validate_uscc
 from services.identity.passwords import check_password_rules
 
@@ -35,12 +36,20 @@ def _name(value: str) -> str:
     return value
 
 
-IdNumber = Annotated[str, AfterValidator(validate_id_number)]
-Uscc = Annotated[str, AfterValidator(validate_uscc)]
-Mobile = Annotated[str, AfterValidator(_mobile)]
-SmsCodeValue = Annotated[str, AfterValidator(_sms_code)]
-NewPassword = Annotated[str, AfterValidator(check_password_rules)]
-PersonName = Annotated[str, AfterValidator(_name)]
+# Every text field is a kit.text type first (no lone surrogates, control characters or bidi
+# overrides), with a length bound checked before any domain rule runs.
+IdNumber = Annotated[Line, Field(max_length=32), AfterValidator(validate_id_number)]
+Uscc = Annotated[Line, Field(max_length=32), AfterValidator(validate_uscc)]
+Mobile = Annotated[Line, Field(max_length=20), AfterValidator(_mobile)]
+SmsCodeValue = Annotated[Line, Field(max_length=10), AfterValidator(_sms_code)]
+NewPassword = Annotated[Line, Field(max_length=128), AfterValidator(check_password_rules)]
+Password = Annotated[Line, Field(min_length=1, max_length=128)]
+LoginName = Annotated[Line, Field(min_length=1, max_length=64)]
+PersonName = Annotated[Name, AfterValidator(_name)]
+OfficerLoginName = Annotated[Line, Field(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")]
+DepartmentCode = Annotated[Line, Field(pattern=r"^[A-Za-z0-9_-]{2,40}$")]
+OfficerRole = Literal["acceptor", "reviewer", "decider", "counter", "supervisor", "admin"]
+Scope = Annotated[Line, Field(min_length=1, max_length=100)]
 
 
 class Strict(BaseModel):
@@ -68,8 +77,8 @@ class SmsCodeRequest(Strict):
 
 class PasswordLogin(Strict):
     method: Literal["password"]
-    login: str = Field(min_length=1, max_length=64, description="ID number or mobile")
-    password: str = Field(min_length=1, max_length=128)
+    login: LoginName = Field(description="ID number or mobile")
+    password: Password
 
 
 class SmsLogin(Strict):
@@ -79,38 +88,46 @@ class SmsLogin(Strict):
 
 
 class WeChatBind(Strict):
-    login: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=128)
+    login: LoginName
+    password: Password
 
 
 class WeChatLogin(Strict):
     method: Literal["wechat"]
-    code: str = Field(min_length=1, max_length=128)
+    code: Annotated[Line, Field(min_length=1, max_length=128)]
     bind: WeChatBind | None = Field(default=None, description="first use of this WeChat account: bind it")
 
 
 class OfficerLogin(Strict):
     method: Literal["officer"]
-    login: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=128)
+    login: LoginName
+    password: Password
 
 
 LoginRequest = Annotated[PasswordLogin | SmsLogin | WeChatLogin | OfficerLogin, Field(discriminator="method")]
 
 
 class TokenPair(BaseModel):
-    access_token: str
+    """An access token (ADR 0002) and, for logins and refreshes, the next refresh token.
+
+    Every field is read from identity's records when the token is issued, never copied from an
+    earlier token: after a person's real-name level rises (L2 registry, L3 face, L4 counter),
+    ``POST /sessions/refresh`` returns a token whose ``lvl`` claim and ``level`` field are the new
+    level, and an officer's changed roles or department show in the next refresh."""
+
+    access_token: str = Field(description="EdDSA JWT; claims per docs/adr/0002-token-claims.md")
     token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
-    refresh_token: str | None = None
+    expires_in: int = Field(description="seconds until the access token expires")
+    refresh_token: str | None = Field(default=None, description="single use: each refresh returns a new one")
     refresh_expires_in: int | None = None
     subject: str
-    kind: str
-    level: int
+    kind: Literal["person", "enterprise", "officer"]
+    level: int = Field(ge=1, le=4, description="real-name level in the access token, as identity records it now")
+    name: str | None = Field(default=None, description="the subject's name as the access token's name claim")
 
 
 class RefreshRequest(Strict):
-    refresh_token: str = Field(min_length=10, max_length=200)
+    refresh_token: Annotated[Line, Field(min_length=10, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class ActAsRequest(Strict):
@@ -118,20 +135,26 @@ class ActAsRequest(Strict):
 
 
 class RegisterEnterprise(Strict):
+    """Bind an enterprise: the enterprise registry says its name and legal representative."""
+
     uscc: Uscc
-    name: str = Field(min_length=2, max_length=200)
+    name: Annotated[Name, Field(max_length=200)] | None = Field(
+        default=None,
+        description="optional: the name the applicant expects; refused when the register records "
+        "another name. The enterprise is always kept and shown under its registered name.",
+    )
 
 
 class EnterpriseOut(BaseModel):
     uscc: str
-    name: str
+    name: str = Field(description="the registered name from the enterprise registry")
     legal_representative: str
     role: str | None = None
 
 
 class GrantMandate(Strict):
     agent_id_number: IdNumber
-    scopes: list[str] = Field(min_length=1, max_length=50)
+    scopes: list[Scope] = Field(min_length=1, max_length=50)
     expires_at: datetime
 
 
@@ -147,7 +170,7 @@ class MandateOut(BaseModel):
 
 class VerificationRequest(Strict):
     method: Literal["registry", "face"]
-    liveness_token: str | None = Field(default=None, max_length=200, description="required for face")
+    liveness_token: Annotated[Line, Field(max_length=200)] | None = Field(default=None, description="required for face")
 
 
 class VerificationOut(BaseModel):
@@ -156,11 +179,19 @@ class VerificationOut(BaseModel):
 
 
 class CreateOfficer(Strict):
-    login: str = Field(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")
+    login: OfficerLoginName
     name: PersonName
-    department: str = Field(pattern=r"^[A-Za-z0-9_-]{2,40}$")
-    roles: list[Literal["acceptor", "reviewer", "decider", "supervisor", "admin"]] = Field(min_length=1)
+    department: DepartmentCode
+    roles: list[OfficerRole] = Field(min_length=1, max_length=6)
     password: NewPassword
+
+
+class ChangeOfficer(Strict):
+    """Fields left out stay as they are."""
+
+    name: PersonName | None = None
+    department: DepartmentCode | None = None
+    roles: list[OfficerRole] | None = Field(default=None, min_length=1, max_length=6)
 
 
 class OfficerOut(BaseModel):
@@ -168,6 +199,7 @@ class OfficerOut(BaseModel):
     name: str
     department: str
     roles: list[str]
+    disabled: bool = False
 
 
 class Me(BaseModel):

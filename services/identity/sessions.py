@@ -2,6 +2,9 @@
 
 Refresh tokens are opaque, stored hashed, single use: each refresh returns a new one. Presenting
 one that was already used means it was copied, so the whole family (the login session) is revoked.
+Every token is built from identity's records at the moment it is issued (name, level, roles), so
+a refresh after a real-name level rose carries the new level. Revoking a session publishes
+``identity.tokens.revoked`` in the same transaction (services/identity/revocation.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal, unauthorized
@@ -20,11 +23,12 @@ from services.identity import sms_codes
 from services.identity.adapters.wechat import WeChatCodeInvalid, WeChatUnavailable
 from services.identity.context import Identity, now
 from services.identity.domain.claims import access_claims
-from services.identity.domain.lockout import locked_until
+from services.identity.domain.lockout import retry_after_seconds
 from services.identity.domain.mandates import mandate_usable
+from services.identity.login_guard import claim_check, locked_problem, record_failure, record_success
 from services.identity.models import (
     Enterprise,
-    LoginFailure,
+    LoginGuard,
     LoginSession,
     Mandate,
     Officer,
@@ -32,6 +36,7 @@ from services.identity.models import (
     RefreshToken,
     WeChatBinding,
 )
+from services.identity.revocation import publish_revocation
 from services.identity.schemas import OfficerLogin, PasswordLogin, SmsLogin, TokenPair, WeChatLogin
 
 BAD_CREDENTIALS = "login or password is wrong"
@@ -41,37 +46,13 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _check_not_locked(session: AsyncSession, identity: Identity, account: str) -> None:
-    policy = identity.lockout
-    since = now() - policy.window - policy.duration
-    failures = (
-        (
-            await session.execute(
-                select(LoginFailure.at).where(LoginFailure.account == account, LoginFailure.at >= since)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    until = locked_until(failures, now(), policy)
-    if until is not None:
-        wait = max(1, int((until - now()).total_seconds()))
-        raise Problem(
-            423,
-            "account-locked",
-            "Account locked",
-            f"too many failed logins; try again in {wait}s",
-            headers={"Retry-After": str(wait)},
-            locked_until=until.isoformat(),
-        )
-
-
-async def _fail(session: AsyncSession, account: str | None) -> None:
-    """Record the failure (committed, though the request fails) and refuse."""
-    if account is not None:
-        session.add(LoginFailure(account=account, at=now()))
-        await session.commit()
-    raise unauthorized(BAD_CREDENTIALS)
+async def _ensure_not_locked(session: AsyncSession, identity: Identity, account: str) -> None:
+    """Read-only: refuse while the account's password lock lasts (for logins without a password)."""
+    guard = await session.get(LoginGuard, account)
+    current = now()
+    if guard is not None and guard.locked_until is not None and guard.locked_until > current:
+        wait = retry_after_seconds(guard.locked_until, guard.window_started_at, current, identity.lockout)
+        raise locked_problem(wait, guard.locked_until)
 
 
 async def _find_person(session: AsyncSession, login: str) -> Person | None:
@@ -80,14 +61,25 @@ async def _find_person(session: AsyncSession, login: str) -> Person | None:
     return (await session.execute(select(Person).where(column == login))).scalar_one_or_none()
 
 
+async def _checked_password(
+    session: AsyncSession, identity: Identity, account: str, password_hash: str | None, password: str
+) -> None:
+    """One guarded password check: claim a slot (or 423), verify, record. Refuses with 401.
+
+    A login name with no account is guarded like one with an account, so the 401s and the 423
+    after the fifth failure look the same whether or not the account exists."""
+    await claim_check(session, account, identity.lockout)
+    if not await identity.passwords.verify(password_hash, password):
+        await record_failure(session, account, identity.lockout)
+        raise unauthorized(BAD_CREDENTIALS)
+    await record_success(session, account)
+
+
 async def _password_person(session: AsyncSession, identity: Identity, login: str, password: str) -> Person:
     person = await _find_person(session, login)
-    account = f"person:{person.id_number}" if person else None
-    if account:
-        await _check_not_locked(session, identity, account)
-    if not await identity.passwords.verify(person.password_hash if person else None, password) or person is None:
-        await _fail(session, account)
-    await session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+    account = f"person:{person.id_number}" if person else f"person-login:{login.strip().upper()}"
+    await _checked_password(session, identity, account, person.password_hash if person else None, password)
+    assert person is not None  # verify() is False without a hash
     return person
 
 
@@ -113,19 +105,53 @@ async def _new_refresh_token(session: AsyncSession, identity: Identity, session_
 
 async def _person_tokens(session: AsyncSession, identity: Identity, person: Person, method: str) -> TokenPair:
     session_id, refresh = await _open_session(session, identity, account=f"person:{person.id_number}", method=method)
+    return await _person_pair(identity, person, session_id, refresh)
+
+
+async def _person_pair(identity: Identity, person: Person, session_id: str, refresh: str | None) -> TokenPair:
+    # The person's name: declared at L1, confirmed by the population registry from L2 on.
     return await _pair(
-        identity, subject=person.id_number, kind="person", level=person.level, session_id=session_id, refresh=refresh
+        identity,
+        subject=person.id_number,
+        kind="person",
+        level=person.level,
+        name=person.name,
+        session_id=session_id,
+        refresh=refresh,
+    )
+
+
+async def _officer_pair(identity: Identity, officer: Officer, session_id: str, refresh: str | None) -> TokenPair:
+    return await _pair(
+        identity,
+        subject=f"officer:{officer.login}",
+        kind="officer",
+        level=4,
+        name=officer.name,
+        session_id=session_id,
+        refresh=refresh,
+        roles=officer.roles.split(","),
+        department=officer.department,
     )
 
 
 async def _pair(
-    identity: Identity, *, subject: str, kind: str, level: int, session_id: str, refresh: str | None, **extra
+    identity: Identity,
+    *,
+    subject: str,
+    kind: str,
+    level: int,
+    name: str,
+    session_id: str,
+    refresh: str | None,
+    **extra,
 ) -> TokenPair:
     s = identity.settings
     claims = access_claims(
         subject=subject,
         kind=kind,
         level=level,
+        name=name,
         session_id=session_id,
         issuer=s.token_issuer,
         audience=s.token_audience,
@@ -141,6 +167,7 @@ async def _pair(
         subject=subject,
         kind=kind,
         level=level,
+        name=name,
     )
 
 
@@ -150,11 +177,12 @@ async def login_password(session: AsyncSession, identity: Identity, body: Passwo
 
 
 async def login_sms(session: AsyncSession, identity: Identity, body: SmsLogin) -> TokenPair:
+    # The code first: only whoever holds the phone learns whether an account uses the number.
+    await sms_codes.consume_code(session, identity, mobile=body.mobile, purpose="login", code=body.code, field="code")
     person = (await session.execute(select(Person).where(Person.mobile == body.mobile))).scalar_one_or_none()
     if person is None:
-        raise unauthorized("no account uses this mobile number")
-    await _check_not_locked(session, identity, f"person:{person.id_number}")
-    await sms_codes.consume_code(session, identity, mobile=body.mobile, purpose="login", code=body.code, field="code")
+        raise unauthorized("no account uses this mobile number: register first")
+    await _ensure_not_locked(session, identity, f"person:{person.id_number}")
     return await _person_tokens(session, identity, person, "sms")
 
 
@@ -183,99 +211,125 @@ async def login_wechat(session: AsyncSession, identity: Identity, body: WeChatLo
 
 async def login_officer(session: AsyncSession, identity: Identity, body: OfficerLogin) -> TokenPair:
     officer = await session.get(Officer, body.login)
-    account = f"officer:{body.login}" if officer else None
-    if account:
-        await _check_not_locked(session, identity, account)
-    if (
-        not await identity.passwords.verify(officer.password_hash if officer else None, body.password)
-        or officer is None
-    ):
-        await _fail(session, account)
-    await session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+    usable = officer is not None and officer.disabled_at is None
+    # A disabled or unknown officer gets the same guarded check and the same 401 as a wrong password.
+    account = f"officer:{body.login}"
+    await _checked_password(session, identity, account, officer.password_hash if usable else None, body.password)
+    assert officer is not None
     session_id, refresh = await _open_session(session, identity, account=account, method="officer")
-    return await _pair(
-        identity,
-        subject=f"officer:{officer.login}",
-        kind="officer",
-        level=4,
-        session_id=session_id,
-        refresh=refresh,
-        roles=officer.roles.split(","),
-        department=officer.department,
+    return await _officer_pair(identity, officer, session_id, refresh)
+
+
+async def _revoke_session(
+    session: AsyncSession, identity: Identity, session_id: str, reason: str, event_reason: str
+) -> bool:
+    """Revoke a live login session and publish it; False when it was already revoked."""
+    result = await session.execute(
+        update(LoginSession)
+        .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:
+        return False
+    await publish_revocation(session, identity, reason=event_reason, session_id=session_id)
+    return True
 
 
 async def refresh(session: AsyncSession, identity: Identity, token: str) -> TokenPair:
+    """A new access token and refresh token, built from the records as they are now."""
     record = await session.get(RefreshToken, _digest(token))
     if record is None or record.expires_at <= now():
         raise unauthorized("refresh token unknown or expired")
     login_session = await session.get(LoginSession, record.session_id)
-    if login_session.revoked_at is not None:
+    if login_session is None or login_session.revoked_at is not None:
         raise unauthorized("session revoked")
-    if record.used_at is not None:
+    # Mark it used only if nobody did first: two parallel uses of one token are a reuse too.
+    used = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == record.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:
         # Reuse: someone holds a copy. Revoke the family, keep that revocation, refuse.
-        login_session.revoked_at = now()
-        login_session.revoked_reason = "refresh_token_reuse"
+        await _revoke_session(session, identity, login_session.id, "refresh_token_reuse", "refresh_reuse")
         await session.commit()
         raise unauthorized("refresh token reused; the session is revoked")
-    record.used_at = now()
-    new_token = await _new_refresh_token(session, identity, login_session.id)
     kind, _, key = login_session.account.partition(":")
     if kind == "officer":
         officer = await session.get(Officer, key)
-        return await _pair(
-            identity,
-            subject=f"officer:{key}",
-            kind="officer",
-            level=4,
-            session_id=login_session.id,
-            refresh=new_token,
-            roles=officer.roles.split(","),
-            department=officer.department,
+        if officer is None or officer.disabled_at is not None:
+            raise unauthorized("officer disabled")
+        return await _officer_pair(
+            identity, officer, login_session.id, await _new_refresh_token(session, identity, login_session.id)
         )
     person = await session.get(Person, key)
-    return await _pair(
-        identity, subject=key, kind="person", level=person.level, session_id=login_session.id, refresh=new_token
+    if person is None:
+        raise unauthorized("session revoked")
+    return await _person_pair(
+        identity, person, login_session.id, await _new_refresh_token(session, identity, login_session.id)
     )
 
 
-async def logout(session: AsyncSession, caller: Principal) -> None:
+async def logout(session: AsyncSession, identity: Identity, caller: Principal) -> None:
     if caller.session_id:
-        await session.execute(
-            update(LoginSession)
-            .where(LoginSession.id == caller.session_id, LoginSession.revoked_at.is_(None))
-            .values(revoked_at=now(), revoked_reason="logout")
+        await _revoke_session(session, identity, caller.session_id, "logout", "logout")
+
+
+async def token_revoked(session: AsyncSession, caller: Principal) -> bool:
+    """What identity itself knows at once, for its own endpoints: the session ended, the officer
+    was changed or disabled (their sessions end with it), an act-as token's mandate is gone."""
+    if caller.session_id:
+        login_session = await session.get(LoginSession, caller.session_id)
+        if login_session is None or login_session.revoked_at is not None:
+            return True
+    if caller.kind == "officer":
+        officer = await session.get(Officer, caller.subject.removeprefix("officer:"))
+        return officer is None or officer.disabled_at is not None
+    if caller.kind == "enterprise" and caller.actor:
+        return not await _may_act_for(session, caller.actor, caller.subject)
+    return False
+
+
+async def _usable_mandates(session: AsyncSession, person: str, uscc: str) -> list[Mandate]:
+    mandates = (
+        (
+            await session.execute(
+                select(Mandate).where(Mandate.enterprise_uscc == uscc, Mandate.agent_id_number == person)
+            )
         )
+        .scalars()
+        .all()
+    )
+    current = now()
+    return [m for m in mandates if mandate_usable(expires_at=m.expires_at, revoked_at=m.revoked_at, now=current)]
 
 
-async def session_revoked(session: AsyncSession, session_id: str | None) -> bool:
-    if not session_id:
+async def _may_act_for(session: AsyncSession, person: str, uscc: str) -> bool:
+    enterprise = await session.get(Enterprise, uscc)
+    if enterprise is None:
         return False
-    login_session = await session.get(LoginSession, session_id)
-    return login_session is None or login_session.revoked_at is not None
+    return enterprise.legal_representative == person or bool(await _usable_mandates(session, person, uscc))
 
 
 async def act_as(session: AsyncSession, identity: Identity, caller: Principal, uscc: str) -> TokenPair:
-    """A token for the enterprise with the person as actor (RFC 8693): legal representative or agent."""
+    """A token for the enterprise with the person as actor (RFC 8693): legal representative or agent.
+
+    ``name`` is the enterprise's registered name, ``act.name`` the person's; the level is the
+    person's level as recorded now."""
     if caller.kind != "person":
         raise Problem(403, "forbidden", "Only a person can act for an enterprise")
     enterprise = await session.get(Enterprise, uscc)
     if enterprise is None:
         raise Problem(404, "not-found", "No such enterprise")
+    person = await session.get(Person, caller.subject)
+    if person is None:
+        raise unauthorized("no such person")
     if enterprise.legal_representative == caller.subject:
         scopes = ["*"]
     else:
-        mandates = (
-            (
-                await session.execute(
-                    select(Mandate).where(Mandate.enterprise_uscc == uscc, Mandate.agent_id_number == caller.subject)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        current = now()
-        usable = [m for m in mandates if mandate_usable(expires_at=m.expires_at, revoked_at=m.revoked_at, now=current)]
+        usable = await _usable_mandates(session, caller.subject, uscc)
         if not usable:
             raise Problem(403, "no-mandate", "No valid mandate", "no unexpired, unrevoked mandate from this enterprise")
         scopes = sorted({scope for m in usable for scope in m.scopes.split()})
@@ -283,9 +337,11 @@ async def act_as(session: AsyncSession, identity: Identity, caller: Principal, u
         identity,
         subject=uscc,
         kind="enterprise",
-        level=caller.level,
-        session_id=caller.session_id,
+        level=person.level,
+        name=enterprise.name,
+        session_id=caller.session_id or "",
         refresh=None,
-        actor=caller.subject,
+        actor=person.id_number,
+        actor_name=person.name,
         scopes=scopes,
     )

@@ -1,11 +1,20 @@
-"""Identity's settings (env prefix IDENTITY_)."""
+"""Identity's settings (env prefix IDENTITY_).
+
+An adapter choice ("sandbox" or "http") says which implementation talks to an external system;
+it is independent of ``sandbox`` (kit.settings), which says whether the sandbox *pages* (the SMS
+codes a sandbox gateway "sent", the sandbox register) are served at all.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
+
+AdapterChoice = Literal["sandbox", "http"]
 
 
 class Settings(ServiceSettings):
@@ -23,19 +32,26 @@ class Settings(ServiceSettings):
     sms_code_max_attempts: int = Field(default=5, ge=1)
     sms_resend_interval_seconds: int = Field(default=60, ge=0)
     # Adapters: "sandbox" (behaves like the real thing, keeps what it sends) or "http".
-    sms_adapter: str = "sandbox"
+    sms_adapter: AdapterChoice = "sandbox"
     sms_http_url: str = ""
-    sms_http_api_key: str = ""
-    wechat_adapter: str = "sandbox"
+    sms_http_api_key: SecretStr = SecretStr("")
+    wechat_adapter: AdapterChoice = "sandbox"
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_app_id: str = ""
-    wechat_app_secret: str = ""
-    registry_adapter: str = "sandbox"
+    wechat_app_secret: SecretStr = SecretStr("")
+    registry_adapter: AdapterChoice = "sandbox"
     registry_http_url: str = ""
-    registry_http_api_key: str = ""
-    face_adapter: str = "sandbox"
+    registry_http_api_key: SecretStr = SecretStr("")
+    face_adapter: AdapterChoice = "sandbox"
     face_http_url: str = ""
-    face_http_api_key: str = ""
+    face_http_api_key: SecretStr = SecretStr("")
+    # The enterprise registry (法人库): registered name, legal representative, status.
+    enterprise_registry_adapter: AdapterChoice = "sandbox"
+    enterprise_registry_http_url: str = ""
+    enterprise_registry_http_api_key: SecretStr = SecretStr("")
+    enterprise_registry_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # A JSON list of {uscc, name, legal_representative, status} added to the sandbox register.
+    enterprise_registry_sandbox_file: str = ""
     # Sandbox behaviour: a little latency like the real gateways, and an optional failure rate.
     sandbox_delay_ms: int = Field(default=5, ge=0)
     sandbox_failure_rate: float = Field(default=0.0, ge=0, le=1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.identity import PersonVerified
-from kit.auth import Principal, require_roles
+from kit.auth import Principal
 from kit.errors import Problem, field_problem
 from services.identity.adapters.registry import CheckUnavailable
 from services.identity.context import Identity, now, publish
+from services.identity.domain import rights
 from services.identity.domain.levels import level_after
 from services.identity.models import Person
 from services.identity.schemas import VerificationRequest
@@ -28,6 +29,7 @@ async def _raise_level(session: AsyncSession, person: Person, method: str, offic
             level=new_level,
             method=method,
             verified_by=officer,
+            name=person.name,
             verified_at=person.verified_at,
         ),
         subject=person.id_number,
@@ -57,8 +59,10 @@ async def verify_self(
 
 
 async def verify_at_counter(session: AsyncSession, officer: Principal, id_number: str) -> Person:
-    """An officer at a counter saw the person and their ID card: L4."""
-    require_roles(officer, "acceptor", "admin")
+    """A counter officer (一窗受理, role ``counter``) saw the person and their ID card: L4."""
+    roles = rights.actor_roles(officer.kind, officer.roles, officer.department)
+    if not rights.may("counter_verification", roles, rights.PERSON):
+        raise Problem(403, "forbidden", "Not allowed", "counter verification needs the counter role")
     person = await session.get(Person, id_number)
     if person is None:
         raise Problem(404, "not-found", "No such person")

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from kit.auth import Principal, require_roles, unauthorized
+from kit.auth import Principal, unauthorized
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from kit.masking import mask_id_number
 from services.identity import agents, me, officers, registration, sessions, sms_codes, verification
+from services.identity.adapters.enterprises import SandboxEnterpriseRegistry
+from services.identity.adapters.sms import SandboxSms
 from services.identity.context import identity_of
 from services.identity.schemas import (
     ActAsRequest,
+    ChangeOfficer,
     CreateOfficer,
     EnterpriseOut,
     GrantMandate,
+    IdNumber,
     LoginRequest,
     MandateOut,
     Me,
+    Mobile,
     OfficerLogin,
+    OfficerLoginName,
     OfficerOut,
     PasswordLogin,
     RefreshRequest,
@@ -30,6 +37,7 @@ from services.identity.schemas import (
     SmsCodeRequest,
     SmsLogin,
     TokenPair,
+    Uscc,
     VerificationOut,
     VerificationRequest,
     WeChatLogin,
@@ -39,14 +47,17 @@ router = APIRouter()
 
 
 async def live_caller(principal: Caller, session: DbSession) -> Principal:
-    """The verified caller whose login session is still live: identity alone knows a logout at
-    once (other services rely on the short token lifetime). Uses the request's own session."""
-    if await sessions.session_revoked(session, principal.session_id):
-        raise unauthorized("session ended")
+    """The verified caller whose token identity has not revoked: identity checks its own records
+    (session, officer, mandate) at once; other services learn it from identity.tokens.revoked."""
+    if await sessions.token_revoked(session, principal):
+        raise unauthorized("session ended or token revoked")
     return principal
 
 
 LiveCaller = Annotated[Principal, Depends(live_caller)]
+UsccPath = Annotated[Uscc, Path(description="unified social credit code")]
+IdNumberPath = Annotated[IdNumber, Path(description="resident ID number")]
+OfficerLoginPath = Annotated[OfficerLoginName, Path()]
 
 
 @router.post("/sms-codes", status_code=202, tags=["sessions"])
@@ -76,12 +87,19 @@ async def login(body: LoginRequest, request: Request, session: DbSession) -> Tok
 
 @router.post("/sessions/refresh", tags=["sessions"])
 async def refresh(body: RefreshRequest, request: Request, session: DbSession) -> TokenPair:
+    """A new token pair for the same login session (the refresh token is single use).
+
+    The access token is built from identity's records now: after the real-name level rose
+    (``POST /me/verification`` to L2 or L3, a counter check to L4) the refreshed token carries the
+    new level (``lvl`` claim, ``level`` field), and an officer's changed roles show here."""
     return await sessions.refresh(session, identity_of(request), body.refresh_token)
 
 
 @router.delete("/sessions/current", status_code=204, tags=["sessions"])
-async def logout(caller: LiveCaller, session: DbSession) -> Response:
-    await sessions.logout(session, caller)
+async def logout(caller: LiveCaller, request: Request, session: DbSession) -> Response:
+    """End the login session: its refresh tokens stop at once and its access tokens are revoked
+    everywhere (identity.tokens.revoked)."""
+    await sessions.logout(session, identity_of(request), caller)
     return Response(status_code=204)
 
 
@@ -104,14 +122,19 @@ async def verify_me(
 
 
 @router.post("/persons/{id_number}/counter-verification", tags=["officers"])
-async def counter_verification(id_number: str, caller: LiveCaller, session: DbSession) -> VerificationOut:
-    person = await verification.verify_at_counter(session, caller, id_number.upper())
+async def counter_verification(id_number: IdNumberPath, caller: LiveCaller, session: DbSession) -> VerificationOut:
+    """Real-name L4: a counter officer (role ``counter``) saw the person and the ID card."""
+    person = await verification.verify_at_counter(session, caller, id_number)
     return VerificationOut(level=person.level, method="counter")
 
 
 @router.post("/enterprises", status_code=201, tags=["enterprises"])
-async def register_enterprise(body: RegisterEnterprise, caller: LiveCaller, session: DbSession) -> EnterpriseOut:
-    enterprise = await registration.register_enterprise(session, caller, body)
+async def register_enterprise(
+    body: RegisterEnterprise, caller: LiveCaller, request: Request, session: DbSession
+) -> EnterpriseOut:
+    """Bind an enterprise: only the legal representative the enterprise registry records (at L2)
+    can; a revoked or cancelled enterprise cannot be bound; the registered name is kept."""
+    enterprise = await registration.register_enterprise(session, identity_of(request), caller, body)
     return EnterpriseOut(
         uscc=enterprise.uscc,
         name=enterprise.name,
@@ -121,30 +144,45 @@ async def register_enterprise(body: RegisterEnterprise, caller: LiveCaller, sess
 
 
 @router.post("/enterprises/{uscc}/agents", status_code=201, tags=["enterprises"])
-async def grant_mandate(uscc: str, body: GrantMandate, caller: LiveCaller, session: DbSession) -> MandateOut:
-    return agents.mandate_out(await agents.grant(session, caller, uscc.upper(), body))
+async def grant_mandate(uscc: UsccPath, body: GrantMandate, caller: LiveCaller, session: DbSession) -> MandateOut:
+    return agents.mandate_out(await agents.grant(session, caller, uscc, body))
 
 
 @router.get("/enterprises/{uscc}/agents", tags=["enterprises"])
-async def list_mandates(uscc: str, caller: LiveCaller, session: DbSession) -> list[MandateOut]:
-    return [agents.mandate_out(m) for m in await agents.list_for_enterprise(session, caller, uscc.upper())]
+async def list_mandates(uscc: UsccPath, caller: LiveCaller, session: DbSession) -> list[MandateOut]:
+    return [agents.mandate_out(m) for m in await agents.list_for_enterprise(session, caller, uscc)]
 
 
 @router.delete("/enterprises/{uscc}/agents/{mandate_id}", status_code=204, tags=["enterprises"])
-async def revoke_mandate(uscc: str, mandate_id: str, caller: LiveCaller, session: DbSession) -> Response:
-    await agents.revoke(session, caller, uscc.upper(), mandate_id)
+async def revoke_mandate(
+    uscc: UsccPath, mandate_id: uuid.UUID, caller: LiveCaller, request: Request, session: DbSession
+) -> Response:
+    """Revoke a mandate: the agent's act-as tokens for this enterprise are revoked everywhere."""
+    await agents.revoke(session, identity_of(request), caller, uscc, str(mandate_id))
     return Response(status_code=204)
 
 
 @router.post("/officers", status_code=201, tags=["officers"])
 async def create_officer(body: CreateOfficer, caller: LiveCaller, request: Request, session: DbSession) -> OfficerOut:
-    require_roles(caller, "admin")
-    officer = await officers.create_officer(
-        session, identity_of(request).passwords, body, created_by=officers.officer_login_of(caller.subject)
-    )
-    return OfficerOut(
-        login=officer.login, name=officer.name, department=officer.department, roles=officer.roles.split(",")
-    )
+    """Create an officer within the caller's bounds (services/identity/domain/rights.py)."""
+    return officers.officer_out(await officers.create_by(session, identity_of(request), caller, body))
+
+
+@router.patch("/officers/{login}", tags=["officers"])
+async def change_officer(
+    login: OfficerLoginPath, body: ChangeOfficer, caller: LiveCaller, request: Request, session: DbSession
+) -> OfficerOut:
+    """Change an officer's name, department or roles within the caller's bounds; a change of roles
+    or department ends the officer's sessions and revokes their tokens."""
+    return officers.officer_out(await officers.change_by(session, identity_of(request), caller, login, body))
+
+
+@router.delete("/officers/{login}", tags=["officers"])
+async def disable_officer(
+    login: OfficerLoginPath, caller: LiveCaller, request: Request, session: DbSession
+) -> OfficerOut:
+    """Disable an officer (kept for the record): no more logins, live tokens revoked."""
+    return officers.officer_out(await officers.disable_by(session, identity_of(request), caller, login))
 
 
 @router.get("/.well-known/jwks.json", tags=["keys"])
@@ -152,13 +190,31 @@ async def jwks(request: Request) -> dict:
     return identity_of(request).keyring.jwks()
 
 
-def sandbox_router() -> APIRouter:
-    """Only mounted while the SMS adapter is the sandbox: what it 'sent' to a mobile, newest first."""
+def sandbox_router(*, sms: bool, enterprises: bool) -> APIRouter:
+    """Sandbox pages, mounted only when ``settings.sandbox`` is true (never in a deployment), and
+    each only while its adapter is the sandbox one: what the SMS sandbox 'sent' to a mobile,
+    newest first; the seeded enterprise register."""
     sandbox = APIRouter(tags=["sandbox"])
+    if sms:
 
-    @sandbox.get("/sandbox/sms")
-    async def sandbox_sms(mobile: str, request: Request) -> list[dict]:
-        return identity_of(request).adapters.sms.sent_to(mobile)[:20]
+        @sandbox.get("/sandbox/sms")
+        async def sandbox_sms(mobile: Annotated[Mobile, Query()], request: Request) -> list[dict]:
+            adapter = identity_of(request).adapters.sms
+            assert isinstance(adapter, SandboxSms)
+            return adapter.sent_to(mobile)[:20]
+
+    if enterprises:
+
+        @sandbox.get("/sandbox/enterprises")
+        async def sandbox_enterprises(request: Request) -> list[dict]:
+            adapter = identity_of(request).adapters.enterprises
+            assert isinstance(adapter, SandboxEnterpriseRegistry)
+            # Full numbers: the seeded representatives are published test vectors, and someone
+            # trying the sandbox needs to know whom to register as to bind a company.
+            return [
+                {"uscc": r.uscc, "name": r.name, "legal_representative": r.legal_representative, "status": r.status}
+                for r in adapter.records.values()
+            ]
 
     return sandbox
 

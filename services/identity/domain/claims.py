@@ -1,4 +1,6 @@
-"""The access-token claims of docs/adr/0002-token-claims.md, built from facts, no I/O."""
+"""The access-token claims of docs/adr/0002-token-claims.md (and its 2026-11-30 amendment), built
+from facts identity holds, no I/O. ``name`` is the subject's name from identity's record: a
+person's (registry-confirmed from L2), an enterprise's registered name, an officer's name."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ def access_claims(
     audience: str,
     now: datetime,
     ttl: timedelta,
+    name: str | None = None,
     actor: str | None = None,
+    actor_name: str | None = None,
     scopes: list[str] | None = None,
     roles: list[str] | None = None,
     department: str | None = None,
@@ -33,8 +37,10 @@ def access_claims(
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
     }
+    if name:
+        claims["name"] = name
     if actor:
-        claims["act"] = {"sub": actor}
+        claims["act"] = {"sub": actor, "name": actor_name} if actor_name else {"sub": actor}
     if scopes:
         claims["scope"] = " ".join(scopes)
     if roles:

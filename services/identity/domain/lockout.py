@@ -1,8 +1,12 @@
-"""Login lockout: N failures within a window lock the account for a while."""
+"""Login lockout: N failed password checks within a window lock the login for a while.
+
+The rule runs inside the database as one conditional UPDATE (services/identity/login_guard.py) so
+that parallel guesses cannot pass it; this module holds the policy and the arithmetic around it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,17 +18,10 @@ class LockoutPolicy:
     duration: timedelta = timedelta(minutes=15)
 
 
-def locked_until(failures: Sequence[datetime], now: datetime, policy: LockoutPolicy) -> datetime | None:
-    """When the lock ends, or None if the account may try now.
-
-    The lock starts at the failure that completed ``max_failures`` inside one window and lasts
-    ``duration`` from there; failures older than window + duration can no longer matter.
-    """
-    ordered = sorted(failures)
-    for end in range(policy.max_failures - 1, len(ordered)):
-        start = ordered[end - policy.max_failures + 1]
-        if ordered[end] - start <= policy.window:
-            until = ordered[end] + policy.duration
-            if until > now:
-                return until
-    return None
+def retry_after_seconds(
+    locked_until: datetime | None, window_started_at: datetime, now: datetime, policy: LockoutPolicy
+) -> int:
+    """Whole seconds until the login may try again: the end of the lock, or (while the last allowed
+    checks are still in flight and no lock is set yet) the end of the window; at least 1."""
+    end = locked_until if locked_until is not None else window_started_at + policy.window
+    return max(1, math.ceil((end - now).total_seconds()))

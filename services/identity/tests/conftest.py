@@ -23,6 +23,7 @@ def identity_settings(database_url: str, nats_url: str, **overrides) -> Settings
         log_json=False,
         log_level="WARNING",
         sms_resend_interval_seconds=0,
+        sandbox=True,  # the tests read SMS codes from the sandbox page
     )
     values.update(overrides)
     return Settings(**values)

@@ -9,9 +9,9 @@ import pytest
 from services.identity.cli import DEMO_PASSWORD, demo_officers
 from services.identity.tests.conftest import bearer, login, register
 
-WANG = "11010519491231002X"  # legal representative
-ZHAO = "440524188001010014"  # agent
-USCC = "91110000600037341L"
+WANG = "440524188001010014"  # legal representative in the sandbox enterprise register
+ZHAO = "11010519491231002X"  # agent
+USCC = "91110000600037341L"  # 某某餐饮有限公司
 
 
 async def token_of(client, login_name: str) -> str:
@@ -46,9 +46,10 @@ async def test_enterprise_needs_l2_valid_code_and_no_duplicate(identity):
         "rule": "checksum",
         "message": "the check character (GB 32100) does not match",
     }
-    ok = await identity.post("/enterprises", json={"uscc": USCC.lower(), "name": "公司"}, headers=bearer(token))
+    ok = await identity.post("/enterprises", json={"uscc": USCC.lower()}, headers=bearer(token))
     assert ok.status_code == 201 and ok.json()["uscc"] == USCC
-    dup = await identity.post("/enterprises", json={"uscc": USCC, "name": "公司"}, headers=bearer(token))
+    assert ok.json()["name"] == "某某餐饮有限公司"  # the registered name, not one from the body
+    dup = await identity.post("/enterprises", json={"uscc": USCC}, headers=bearer(token))
     assert dup.status_code == 409
 
 
@@ -61,16 +62,18 @@ async def test_agent_acts_for_the_enterprise_with_its_scopes(company):
         headers=bearer(wang),
     )
     assert grant.status_code == 201, grant.text
-    assert grant.json()["agent"] == "4405**********0014"  # masked for the enterprise's view
+    assert grant.json()["agent"] == "1101**********002X"  # masked for the enterprise's view
 
     zhao = await token_of(client, ZHAO)
     acting = await client.post("/sessions/act-as", json={"enterprise": USCC}, headers=bearer(zhao))
     assert acting.status_code == 201
     claims = jwt.decode(acting.json()["access_token"], options={"verify_signature": False})
     assert claims["sub"] == USCC and claims["kind"] == "enterprise"
-    assert claims["act"] == {"sub": ZHAO} and claims["scope"] == "caseflow:food-permit"
+    assert claims["act"] == {"sub": ZHAO, "name": "赵六"} and claims["scope"] == "caseflow:food-permit"
+    assert claims["name"] == "某某餐饮有限公司"
     me = (await client.get("/me", headers=bearer(acting.json()["access_token"]))).json()
-    assert me["subject"] == USCC and me["actor"] == "4405**********0014" and me["id_number"] is None
+    assert me["subject"] == USCC and me["actor"] == "1101**********002X" and me["id_number"] is None
+    assert me["name"] == "某某餐饮有限公司"
 
     # the agent cannot hand out mandates
     stranger = await client.post(
@@ -160,7 +163,7 @@ async def test_officers_admin_creates_and_counter_sets_l4(identity):
 
     new = await identity.post(
         "/officers",
-        json={"login": "li.si", "name": "李四", "department": "SCJGJ", "roles": ["acceptor"], "password": "pass12345"},
+        json={"login": "li.si", "name": "李四", "department": "SCJGJ", "roles": ["counter"], "password": "pass12345"},
         headers=bearer(admin),
     )
     assert new.status_code == 201
