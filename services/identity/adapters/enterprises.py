@@ -90,14 +90,17 @@ class HttpEnterpriseRegistry:
     """The real register: ``GET {url}/{uscc}`` with an API key; 404 means no such enterprise, else
     ``{"uscc", "name", "legal_representative", "status"}``."""
 
-    def __init__(self, url: str, api_key: str, timeout: float) -> None:
+    def __init__(
+        self, url: str, api_key: str, timeout: float, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        self.transport = transport  # tests put a mock here
 
     async def lookup(self, uscc: str) -> EnterpriseRecord | None:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
                 response = await client.get(f"{self.url}/{uscc}", headers={"X-Api-Key": self.api_key})
             if response.status_code == 404:
                 return None
