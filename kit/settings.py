@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kit.db import async_database_url
+
 DATA_DIR = Path(".data")
 
 
@@ -38,8 +40,9 @@ class ServiceSettings(BaseSettings):
     sandbox: bool = False
 
     def resolved_database_url(self) -> str:
-        """The configured database, or a SQLite file under .data/ named after the service."""
+        """The configured database (its driver made async: ``postgresql://`` works as well as
+        ``postgresql+asyncpg://``), or a SQLite file under .data/ named after the service."""
         if self.database_url:
-            return self.database_url
+            return async_database_url(self.database_url)
         DATA_DIR.mkdir(exist_ok=True)
         return f"sqlite+aiosqlite:///{DATA_DIR / (self.service_name + '.db')}"
