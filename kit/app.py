@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from kit.auth import KeyFetcher, TokenVerifier, http_jwks_fetcher
+from kit.bodyguard import JsonBodyGuard
 from kit.bus import Bus, stream_name_for
 from kit.consumer import EventConsumer
 from kit.db import make_engine, make_sessionmaker
@@ -84,6 +85,8 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
 
     app = FastAPI(title=parts.title, lifespan=lifespan, version="1")
     install_problem_handlers(app)
+    # Inside the request-context middleware (added below, so outermost): refusals carry the request id.
+    app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
 
     async def database_ready() -> None:
         async with app.state.engine.connect() as connection:

@@ -38,6 +38,11 @@ class ServiceSettings(BaseSettings):
     # only when the deployment says it is a sandbox. Off by default; `make run` and the tests turn
     # it on (platform.toml [env] SANDBOX), the compose deployment never does.
     sandbox: bool = False
+    # JSON request bodies nested deeper than this are refused (400) before any route parses them.
+    json_max_depth: int = Field(default=32, ge=2, le=500)
+    # Revocations (identity.tokens.revoked) are read back this far on start and on every
+    # reconnect: the longest an access token lives (identity's access-token TTL) — see ADR 0010.
+    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
 
     def resolved_database_url(self) -> str:
         """The configured database (its driver made async: ``postgresql://`` works as well as
