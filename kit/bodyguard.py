@@ -157,7 +157,7 @@ def check_json_body(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Problem 
 
 def _is_json(content_type: bytes | None) -> bool:
     if content_type is None:
-        return True  # FastAPI parses a body without a content type as JSON
+        return False  # FastAPI (strict_content_type, the default) does not parse it as JSON either
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 

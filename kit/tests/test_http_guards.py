@@ -124,9 +124,9 @@ async def test_every_problem_is_listed_and_clean_bodies_pass(client):
     ok = {"matter_code": "M1", "form": {"name": "张三", "n": 9223372036854775807, "memo": "两行\n文字\t", "x": [1.5]}}
     r = await client.post("/submissions", json=ok)
     assert r.status_code == 200 and r.json() == {"ok": True, "fields": 4}
-    # A body without a content type is parsed as JSON by FastAPI, so it is guarded too.
+    # Without a JSON content type FastAPI does not read the body as JSON: a 422, and nothing stored.
     r = await client.post("/submissions", content=b'{"matter_code": "\\ud800"}')
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
 
 
 async def test_invalid_utf8_and_broken_json_are_problems_not_500(client):
