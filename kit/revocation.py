@@ -221,7 +221,8 @@ class RevocationFeed(BackgroundLoop):
         if self.up or self.down_since is None:
             self.down_since = now
         self.up = False
-        if now - self._last_loud_log >= self.loud_log_every:
+        # A moment's grace (start-up's first connect, a quick reconnect); then loudly, repeatedly.
+        if now - (self.down_since or now) >= 2.0 and now - self._last_loud_log >= self.loud_log_every:
             self._last_loud_log = now
             log.error(
                 "revocation feed DOWN for %.0f s (%s): tokens revoked meanwhile are still accepted "
