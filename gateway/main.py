@@ -248,7 +248,12 @@ class Gateway:
             self.verifier.keys = await asyncio.wait_for(self._fetch_jwks(), 2.0)
         except Exception as exc:
             log.warning("jwks not loaded at startup", error=type(exc).__name__, url=self.settings.jwks_url)
-        if self.settings.nats_enabled:
+        if self.settings.nats_enabled and not self.settings.nats_url:
+            log.error(
+                "GATEWAY_NATS_URL is not set: revoked tokens are NOT refused by the gateway until "
+                "they expire (the services still refuse them); set it to identity's NATS (ADR 0010)"
+            )
+        if self.following_revocations:
             # Read-only: the gateway publishes nothing, so it declares no stream (not even DEADLETTER).
             self.bus = Bus(self.settings.nats_url, name="gateway", dead_letters=False)
             self.revocation_feed = RevocationFeed(
@@ -257,6 +262,10 @@ class Gateway:
             await self.bus.start()
             await self.revocation_feed.start()
         log.info("gateway started", areas=sorted(self.upstreams), environment=self.settings.environment)
+
+    @property
+    def following_revocations(self) -> bool:
+        return self.settings.nats_enabled and bool(self.settings.nats_url)
 
     async def shutdown(self) -> None:
         if self.revocation_feed is not None:
@@ -725,7 +734,7 @@ class Gateway:
         results = await asyncio.gather(*(check(o) for o in origins))
         checks = {origins[o]: r for o, r in zip(origins, results, strict=True)}
         checks["jwks"] = "ok" if self.verifier.keys else "failed: no signing keys"
-        if self.settings.nats_enabled:
+        if self.following_revocations:
             # Not ready before the recent revocations were read once; NATS going away later does
             # not make the gateway unready (fail open, ADR 0010; the feed's gauge and log say it).
             feed = self.revocation_feed

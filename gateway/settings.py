@@ -52,7 +52,10 @@ class GatewaySettings(BaseSettings):
     # Revocations (identity.tokens.revoked on identity's stream) are followed over NATS by every
     # gateway replica for itself and checked on every request, cached tokens too (ADR 0010).
     # Off only in tests without NATS. While NATS is away the gateway fails open, loudly.
-    nats_url: str = "nats://127.0.0.1:4222"
+    # Empty: not configured — the gateway then cannot refuse revoked tokens and says so at start
+    # (ERROR log, token_revocation_feed_up 0); it never guesses a server (the development machines
+    # run someone else's NATS on 4222). `make run` and the compose file set it.
+    nats_url: str = ""
     nats_enabled: bool = True
     # How far back the revocations are read on start and reconnect: identity's access-token TTL.
     access_token_max_ttl_seconds: int = Field(default=600, ge=1)

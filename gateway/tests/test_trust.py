@@ -216,3 +216,12 @@ def test_underscore_spelling_is_refused_by_the_drop_rule():
         assert is_dropped_request_header(name), name
     for name in (b"content-type", b"idempotency-key", b"if-match", b"x_custom_thing"):
         assert not is_dropped_request_header(name), name
+
+
+async def test_without_a_nats_url_the_gateway_says_it_cannot_refuse_revoked_tokens(upstream, jwks, caplog):
+    settings = gateway_settings(upstream.url, jwks.url, nats_enabled=True, nats_url="")
+    async with running_gateway(settings) as (app, base), httpx.AsyncClient(base_url=base) as client:
+        assert app.revocation_feed is None  # never a guessed server
+        assert "revocations" not in (await client.get("/readyz")).json()["checks"]
+        assert "token_revocation_feed_up 0.0" in (await client.get("/metrics")).text
+    assert any("GATEWAY_NATS_URL is not set" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
