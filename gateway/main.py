@@ -18,6 +18,7 @@ import aiohttp
 import jwt
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from gateway.docs import DocsPages
 from gateway.openapi import AreaSource, merge_openapi
 from gateway.proxy import BodyTooLarge, ClientGone, Forwarder, is_dropped_request_header, read_body
 from gateway.ratelimit import RateLimiter
@@ -45,10 +46,12 @@ from gateway.signing import (
     SignatureRejected,
     check_signature,
 )
-from kit.auth import InvalidToken, TokenVerifier, public_keys_from_jwks, unauthorized
+from kit.auth import InvalidToken, TokenRevoked, TokenVerifier, public_keys_from_jwks, token_revoked, unauthorized
+from kit.bus import Bus
 from kit.errors import PROBLEM_JSON, Problem
 from kit.logs import configure_logging, get_logger
 from kit.observability import Metrics, sane_request_id
+from kit.revocation import RevocationFeed, RevocationList, register_revocation_metrics
 
 log = get_logger("yiwang.gateway")
 
@@ -128,7 +131,7 @@ def _identity_headers(claims: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class _Verified:
-    __slots__ = ("claims", "expires", "kid", "headers", "subject")
+    __slots__ = ("claims", "expires", "kid", "headers", "subject", "session_id", "actor", "issued_at")
 
     def __init__(self, claims: dict[str, Any], kid: str | None) -> None:
         self.claims = claims
@@ -136,6 +139,13 @@ class _Verified:
         self.kid = kid
         self.headers = _identity_headers(claims)
         self.subject = str(claims["sub"])
+        # What a revocation matches on (contracts.events.identity.TokensRevoked), read once.
+        sid = claims.get("sid")
+        self.session_id = str(sid) if sid else None
+        act = claims.get("act")
+        self.actor = str(act["sub"]) if isinstance(act, dict) and act.get("sub") else None
+        iat = claims.get("iat")
+        self.issued_at = float(iat) if isinstance(iat, int | float) else None
 
 
 class Gateway:
@@ -184,6 +194,11 @@ class Gateway:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._openapi_cache: tuple[float, bytes] | None = None
         self._openapi_lock = asyncio.Lock()
+        self.revocations = RevocationList()
+        self.bus: Bus | None = None
+        self.revocation_feed: RevocationFeed | None = None
+        register_revocation_metrics(self.metrics.registry, self.revocations, lambda: self.revocation_feed)
+        self.docs = DocsPages("/docs", "/api/v1/openapi.json") if settings.docs_enabled else None
 
     # ---------------------------------------------------------------- ASGI entry
 
@@ -233,9 +248,30 @@ class Gateway:
             self.verifier.keys = await asyncio.wait_for(self._fetch_jwks(), 2.0)
         except Exception as exc:
             log.warning("jwks not loaded at startup", error=type(exc).__name__, url=self.settings.jwks_url)
+        if self.settings.nats_enabled and not self.settings.nats_url:
+            log.error(
+                "GATEWAY_NATS_URL is not set: revoked tokens are NOT refused by the gateway until "
+                "they expire (the services still refuse them); set it to identity's NATS (ADR 0010)"
+            )
+        if self.following_revocations:
+            # Read-only: the gateway publishes nothing, so it declares no stream (not even DEADLETTER).
+            self.bus = Bus(self.settings.nats_url, name="gateway", dead_letters=False)
+            self.revocation_feed = RevocationFeed(
+                self.bus, self.revocations, replay_seconds=self.settings.access_token_max_ttl_seconds
+            )
+            await self.bus.start()
+            await self.revocation_feed.start()
         log.info("gateway started", areas=sorted(self.upstreams), environment=self.settings.environment)
 
+    @property
+    def following_revocations(self) -> bool:
+        return self.settings.nats_enabled and bool(self.settings.nats_url)
+
     async def shutdown(self) -> None:
+        if self.revocation_feed is not None:
+            await self.revocation_feed.stop()
+        if self.bus is not None:
+            await self.bus.close()
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -296,7 +332,20 @@ class Gateway:
         return []
 
     async def verify_token(self, token: str) -> _Verified:
-        """Verified claims for a bearer token (cached per token until it expires); InvalidToken if not."""
+        """Verified claims for a bearer token (cached per token until it expires); InvalidToken if
+        not, TokenRevoked if identity revoked it (checked on every call, cached or not)."""
+        verified = await self._verify_signed(token)
+        reason = self.revocations.refusal(
+            subject=verified.subject,
+            session_id=verified.session_id,
+            actor=verified.actor,
+            issued_at=verified.issued_at,
+        )
+        if reason is not None:
+            raise TokenRevoked(reason)
+        return verified
+
+    async def _verify_signed(self, token: str) -> _Verified:
         cached = self._verified.get(token)
         if cached is not None:
             if cached.expires > time.time() and cached.kid in self.verifier.keys:
@@ -416,7 +465,7 @@ class Gateway:
     ) -> tuple[str, int]:
         """The gateway's own endpoints."""
         if method not in ("GET", "HEAD"):
-            if path in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"):
+            if path in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json") or path.startswith("/docs"):
                 problem = Problem(405, "method-not-allowed", "Method not allowed", headers={"Allow": "GET"})
                 return path, await self._send_problem(send, problem, path, request_id, cors, "method")
         if path == "/healthz":
@@ -434,6 +483,21 @@ class Gateway:
             body = await self.openapi_document()
             await self._send_json(send, 200, body, request_id, cors)
             return path, 200
+        if self.docs is not None and (path == self.docs.prefix or path.startswith(self.docs.prefix + "/")):
+            page = self.docs.page(path)
+            if page is not None:
+                content_type, body, headers = page
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers = [*headers, (b"cache-control", b"no-store")]
+                response_headers = [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    *headers,
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+                await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+                return self.docs.prefix, 200
         problem = Problem(404, "not-found", "Not found", "no such route; the API is under /api/v1/<area>/")
         return "unmatched", await self._send_problem(send, problem, path, request_id, cors, "not-found")
 
@@ -516,6 +580,9 @@ class Gateway:
                 return route, await self._send_problem(send, problem, path, request_id, cors, "no-token")
             try:
                 verified = await self.verify_token(token.strip())
+            except TokenRevoked as exc:
+                problem = token_revoked(exc.reason)
+                return route, await self._send_problem(send, problem, path, request_id, cors, "revoked-token")
             except InvalidToken as exc:
                 problem = unauthorized(str(exc))
                 return route, await self._send_problem(send, problem, path, request_id, cors, "bad-token")
@@ -564,6 +631,8 @@ class Gateway:
                 timeout=timeout,
                 extra_response_headers=response_extra,
                 area=area,
+                public_path=path,
+                request_id=request_id,
             )
         except BodyTooLarge:
             return route, await self._too_large(send, body_limit, path, request_id, cors)
@@ -665,6 +734,11 @@ class Gateway:
         results = await asyncio.gather(*(check(o) for o in origins))
         checks = {origins[o]: r for o, r in zip(origins, results, strict=True)}
         checks["jwks"] = "ok" if self.verifier.keys else "failed: no signing keys"
+        if self.following_revocations:
+            # Not ready before the recent revocations were read once; NATS going away later does
+            # not make the gateway unready (fail open, ADR 0010; the feed's gauge and log say it).
+            feed = self.revocation_feed
+            checks["revocations"] = "ok" if feed is not None and feed.synced else "failed: not read yet"
         ready = all(r == "ok" for r in checks.values())
         return (200 if ready else 503), {"status": "ok" if ready else "unavailable", "checks": checks}
 

@@ -8,6 +8,7 @@ started become problem+json: connection refused → 503, timeout → 504, anythi
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,10 @@ _DROP_EXACT = frozenset(
         b"x-role",
         b"x-dept",
         b"x-department",
+        b"x-level",
+        b"x-kind",
+        b"x-officer",
+        b"x-on-behalf-of",
         b"x-scope",
         b"x-scopes",
         b"x-session-id",
@@ -70,6 +75,7 @@ _RESPONSE_DROP = frozenset(
         b"upgrade",
         b"date",  # uvicorn adds its own
         b"server",
+        b"x-request-id",  # the gateway sets the one X-Request-Id (the service echoes the same value)
     }
 )
 
@@ -77,13 +83,37 @@ _dropped_cache: dict[bytes, bool] = {}
 
 
 def is_dropped_request_header(name: bytes) -> bool:
-    """True for a header the gateway never forwards as the client sent it (``name`` lower-case)."""
+    """True for a header the gateway never forwards as the client sent it.
+
+    Compared case-insensitively and with ``_`` read as ``-``: uvicorn (h11, httptools) passes
+    ``X_Subject_Id`` through as it is, and a framework behind us (CGI-style ``HTTP_X_SUBJECT_ID``)
+    may read it as ``X-Subject-Id``.
+    """
     dropped = _dropped_cache.get(name)
     if dropped is None:
-        dropped = name in _DROP_EXACT or name.startswith(_DROP_PREFIXES)
+        normal = name.lower().replace(b"_", b"-")
+        dropped = normal in _DROP_EXACT or normal.startswith(_DROP_PREFIXES)
         if len(_dropped_cache) < 4096:
             _dropped_cache[name] = dropped
     return dropped
+
+
+_PROBLEM_JSON = b"application/problem+json"
+
+
+def public_problem(payload: bytes, public_path: str, request_id: str) -> bytes | None:
+    """A service's problem document as the client sees it: ``instance`` is the public path
+    (``/api/v1/caseflow/cases/X``, not the service's ``/cases/X``) and ``request_id`` is added.
+    None when the payload is not a JSON object (then it goes out untouched)."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    document["instance"] = public_path
+    document["request_id"] = request_id
+    return json.dumps(document, ensure_ascii=False).encode()
 
 
 def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
@@ -185,6 +215,8 @@ class Forwarder:
         timeout: aiohttp.ClientTimeout,
         extra_response_headers: list[tuple[bytes, bytes]],
         area: str,
+        public_path: str = "",
+        request_id: str = "",
     ) -> int:
         """Forward and answer; returns the status sent. Raises Problem before the response starts."""
         state = _StreamState()
@@ -221,6 +253,14 @@ class Forwarder:
                     payload = await response.read()
                 except Exception as exc:
                     raise upstream_problem(exc, area, timeout.sock_read or 0) from exc
+                if status >= 400 and public_path and "Content-Encoding" not in response.headers:
+                    content_type = response.headers.get("Content-Type", "")
+                    if content_type.encode("latin-1").startswith(_PROBLEM_JSON):
+                        rewritten = public_problem(payload, public_path, request_id)
+                        if rewritten is not None:
+                            payload = rewritten
+                            out_headers = [(k, v) for k, v in out_headers if k != b"content-length"]
+                            out_headers.append((b"content-length", str(len(payload)).encode()))
                 await send({"type": "http.response.start", "status": status, "headers": out_headers})
                 await send({"type": "http.response.body", "body": payload})
                 return status

@@ -49,6 +49,17 @@ class GatewaySettings(BaseSettings):
     # Verified tokens remembered (until their exp) so a token is checked once, not per request.
     verified_token_cache_size: int = Field(default=10_000, ge=0)
 
+    # Revocations (identity.tokens.revoked on identity's stream) are followed over NATS by every
+    # gateway replica for itself and checked on every request, cached tokens too (ADR 0010).
+    # Off only in tests without NATS. While NATS is away the gateway fails open, loudly.
+    # Empty: not configured — the gateway then cannot refuse revoked tokens and says so at start
+    # (ERROR log, token_revocation_feed_up 0); it never guesses a server (the development machines
+    # run someone else's NATS on 4222). `make run` and the compose file set it.
+    nats_url: str = ""
+    nats_enabled: bool = True
+    # How far back the revocations are read on start and reconnect: identity's access-token TTL.
+    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
+
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=15.0, gt=0)
     upstream_pool_size: int = Field(default=512, ge=1)
@@ -65,8 +76,17 @@ class GatewaySettings(BaseSettings):
     # Peers whose X-Forwarded-For is believed (a load balancer in front of the gateway).
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    # CORS for browser front-ends (H5, admin consoles): GATEWAY_CORS_ORIGINS='["https://h5.example.gov.cn"]'.
+    # Exact origins only (no wildcard: the API takes bearer tokens); empty = no cross-origin browser
+    # calls. Preflights are answered by the gateway; allowed request headers are Authorization,
+    # Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id; exposed response headers
+    # X-Request-Id, Retry-After, ETag, Location, Content-Disposition. No cookies (credentials) are used.
     cors_origins: list[str] = Field(default_factory=list)
     cors_max_age_seconds: int = 600
+
+    # /docs: Swagger UI over the merged /api/v1/openapi.json, its assets served from the
+    # fastapi-offline package (no CDN, works without internet).
+    docs_enabled: bool = True
 
     partners: dict[str, Partner] = Field(default_factory=dict)
     signature_max_age_seconds: int = Field(default=300, ge=1)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from kit.auth import KeyFetcher, TokenVerifier, http_jwks_fetcher
+from kit.bodyguard import JsonBodyGuard
 from kit.bus import Bus, stream_name_for
 from kit.consumer import EventConsumer
 from kit.db import make_engine, make_sessionmaker
@@ -17,6 +18,7 @@ from kit.errors import install_problem_handlers
 from kit.logs import configure_logging
 from kit.observability import install_observability
 from kit.outbox import Outbox, OutboxRelay
+from kit.revocation import RevocationFeed, RevocationList, register_revocation_metrics
 from kit.settings import ServiceSettings
 
 ConsumerFactory = Callable[[FastAPI], list[EventConsumer]]
@@ -39,6 +41,7 @@ class ServiceParts:
 def create_service_app(parts: ServiceParts) -> FastAPI:
     settings = parts.settings
     name = settings.service_name
+    revocations = RevocationList()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,13 +51,17 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         fetcher = parts.key_fetcher(app) if parts.key_fetcher else http_jwks_fetcher(settings.jwks_url)
         app.state.token_verifier = TokenVerifier(
-            fetcher, issuer=settings.token_issuer, audience=settings.token_audience
+            fetcher, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revocations
         )
         bus = Bus(settings.nats_url, name=name, streams={stream_name_for(name): [f"{name}.>"]})
         app.state.bus = bus
         background: list = []
         if settings.nats_enabled:
             await bus.start()
+            # Every process follows the revocations itself (ADR 0010), identity included.
+            feed = RevocationFeed(bus, revocations, replay_seconds=settings.access_token_max_ttl_seconds)
+            app.state.revocation_feed = feed
+            background.append(feed)
             if parts.outbox is not None:
                 relay = OutboxRelay(
                     app.state.sessionmaker,
@@ -84,6 +91,8 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
 
     app = FastAPI(title=parts.title, lifespan=lifespan, version="1")
     install_problem_handlers(app)
+    # Inside the request-context middleware (added below, so outermost): refusals carry the request id.
+    app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
 
     async def database_ready() -> None:
         async with app.state.engine.connect() as connection:
@@ -96,7 +105,18 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
             await app.state.bus.check()
 
         checks["nats"] = nats_ready
-    install_observability(app, name, checks)
+
+        async def revocations_ready() -> None:
+            # Not before the recent revocations were read once; afterwards NATS going away does not
+            # make the service unready for this (fail open, ADR 0010; the nats check says it).
+            feed = getattr(app.state, "revocation_feed", None)
+            if feed is None or not feed.synced:
+                raise RuntimeError("revocations not read yet")
+
+        checks["revocations"] = revocations_ready
+    metrics = install_observability(app, name, checks)
+    app.state.revocations = revocations
+    register_revocation_metrics(metrics.registry, revocations, lambda: getattr(app.state, "revocation_feed", None))
     for router in parts.routers:
         app.include_router(router)
     return app

@@ -23,6 +23,7 @@ from fastapi import Request
 from jwt.algorithms import OKPAlgorithm
 
 from kit.errors import Problem
+from kit.revocation import RevocationList
 
 ALGORITHMS = ["EdDSA"]
 
@@ -63,8 +64,28 @@ class InvalidToken(Exception):
     pass
 
 
+class TokenRevoked(InvalidToken):
+    """A valid token that identity has revoked (logout, revoked mandate, …) before its expiry."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"token revoked ({reason})")
+        self.reason = reason
+
+
 def unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def token_revoked(reason: str) -> Problem:
+    """401 for a revoked token: the client must sign in again (a refresh will not help)."""
+    return Problem(
+        401,
+        "token-revoked",
+        "Token revoked",
+        f"this token was revoked ({reason}); sign in again",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token", error_description="token revoked"'},
+        reason=reason,
+    )
 
 
 def public_keys_from_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +121,11 @@ class TokenVerifier:
         audience: str,
         min_refetch_interval: float = 10.0,
         cache_size: int = 10_000,
+        revocations: RevocationList | None = None,
     ):
         self.fetch_keys = fetch_keys
+        # Checked on every verify, cached or not: a revocation must end a token already cached.
+        self.revocations = revocations
         # token → (claims, exp): a client sends the same token many times; checking its signature
         # once per token instead of once per request is most of the cost of verification.
         self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
@@ -124,6 +148,15 @@ class TokenVerifier:
                 raise InvalidToken(f"signing keys unavailable ({type(exc).__name__})") from exc
 
     async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; InvalidToken if it is not valid, TokenRevoked if it was revoked."""
+        claims = await self._verify_signed(token)
+        if self.revocations is not None:
+            reason = self.revocations.refusal_for_claims(claims)
+            if reason is not None:
+                raise TokenRevoked(reason)
+        return claims
+
+    async def _verify_signed(self, token: str) -> dict[str, Any]:
         cached = self._verified.get(token)
         if cached is not None:
             claims, expires, kid = cached
@@ -179,6 +212,8 @@ async def current_principal(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         claims = await verifier.verify(bearer_token(request))
+    except TokenRevoked as exc:
+        raise token_revoked(exc.reason) from exc
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
     return Principal.from_claims(claims)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import nats
 from nats.aio.client import Client
@@ -34,10 +35,16 @@ def stream_name_for(service: str) -> str:
 class Bus:
     """Connects in the background and keeps reconnecting forever; never blocks start-up."""
 
-    def __init__(self, url: str, *, name: str, streams: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, url: str, *, name: str, streams: dict[str, list[str]] | None = None, dead_letters: bool = True
+    ) -> None:
+        """``streams``: the streams this process publishes into (declared on connect); the
+        dead-letter stream too unless ``dead_letters`` is False (a process that only reads)."""
         self.url = url
         self.name = name
         self.streams = streams or {}
+        self.dead_letters = dead_letters
+        self._reconnect_listeners: list[Callable[[], None]] = []
         self.nc: Client | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -77,6 +84,12 @@ class Bus:
     async def _on_reconnect(self) -> None:
         log.info("nats reconnected")
         self._streams_ready = False
+        for listener in self._reconnect_listeners:
+            listener()
+
+    def add_reconnect_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every reconnect (ephemeral consumers may be gone then)."""
+        self._reconnect_listeners.append(listener)
 
     def _client(self) -> Client:
         if self.nc is None:
@@ -85,7 +98,9 @@ class Bus:
 
     async def _ensure_streams(self) -> None:
         js = self._client().jetstream()
-        wanted = {**self.streams, DEAD_LETTER_STREAM: DEAD_LETTER_SUBJECTS}
+        wanted = dict(self.streams)
+        if self.dead_letters:
+            wanted[DEAD_LETTER_STREAM] = DEAD_LETTER_SUBJECTS
         for name, subjects in wanted.items():
             config = StreamConfig(
                 name=name,

@@ -15,8 +15,33 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# The forms ops and most tools write (libpq, Heroku-style, psycopg) → the async driver we run on.
+_ASYNC_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+}
+
+
+def async_database_url(url: str) -> str:
+    """The URL with its driver made async: ``postgresql://…`` and ``postgres://…`` become
+    ``postgresql+asyncpg://…``, ``sqlite:///…`` becomes ``sqlite+aiosqlite:///…``; an URL that
+    already names an async driver is returned as it is. Everything else in the URL is kept verbatim."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    replacement = _ASYNC_DRIVERS.get(scheme.lower())
+    return f"{replacement}://{rest}" if replacement else url
+
+
 def make_engine(url: str, **kwargs) -> AsyncEngine:
-    """An engine with the pragmas SQLite needs to behave under concurrent writers."""
+    """An engine with the pragmas SQLite needs to behave under concurrent writers.
+
+    Any PostgreSQL or SQLite URL form is accepted (see ``async_database_url``)."""
+    url = async_database_url(url)
     if is_sqlite(url):
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -100,6 +102,52 @@ class RuleViolation(ValueError):
         self.message = message
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+# SQLSTATE class 22 is "data exception": a number out of range, a string too long for its column,
+# an impossible date. The value the client sent does not fit; nothing was changed.
+_DATA_EXCEPTION_CLASS = "22"
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """True when the driver refused a value the client sent (not a broken database)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc.orig
+    while error is not None and id(error) not in seen:  # the adapted error wraps asyncpg's
+        seen.add(id(error))
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_DATA_EXCEPTION_CLASS):
+            return True
+        if type(error).__name__ == "DataError" or isinstance(error, OverflowError):
+            return True
+        error = error.__cause__ or error.__context__
+    return "out of int" in str(exc.orig) and "range" in str(exc.orig)
+
+
+def _out_of_range_fields(request: Request) -> list[str]:
+    """Path and query parameters holding an integer beyond 64 bits (else beyond 32 bits)."""
+    candidates: list[tuple[str, int]] = []
+    for where, items in (("path", request.path_params.items()), ("query", request.query_params.multi_items())):
+        for name, value in items:
+            text = str(value).strip()
+            if text.lstrip("+-").isdigit() and len(text) <= 4300:
+                candidates.append((f"{where}.{name}", int(text)))
+    for low, high in ((INT64_MIN, INT64_MAX), (INT32_MIN, INT32_MAX)):
+        fields = [field for field, number in candidates if not low <= number <= high]
+        if fields:
+            return fields
+    return []
+
+
+def out_of_range_problem(request: Request) -> Problem:
+    """422 for a value the database cannot hold, naming the parameter when it is one."""
+    fields = _out_of_range_fields(request)
+    message = "number out of range (at most 64-bit integers)" if fields else "a value does not fit its field"
+    errors = [{"field": f, "rule": "out_of_range", "message": message} for f in fields or ["request"]]
+    return Problem(422, "validation", "Request is not valid", f"{errors[0]['field']}: {message}", errors=errors)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error a client can see becomes problem+json; nothing leaks a stack trace."""
 
@@ -119,14 +167,40 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return problem_response(problem, request.url.path)
 
+    # Starlette's HTTPException (unknown route 404, wrong method 405, FastAPI's own 400 for a body
+    # it cannot read) and FastAPI's subclass alike.
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
-        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
-            exc.status_code, "http-error"
-        )
+        slug = {
+            400: "bad-request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "body-too-large",
+        }.get(exc.status_code, "http-error")
         title = str(exc.detail) if isinstance(exc.detail, str) else "HTTP error"
-        problem = Problem(exc.status_code, slug, title, headers=getattr(exc, "headers", None))
+        detail = None
+        if exc.status_code == 404:
+            detail = "no such resource or route"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+            detail = f"method {request.method} is not allowed here" + (f"; allowed: {allowed}" if allowed else "")
+        problem = Problem(exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None))
         return problem_response(problem, request.url.path)
+
+    # A number beyond what a column holds (a path id past 64 bits that no route bounded): the
+    # driver refuses it before anything is written. That is the client's mistake, not a 500.
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError):
+        return problem_response(out_of_range_problem(request), request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        if _is_data_error(exc):
+            return problem_response(out_of_range_problem(request), request.url.path)
+        log.error("database error on %s: %s", request.url.path, type(exc.orig).__name__, exc_info=exc)
+        return problem_response(Problem(500, "internal", "Internal error"), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

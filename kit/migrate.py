@@ -17,8 +17,11 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from kit.db import async_database_url
+
 
 def alembic_config(service_package: str, database_url: str) -> Config:
+    database_url = async_database_url(database_url)
     module = importlib.import_module(service_package)
     folder = Path(str(module.__file__)).parent / "migrations"
     config = Config()
@@ -29,7 +32,10 @@ def alembic_config(service_package: str, database_url: str) -> Config:
 
 
 def upgrade(service_package: str, database_url: str, revision: str = "head") -> None:
-    """Bring a service's database to ``revision`` (creates the SQLite folder if needed)."""
+    """Bring a service's database to ``revision`` (creates the SQLite folder if needed).
+
+    ``postgresql://`` and ``postgresql+asyncpg://`` (and ``sqlite://``) URLs all work."""
+    database_url = async_database_url(database_url)
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -51,7 +57,7 @@ def _do_run(connection: Connection, metadata: MetaData) -> None:
 def run_migrations(metadata: MetaData) -> None:
     """Called from a service's migrations/env.py."""
     config = context.config
-    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    url = async_database_url(config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or "")
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True)
         with context.begin_transaction():

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kit.db import async_database_url
+
 DATA_DIR = Path(".data")
 
 
@@ -36,10 +38,16 @@ class ServiceSettings(BaseSettings):
     # only when the deployment says it is a sandbox. Off by default; `make run` and the tests turn
     # it on (platform.toml [env] SANDBOX), the compose deployment never does.
     sandbox: bool = False
+    # JSON request bodies nested deeper than this are refused (400) before any route parses them.
+    json_max_depth: int = Field(default=32, ge=2, le=500)
+    # Revocations (identity.tokens.revoked) are read back this far on start and on every
+    # reconnect: the longest an access token lives (identity's access-token TTL) — see ADR 0010.
+    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
 
     def resolved_database_url(self) -> str:
-        """The configured database, or a SQLite file under .data/ named after the service."""
+        """The configured database (its driver made async: ``postgresql://`` works as well as
+        ``postgresql+asyncpg://``), or a SQLite file under .data/ named after the service."""
         if self.database_url:
-            return self.database_url
+            return async_database_url(self.database_url)
         DATA_DIR.mkdir(exist_ok=True)
         return f"sqlite+aiosqlite:///{DATA_DIR / (self.service_name + '.db')}"

@@ -22,6 +22,9 @@ _BIDI = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
 _INVISIBLE = "\u200b-\u200d\u2060\ufeff"
 _ALWAYS_BAD = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u2028\u2029]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# One search for "anything text_problem(multiline=True) refuses": the cheap first test of a hot
+# path (kit.bodyguard checks every string of a body); text_problem then says which rule.
+UNSAFE_TEXT = re.compile(f"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u2028\u2029]")
 
 
 def text_problem(value: str, *, multiline: bool) -> tuple[str, str] | None:

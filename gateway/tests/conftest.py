@@ -106,6 +106,14 @@ class Upstream:
         self.seen.append(Seen(request.method, path, request.rel_url.raw_query_string, request.headers.copy(), body))
         if path.startswith("/slow"):
             await asyncio.sleep(float(request.query.get("seconds", "5")))
+        if path.startswith("/problem"):
+            # As a kit service answers: problem+json with the service's own path as instance.
+            return web.json_response(
+                {"type": "https://yiwang.example/problems/not-found", "title": "Not found", "status": 404,
+                 "instance": path},
+                status=404, content_type="application/problem+json",
+                headers={"X-Request-Id": request.headers.get("X-Request-Id", "")},
+            )  # fmt: skip
         if path == "/stream":
             response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             await response.prepare(request)
@@ -115,7 +123,8 @@ class Upstream:
             return response
         return web.json_response(
             {"method": request.method, "path": path, "query": request.query_string, "length": len(body)},
-            headers={"X-Upstream": "yes", "Set-Cookie": "a=b"},
+            # A kit service echoes the request id it was given, as the gateway's upstreams do.
+            headers={"X-Upstream": "yes", "Set-Cookie": "a=b", "X-Request-Id": request.headers.get("X-Request-Id", "")},
         )
 
     async def start(self) -> Upstream:
@@ -186,6 +195,7 @@ def gateway_settings(upstream_url: str, jwks_url: str, **overrides: Any) -> Gate
             "dept-4401": Partner(secrets=[DEPT_SECRET], paths=["/api/v1/departments/4401/**"]),
         },
         "log_json": False,
+        "nats_enabled": False,  # the revocation tests start a nats-server of their own
     }
     values.update(overrides)
     return GatewaySettings(**values)

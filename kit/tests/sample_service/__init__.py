@@ -1,0 +1,1 @@
+"""A minimal service package with Alembic migrations, for kit.migrate's tests."""
