@@ -73,7 +73,10 @@ def matter_limits(matter: dict[str, Any]) -> Limits:
     elif _guide_days(matter.get("statutory_limit_days")) is not None:
         statutory, source = _guide_days(matter.get("statutory_limit_days")), "guide"
     elif licensing:
-        statutory, source = statutory_limit(LICENSING, joint=joint)[0], "Art. 42 (joint handling)" if joint else "Art. 42"
+        statutory, source = (
+            statutory_limit(LICENSING, joint=joint)[0],
+            "Art. 42 (joint handling)" if joint else "Art. 42",
+        )
     else:
         statutory, source = None, "none"
     days, rule = governing_limit(promised, statutory)
