@@ -80,10 +80,14 @@ def matter_limits(matter: dict[str, Any]) -> Limits:
     else:
         statutory, source = None, "none"
     days, rule = governing_limit(promised, statutory)
+    with_others = f"joint handling with {', '.join(matter['parallel_departments'])}" if joint else ""
     if source.startswith("Art. 42"):
         rule = f"{rule}; {source}"
+    elif licensing:  # say where the law's default would have been, so a shorter or longer guide stands out
+        default = statutory_limit(LICENSING, joint=joint)[0]
+        rule = f"{rule}; from the guide (Art. 42 default {default}{', ' + with_others if joint else ''})"
     elif joint:
-        rule = f"{rule}; joint handling with {', '.join(matter['parallel_departments'])}"
+        rule = f"{rule}; {with_others}"
     return Limits(statutory_days=statutory, promised_days=promised, statutory_source=source, governing_days=days,
                   rule=rule)  # fmt: skip
 
