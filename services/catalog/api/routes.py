@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
@@ -37,6 +37,10 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
+# Version numbers are stored as 32-bit integers: a larger one (a number past 64 bits included) is a
+# 422 problem naming the parameter, never an overflow in the database driver.
+MAX_VERSION = 2_147_483_647
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 @router.get("/matters", tags=["matters"])
@@ -99,12 +103,14 @@ async def matter_versions(code: str, session: ReadSession) -> list[dict[str, Any
 
 
 @router.get("/matters/{code}/versions/{version}", tags=["versions"])
-async def matter_version(code: str, version: int, session: ReadSession) -> dict[str, Any]:
+async def matter_version(code: str, version: Version, session: ReadSession) -> dict[str, Any]:
     return matters.version_out(await matters.get_version(session, code=code, version=version))
 
 
 @router.put("/matters/{code}/versions/{version}", tags=["versions"])
-async def update_version(code: str, version: int, guide: Guide, session: DbSession, caller: Admin) -> dict[str, Any]:
+async def update_version(
+    code: str, version: Version, guide: Guide, session: DbSession, caller: Admin
+) -> dict[str, Any]:
     row = await matters.update_draft(session, code=code, version=version, guide=guide, principal=caller)
     return matters.version_out(row)
 
@@ -112,7 +118,7 @@ async def update_version(code: str, version: int, guide: Guide, session: DbSessi
 @router.post("/matters/{code}/versions/{version}/publish", tags=["versions"])
 async def publish_version(
     code: str,
-    version: int,
+    version: Version,
     session: DbSession,
     caller: Admin,
     body: Annotated[PublishRequest | None, Body()] = None,
@@ -132,8 +138,8 @@ async def retire_matter(code: str, session: DbSession, caller: Admin) -> dict[st
 async def diff_versions(
     code: str,
     session: ReadSession,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> dict[str, Any]:
     return await matters.version_diff(session, code=code, from_version=from_version, to_version=to_version)
 
