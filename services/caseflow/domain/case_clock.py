@@ -68,10 +68,12 @@ def matter_limits(matter: dict[str, Any]) -> Limits:
     promised = _guide_days(matter.get("promised_limit_days"))
     licensing = matter.get("matter_type") == LICENSING
     joint = is_joint(matter)
+    guide_statutory = _guide_days(matter.get("statutory_limit_days"))
+    statutory: int | None
     if matter.get("bundle") and licensing and joint:
         statutory, source = statutory_limit(LICENSING, joint=True)[0], "Art. 42 (joint handling)"
-    elif _guide_days(matter.get("statutory_limit_days")) is not None:
-        statutory, source = _guide_days(matter.get("statutory_limit_days")), "guide"
+    elif guide_statutory is not None:
+        statutory, source = guide_statutory, "guide"
     elif licensing:
         statutory, source = (
             statutory_limit(LICENSING, joint=joint)[0],
@@ -79,6 +81,9 @@ def matter_limits(matter: dict[str, Any]) -> Limits:
         )
     else:
         statutory, source = None, "none"
+    if matter.get("kind") == "instant":  # 即办件: decided on acceptance, whatever limits the guide states
+        return Limits(statutory_days=statutory, promised_days=promised, statutory_source=source, governing_days=0,
+                      rule="instant matter: decided on acceptance")  # fmt: skip
     days, rule = governing_limit(promised, statutory)
     with_others = f"joint handling with {', '.join(matter['parallel_departments'])}" if joint else ""
     if source.startswith("Art. 42"):
