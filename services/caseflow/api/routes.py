@@ -185,12 +185,15 @@ async def worklist(
     )  # fmt: skip
 
 
+DEPARTMENT_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a NUL or a surrogate is a 422, never a query
+
+
 @router.get("/supervision/warnings", tags=["supervision"])
 async def supervision_warnings(
     request: Request,
     session: DbSession,
     caller: Caller,
-    department: str | None = None,
+    department: Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)] = None,
     level: Literal["yellow", "red", "anomaly"] | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1)] = 20,
@@ -201,7 +204,11 @@ async def supervision_warnings(
 
 
 @router.get("/supervision/stats", tags=["supervision"])
-async def supervision_stats(session: DbSession, caller: Caller, department: str | None = None) -> list[dict]:
+async def supervision_stats(
+    session: DbSession,
+    caller: Caller,
+    department: Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)] = None,
+) -> list[dict]:
     return await supervision.statistics(session, caller, department=department)
 
 

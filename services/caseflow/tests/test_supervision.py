@@ -236,3 +236,12 @@ async def test_branch_departments_work_and_warnings_are_counted(caseflow):
     assert late.status_code == 200, late.text
     swj = (await caseflow.get("/supervision/stats", headers=swj_supervisor)).json()[0]
     assert (swj["decided"], swj["on_time_rate"], swj["average_working_days"], swj["in_hand"]) == (1, 0.0, 4.0, 0)
+
+
+async def test_a_hostile_department_filter_is_a_problem(caseflow):
+    centre = officer("supervisor", "SUPERVISION")
+    for path in ("/supervision/warnings", "/supervision/stats"):
+        for value in ("%00", "%ED%A0%80", "GAJ%0A", "x" * 41):
+            response = await caseflow.get(f"{path}?department={value}", headers=centre)
+            assert response.status_code == 422, (path, value, response.status_code)
+            assert response.json()["errors"][0]["field"] == "query.department"
