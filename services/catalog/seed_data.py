@@ -57,7 +57,12 @@ ENTERPRISE_FIELDS = [
     {"name": "legal_representative", "label": "法定代表人", "kind": "text", "max_length": 50},
     {"name": "registered_capital", "label": "注册资本（万元）", "kind": "number", "minimum": 0, "maximum": 10_000_000},
 ]
-INVOICE_KINDS = ["增值税电子普通发票", "增值税电子专用发票", "全面数字化的电子发票"]
+INVOICE_KINDS = [
+    "增值税普通发票",
+    "增值税专用发票",
+    "全面数字化的电子发票（普通发票）",
+    "全面数字化的电子发票（增值税专用发票）",
+]
 SEAL_KINDS = ["公章", "财务专用章", "发票专用章", "合同专用章", "法定代表人名章"]
 
 
