@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Problem, field_problem
 from services.caseflow.domain.calendar import WorkdayCalendar
+from services.caseflow.domain.case_clock import matter_limits
+from services.caseflow.domain.clock import compute_deadline
+from services.caseflow.matters import get_matter
 from services.caseflow.models import CalendarOverride, CalendarYear
 from services.caseflow.reference import cached, forget_on_commit
 
@@ -67,3 +70,45 @@ async def replace_year(
     await session.flush()
     forget_on_commit(session, "calendar")
     return {"year": year, "holidays": len(holiday_days), "workdays": len(workday_days)}
+
+
+async def due_preview(session: AsyncSession, *, matter_code: str, version: int | None, accepted_on: date) -> dict:
+    """The decision due dates of a matter's case accepted on ``accepted_on``: by its statutory limit,
+    by its promised limit, and the one that governs with its rule (public: a front-end shows it)."""
+    matter = await get_matter(session, matter_code, version)
+    if matter is None:
+        raise field_problem("matter_code", "published", "no published matter with this code and version")
+    calendar = await load(session)
+    definition = matter.definition
+    limits = matter_limits(definition)
+    instant = definition.get("kind") == "instant"
+
+    def due(days: int | None) -> dict | None:
+        if days is None:
+            return None
+        day, provisional = calendar.add_workdays(accepted_on, days)
+        return {"limit_days": days, "due": day, "provisional": provisional}
+
+    if instant:
+        governing = compute_deadline(
+            calendar, start=accepted_on, limit_days=0, rule="instant matter: decided on acceptance"
+        )
+    else:
+        governing = compute_deadline(calendar, start=accepted_on, limit_days=limits.governing_days, rule=limits.rule)
+    return {
+        "matter_code": matter.code,
+        "matter_version": matter.version,
+        "matter_name": matter.name,
+        "kind": definition.get("kind", "promised"),
+        "accepted_on": accepted_on,
+        "statutory": due(limits.statutory_days),
+        "statutory_source": limits.statutory_source,
+        "promised": due(limits.promised_days),
+        "governing": {
+            "limit_days": governing.limit_days,
+            "due": governing.due,
+            "provisional": governing.provisional,
+            "rule": governing.rule,
+            "explanation": governing.explanation,
+        },  # fmt: skip
+    }

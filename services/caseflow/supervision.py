@@ -159,9 +159,12 @@ async def _raise_branch_warnings(
     async with sessionmaker() as session:
         rows = (
             await session.execute(
-                select(CaseBranch.id, CaseBranch.deadline).where(
+                select(CaseBranch.id, CaseBranch.deadline)
+                .join(Case, Case.id == CaseBranch.case_id)
+                .where(
                     CaseBranch.state == "pending",
                     CaseBranch.due_on <= warning_horizon(today, ctx.settings.yellow_at_days),
+                    Case.state.not_in(tuple(states.TERMINAL)),  # a withdrawn case's branch is nobody's work
                 )
             )
         ).all()
@@ -279,22 +282,32 @@ async def list_warnings(
     }
 
 
+def _new_entry(department: str) -> dict[str, Any]:
+    return {"department": department, "volume": 0, "in_hand": 0, "online": 0, "decided": 0, "on_time": 0,
+            "working_days": 0, "yellow": 0, "red": 0, "anomaly": 0}  # fmt: skip
+
+
 async def statistics(session: AsyncSession, principal, *, department: str | None) -> list[dict[str, Any]]:
     """Per department: volume, in hand, warnings, on-time rate and average working days of decided
-    cases (acceptance → decision), online share."""
+    work (acceptance → decision), online share. A department's work is the cases it leads and the
+    parallel branches (并联审批, bundles) it decides for other departments' cases: a branch counts
+    once for its department, decided on time when by its own due date, in hand while pending."""
     scope = _scope(principal)
     wanted = scope or department
     query = select(Case)
     if wanted:
         query = query.where(Case.department == wanted)
     cases = list((await session.execute(query)).scalars())
-    warnings = (
-        await session.execute(
-            select(SupervisionWarning.department, SupervisionWarning.level, func.count()).group_by(
-                SupervisionWarning.department, SupervisionWarning.level
-            )
-        )
-    ).all()
+    branch_query = select(CaseBranch, Case.online, Case.state).join(Case, Case.id == CaseBranch.case_id)
+    if wanted:
+        branch_query = branch_query.where(CaseBranch.department == wanted)
+    branch_rows = (await session.execute(branch_query)).all()
+    warnings_query = select(SupervisionWarning.department, SupervisionWarning.level, func.count()).group_by(
+        SupervisionWarning.department, SupervisionWarning.level
+    )
+    if wanted:
+        warnings_query = warnings_query.where(SupervisionWarning.department == wanted)
+    warnings = (await session.execute(warnings_query)).all()
     # When each decided case's decision was due (the last due date its clock had).
     calendar = await calendars.load(session)
     decided_due: dict[int, date | None] = {}
@@ -312,21 +325,7 @@ async def statistics(session: AsyncSession, principal, *, department: str | None
                     decided_due[case.id] = date.fromisoformat(due)
     out: dict[str, dict[str, Any]] = {}
     for case in cases:
-        entry = out.setdefault(
-            case.department,
-            {
-                "department": case.department,
-                "volume": 0,
-                "in_hand": 0,
-                "online": 0,
-                "decided": 0,
-                "on_time": 0,
-                "working_days": 0,
-                "yellow": 0,
-                "red": 0,
-                "anomaly": 0,
-            },  # fmt: skip
-        )
+        entry = out.setdefault(case.department, _new_entry(case.department))
         entry["volume"] += 1
         entry["online"] += int(case.online)
         entry["in_hand"] += int(case.state not in states.TERMINAL)
@@ -336,9 +335,20 @@ async def statistics(session: AsyncSession, principal, *, department: str | None
             entry["working_days"] += days
             due = decided_due.get(case.id)
             entry["on_time"] += int(due is None or case.decided_on <= due)
+    for branch, online, case_state in branch_rows:
+        entry = out.setdefault(branch.department, _new_entry(branch.department))
+        entry["volume"] += 1
+        entry["online"] += int(online)
+        entry["in_hand"] += int(branch.state == "pending" and case_state not in states.TERMINAL)
+        if branch.decided_on is not None:
+            entry["decided"] += 1
+            days, _ = calendar.workdays_between(branch.started_on, branch.decided_on)
+            entry["working_days"] += days
+            entry["on_time"] += int(branch.due_on is None or branch.decided_on <= branch.due_on)
     for dept, level, count in warnings:
-        if dept in out and level in {"yellow", "red", "anomaly"}:
-            out[dept][level] = count
+        if level in {"yellow", "red", "anomaly"}:
+            # A department with warnings but nothing in the period's cases still shows (its warnings count).
+            out.setdefault(dept, _new_entry(dept))[level] = count
     result = []
     for entry in sorted(out.values(), key=lambda e: e["department"]):
         decided = entry.pop("decided")

@@ -43,18 +43,27 @@ DELIVER = {"name": "送达", "roles": ["acceptor"], "limit_days": 1}
 FLOW = [ACCEPT, REVIEW, DECIDE, DELIVER]
 INSTANT_FLOW = [{"name": "受理并办结", "roles": ["acceptor", "decider"], "limit_days": 0}]
 
+# Form fields carry the rules caseflow checks a value against and a front-end renders: lengths,
+# checked formats (mobile, GB 11643 ID number, GB 32100 credit code), options, number ranges.
 APPLICANT_FIELDS = [
-    {"name": "applicant_name", "label": "申请人姓名", "kind": "text"},
-    {"name": "applicant_id", "label": "申请人证件号码", "kind": "subject_id"},
-    {"name": "mobile", "label": "联系电话", "kind": "text"},
+    {"name": "applicant_name", "label": "申请人姓名", "kind": "text", "max_length": 50},
+    {"name": "applicant_id", "label": "申请人证件号码", "kind": "subject_id", "format": "id_number"},
+    {"name": "mobile", "label": "联系电话", "kind": "text", "format": "mobile", "max_length": 11},
 ]
 ENTERPRISE_FIELDS = [
-    {"name": "enterprise_name", "label": "企业名称", "kind": "text"},
-    {"name": "uscc", "label": "统一社会信用代码", "kind": "subject_id", "required": False},
-    {"name": "address", "label": "住所", "kind": "address"},
-    {"name": "legal_representative", "label": "法定代表人", "kind": "text"},
-    {"name": "registered_capital", "label": "注册资本（万元）", "kind": "number"},
+    {"name": "enterprise_name", "label": "企业名称", "kind": "text", "max_length": 100},
+    {"name": "uscc", "label": "统一社会信用代码", "kind": "subject_id", "format": "uscc", "required": False},
+    {"name": "address", "label": "住所", "kind": "address", "max_length": 200},
+    {"name": "legal_representative", "label": "法定代表人", "kind": "text", "max_length": 50},
+    {"name": "registered_capital", "label": "注册资本（万元）", "kind": "number", "minimum": 0, "maximum": 10_000_000},
 ]
+INVOICE_KINDS = [
+    "增值税普通发票",
+    "增值税专用发票",
+    "全面数字化的电子发票（普通发票）",
+    "全面数字化的电子发票（增值税专用发票）",
+]
+SEAL_KINDS = ["公章", "财务专用章", "发票专用章", "合同专用章", "法定代表人名章"]
 
 
 def matter(code: str, name: str, department: str, matter_type: str, **fields: Any) -> dict[str, Any]:
@@ -122,8 +131,8 @@ MATTERS: list[dict[str, Any]] = [
         max_visits=0,
         form_fields=APPLICANT_FIELDS
         + [
-            {"name": "business_scope", "label": "经营范围", "kind": "text"},
-            {"name": "address", "label": "经营场所", "kind": "address"},
+            {"name": "business_scope", "label": "经营范围", "kind": "text", "max_length": 500},
+            {"name": "address", "label": "经营场所", "kind": "address", "max_length": 200},
         ],
         faq=[{"question": "个体工商户可以不起字号名称吗？", "answer": "可以，未起字号的以经营者姓名登记。"}],
     ),
@@ -383,7 +392,8 @@ MATTERS: list[dict[str, Any]] = [
         result={"name": "发票领用结果", "form": "document", "delivery": ["electronic", "express"]},
         depth=4,
         max_visits=0,
-        form_fields=ENTERPRISE_FIELDS + [{"name": "invoice_kind", "label": "发票种类", "kind": "choice"}],
+        form_fields=ENTERPRISE_FIELDS
+        + [{"name": "invoice_kind", "label": "发票种类", "kind": "choice", "options": INVOICE_KINDS}],
     ),
     matter(
         "SWJ-ZS-0002",
@@ -438,7 +448,8 @@ MATTERS: list[dict[str, Any]] = [
         result={"name": "社会保险登记证明", "form": "record", "delivery": ["electronic"]},
         depth=4,
         max_visits=0,
-        form_fields=ENTERPRISE_FIELDS + [{"name": "bank_account", "label": "缴费银行账户", "kind": "text"}],
+        form_fields=ENTERPRISE_FIELDS
+        + [{"name": "bank_account", "label": "缴费银行账户", "kind": "text", "max_length": 40}],
     ),
     matter(
         "RSJ-QT-0002",
@@ -539,7 +550,8 @@ MATTERS: list[dict[str, Any]] = [
         result={"name": "印章备案回执", "form": "record", "licence_type": None, "delivery": ["electronic"]},
         depth=4,
         max_visits=0,
-        form_fields=ENTERPRISE_FIELDS + [{"name": "seal_kinds", "label": "印章种类", "kind": "choice"}],
+        form_fields=ENTERPRISE_FIELDS
+        + [{"name": "seal_kinds", "label": "印章种类", "kind": "choice", "options": SEAL_KINDS}],
     ),
     matter(
         "GAJ-XK-0002",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
-from kit.auth import require_roles
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from services.caseflow import blobs, branches, calendars, cases, evaluations, notifications, supervision
+from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
 from services.caseflow.schemas import (
     ActionRequest,
     BranchActionRequest,
@@ -185,12 +185,15 @@ async def worklist(
     )  # fmt: skip
 
 
+DEPARTMENT_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a NUL or a surrogate is a 422, never a query
+
+
 @router.get("/supervision/warnings", tags=["supervision"])
 async def supervision_warnings(
     request: Request,
     session: DbSession,
     caller: Caller,
-    department: str | None = None,
+    department: Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)] = None,
     level: Literal["yellow", "red", "anomaly"] | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1)] = 20,
@@ -201,16 +204,33 @@ async def supervision_warnings(
 
 
 @router.get("/supervision/stats", tags=["supervision"])
-async def supervision_stats(session: DbSession, caller: Caller, department: str | None = None) -> list[dict]:
+async def supervision_stats(
+    session: DbSession,
+    caller: Caller,
+    department: Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)] = None,
+) -> list[dict]:
     return await supervision.statistics(session, caller, department=department)
+
+
+PLATFORM_DEPARTMENT = "ADMIN"  # identity's platform administrators
+
+
+def _require_platform_admin(caller) -> None:
+    """Platform-wide settings: an officer with the admin role in the platform department only (a
+    department's own admin administers its department, not the city's calendar). To be replaced by
+    the access table (services/caseflow/domain/access.py) when it lands."""
+    if caller.kind != "officer" or "admin" not in caller.roles or caller.department != PLATFORM_DEPARTMENT:
+        raise Problem(403, "forbidden", "Not allowed", "platform-wide settings need the platform administrator",
+                      rule="platform_admin")  # fmt: skip
 
 
 @router.put("/calendar/overrides/{year}", tags=["calendar"])
 async def load_calendar_year(
     year: int, body: OverridesIn, request: Request, session: DbSession, caller: Caller
 ) -> dict[str, Any]:
-    """An admin loads a year's official calendar; provisional deadlines are recomputed at once."""
-    require_roles(caller, "admin")
+    """The platform administrator loads a year's official calendar (platform-wide: every department's
+    deadlines count in it); provisional deadlines are recomputed at once."""
+    _require_platform_admin(caller)
     result = await calendars.replace_year(
         session, year=year, holidays=body.holidays, workdays=body.workdays, loaded_by=caller.subject
     )
@@ -271,3 +291,29 @@ async def upload_case_material(
     """Upload a file for one of your cases (a correction); reference its id in the resubmission."""
     await cases.visible_case(session, caller, case_no)
     return await upload_material(request, file, session, caller)
+
+
+# ---- the public working-day calendar (no token needed: front-ends show due dates before login) ------
+@router.get("/calendar/due", tags=["calendar", "public"], response_model=DuePreview)
+async def calendar_due_preview(
+    session: DbSession,
+    matter_code: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
+    accepted_on: Annotated[date, Query(alias="from", description="the day the application would be accepted")],
+    matter_version: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+) -> dict[str, Any]:
+    """When a decision on this matter would be due if accepted on ``from``: by the guide's statutory
+    limit, by its promised limit, and the one that governs (with the rule and the explanation)."""
+    if not FIRST_YEAR <= accepted_on.year <= LAST_YEAR:
+        raise Problem(422, "validation", "Request is not valid", f"from: a date in {FIRST_YEAR}..{LAST_YEAR}",
+                      errors=[{"field": "query.from", "rule": "range", "message": f"{FIRST_YEAR}..{LAST_YEAR}"}])  # fmt: skip
+    return await calendars.due_preview(
+        session, matter_code=matter_code, version=matter_version, accepted_on=accepted_on
+    )
+
+
+@router.get("/calendar/{year}", tags=["calendar", "public"], response_model=CalendarYearOut)
+async def calendar_year(year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)], session: DbSession) -> dict[str, Any]:
+    """A year's days off and 调休 make-up working days, each official (the State Council notice, via
+    chinesecalendar or loaded by the platform administrator) or provisional (the statutory holidays
+    of 全国年节及纪念日放假办法 and their 补假, before the year's notice is out), with its source."""
+    return (await calendars.load(session)).year_view(year)

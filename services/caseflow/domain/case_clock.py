@@ -3,15 +3,17 @@
 - ``pre_review``: 预审 within 2 working days of receipt; the correction pause (补正) is not counted.
 - ``acceptance``: Art. 32, the last day a notice may be given (latest receipt + 5 working days);
   with none by then the timer deems the case accepted as of that receipt.
-- ``decision``: from acceptance, the governing limit (the matter's promised limit where shorter,
-  otherwise Art. 42: 20 working days, joint handling 45), plus the one approved extension (10 / 15),
-  minus Art. 45 suspensions. Instant matters (即办件) have none: they are decided on acceptance.
+- ``decision``: from acceptance, the governing limit of the pinned guide (its promised limit where
+  shorter than its statutory one; Art. 42's 20 working days, joint handling 45, only where the
+  guide states no statutory limit), plus the one approved extension (10 / 15), minus Art. 45
+  suspensions. Instant matters (即办件) have none: they are decided on acceptance.
 - ``delivery``: Art. 44, within 10 working days of approval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -37,15 +39,68 @@ def is_joint(matter: dict[str, Any]) -> bool:
     return bool(matter.get("parallel_departments"))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The decision limits a case runs under, as the pinned guide states them, and the one that governs.
+
+    ``statutory_days`` and ``promised_days`` are the guide's own (承诺时限 may be absent); the law's
+    default (Art. 42: 20, joint handling 45) stands in only where the guide gives no statutory
+    limit, and ``statutory_source`` says which it was."""
+
+    statutory_days: int | None
+    promised_days: int | None
+    statutory_source: str  # "guide" | "Art. 42" | "Art. 42 (joint handling)" | "none"
+    governing_days: int
+    rule: str
+
+
+def _guide_days(value: Any) -> int | None:
+    """A limit the guide states (0 means none for a promised matter; instant ones have no clock)."""
+    return int(value) if value not in (None, 0) else None
+
+
+def matter_limits(matter: dict[str, Any]) -> Limits:
+    """The case's decision limits from its pinned matter version (or bundle): one truth with the guide.
+
+    A bundle has no guide of its own: where it has parallel departments and its lead is a licensing
+    matter, the combined case runs under Art. 42's joint-handling limit (45) with the lead's promise;
+    each branch keeps its own matters' limits (``bundles.branch_limit``)."""
+    promised = _guide_days(matter.get("promised_limit_days"))
+    licensing = matter.get("matter_type") == LICENSING
+    joint = is_joint(matter)
+    guide_statutory = _guide_days(matter.get("statutory_limit_days"))
+    statutory: int | None
+    if matter.get("bundle") and licensing and joint:
+        statutory, source = statutory_limit(LICENSING, joint=True)[0], "Art. 42 (joint handling)"
+    elif guide_statutory is not None:
+        statutory, source = guide_statutory, "guide"
+    elif licensing:
+        statutory, source = (
+            statutory_limit(LICENSING, joint=joint)[0],
+            "Art. 42 (joint handling)" if joint else "Art. 42",
+        )
+    else:
+        statutory, source = None, "none"
+    if matter.get("kind") == "instant":  # 即办件: decided on acceptance, whatever limits the guide states
+        return Limits(statutory_days=statutory, promised_days=promised, statutory_source=source, governing_days=0,
+                      rule="instant matter: decided on acceptance")  # fmt: skip
+    days, rule = governing_limit(promised, statutory)
+    with_others = f"joint handling with {', '.join(matter['parallel_departments'])}" if joint else ""
+    if source.startswith("Art. 42"):
+        rule = f"{rule}; {source}"
+    elif licensing:  # say where the law's default would have been, so a shorter or longer guide stands out
+        default = statutory_limit(LICENSING, joint=joint)[0]
+        rule = f"{rule}; from the guide (Art. 42 default {default}{', ' + with_others if joint else ''})"
+    elif joint:
+        rule = f"{rule}; {with_others}"
+    return Limits(statutory_days=statutory, promised_days=promised, statutory_source=source, governing_days=days,
+                  rule=rule)  # fmt: skip
+
+
 def decision_limit(matter: dict[str, Any]) -> tuple[int, str]:
-    """The governing decision limit and the rule text that produced it."""
-    if matter.get("matter_type") == LICENSING:
-        days, _ = statutory_limit(LICENSING, joint=is_joint(matter))
-        limit, rule = governing_limit(matter.get("promised_limit_days"), days)
-        article = "Art. 42 (joint handling)" if is_joint(matter) else "Art. 42"
-        return limit, f"{rule}; {article}"
-    statutory = matter.get("statutory_limit_days")
-    return governing_limit(matter.get("promised_limit_days"), statutory if statutory else None)
+    """The governing decision limit and the rule text that produced it (see ``matter_limits``)."""
+    limits = matter_limits(matter)
+    return limits.governing_days, limits.rule
 
 
 def extension_limit(matter: dict[str, Any]) -> int:
@@ -88,14 +143,18 @@ def case_deadlines(
             pauses=[p for p in corrections if p.end is None],
         )
     if accepted_on is not None and matter.get("kind") != "instant" and state in IN_DECISION:
-        limit, rule = decision_limit(matter)
-        clocks["decision"] = compute_deadline(
-            calendar,
-            start=accepted_on,
-            limit_days=limit,
-            rule=rule,
-            pauses=suspensions,
-            extension_days=extension_days,
+        limits = matter_limits(matter)
+        clocks["decision"] = replace(
+            compute_deadline(
+                calendar,
+                start=accepted_on,
+                limit_days=limits.governing_days,
+                rule=limits.rule,
+                pauses=suspensions,
+                extension_days=extension_days,
+            ),
+            statutory_days=limits.statutory_days,
+            promised_days=limits.promised_days,
         )
     if approved_on is not None and state in {"approved", "delivering"}:
         clocks["delivery"] = compute_deadline(
@@ -127,6 +186,8 @@ def deadline_json(deadline: Deadline) -> dict[str, Any]:
         "rule": deadline.rule,
         "paused_days": deadline.paused_days,
         "explanation": list(deadline.explanation),
+        "statutory_days": deadline.statutory_days,
+        "promised_days": deadline.promised_days,
     }
 
 
@@ -138,6 +199,8 @@ def deadline_from_json(data: dict[str, Any]) -> Deadline:
         rule=data["rule"],
         paused_days=data["paused_days"],
         explanation=list(data.get("explanation", [])),
+        statutory_days=data.get("statutory_days"),
+        promised_days=data.get("promised_days"),
     )
 
 

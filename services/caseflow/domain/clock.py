@@ -89,6 +89,9 @@ class Deadline:
     rule: str  # which rule produced it, e.g. "promised limit 3 working days", "Art. 42: 20 working days"
     paused_days: int  # working days not counted because of pauses
     explanation: list[str] = field(default_factory=list)  # start, each pause, extension, provisional years
+    # The decision clock's limits as the pinned guide states them (None: the guide gives none / not a decision clock).
+    statutory_days: int | None = None
+    promised_days: int | None = None
 
 
 def compute_deadline(
@@ -152,7 +155,10 @@ def compute_deadline(
     years = calendar.provisional_years(start, day)
     if years:
         listed = ", ".join(str(year) for year in years)
-        explanation.append(f"provisional: no official calendar for {listed} yet; Monday–Friday assumed")
+        explanation.append(
+            f"provisional: no official calendar for {listed} yet; Monday–Friday less the statutory holidays "
+            "of 全国年节及纪念日放假办法 assumed"
+        )
     if due is not None:
         explanation.append(f"due {_show(due)}")
     return Deadline(

@@ -6,7 +6,13 @@ from datetime import date, datetime, timedelta
 import chinese_calendar
 import pytest
 
-from services.caseflow.domain.calendar import WorkdayCalendar, library_knows_year
+from services.caseflow.domain.calendar import (
+    WorkdayCalendar,
+    compensation_days,
+    library_holiday_name,
+    library_knows_year,
+    statutory_holidays,
+)
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -90,27 +96,123 @@ def test_negative_days_rejected_and_datetimes_treated_as_days() -> None:
     assert calendar.add_workdays(datetime(2026, 9, 24, 17, 30), 5) == (date(2026, 10, 9), False)
 
 
-def test_deadline_into_2027_is_provisional_weekday_fallback() -> None:
+def test_deadline_into_2027_is_provisional_with_the_statutory_holidays() -> None:
     calendar = WorkdayCalendar()
-    # Start Thu 24 Dec 2026: Fri 25 (1), 28–31 Dec (5); 2027 unknown, so Mon–Fri: Fri 1 Jan (6),
-    # Mon 4 – Thu 7 Jan (10). No error, but provisional.
-    assert calendar.add_workdays(date(2026, 12, 24), 10) == (date(2027, 1, 7), True)
-    assert calendar.is_workday(date(2027, 1, 1))  # New Year's Day, unknown to the fallback
+    # Start Thu 24 Dec 2026: Fri 25 (1), 28–31 Dec (5); 2027 unknown to the library, so Mon–Fri less
+    # the regulation's holidays: Fri 1 Jan is 元旦, Mon 4 – Fri 8 Jan (10). No error, but provisional.
+    assert calendar.add_workdays(date(2026, 12, 24), 10) == (date(2027, 1, 8), True)
+    assert not calendar.is_workday(date(2027, 1, 1))  # 元旦, known years ahead
     assert not calendar.is_workday(date(2027, 1, 2))  # Saturday
+    assert calendar.is_workday(date(2027, 1, 4))
     assert not calendar.is_known(date(2027, 1, 4))
-    assert calendar.workdays_between(date(2026, 12, 24), date(2027, 1, 7)) == (10, True)
+    assert calendar.workdays_between(date(2026, 12, 24), date(2027, 1, 8)) == (10, True)
     # Staying inside 2026 is not provisional.
     assert calendar.add_workdays(date(2026, 12, 24), 5) == (date(2026, 12, 31), False)
-    assert calendar.provisional_years(date(2026, 12, 24), date(2027, 1, 7)) == [2027]
+    assert calendar.provisional_years(date(2026, 12, 24), date(2027, 1, 8)) == [2027]
+
+
+# Published facts for 2027, each checked against a second source (docs/adr/0012-calendar-limits-catalog.md):
+# Chinese New Year's Day Sat 6 Feb 2027 (so 除夕 Fri 5 Feb), Qingming Mon 5 Apr, 端午 Wed 9 Jun, 中秋 Wed 15 Sep.
+STATUTORY_2027 = {
+    date(2027, 1, 1): "元旦",
+    date(2027, 2, 5): "春节", date(2027, 2, 6): "春节", date(2027, 2, 7): "春节", date(2027, 2, 8): "春节",
+    date(2027, 4, 5): "清明节",
+    date(2027, 5, 1): "劳动节", date(2027, 5, 2): "劳动节",
+    date(2027, 6, 9): "端午节",
+    date(2027, 9, 15): "中秋节",
+    date(2027, 10, 1): "国庆节", date(2027, 10, 2): "国庆节", date(2027, 10, 3): "国庆节",
+}  # fmt: skip
+
+
+def test_the_2027_statutory_holidays_are_the_published_dates() -> None:
+    assert statutory_holidays(2027) == STATUTORY_2027
+    assert len(STATUTORY_2027) == 13  # the regulation's total since 2025
+    calendar = WorkdayCalendar()
+    for day in STATUTORY_2027:
+        assert not calendar.is_workday(day), day
+        assert not calendar.is_known(day), day  # still provisional: the 调休 is not known
+    # The weekday ones are the days a Mon–Fri count would get wrong; no weekend becomes a working day.
+    weekday_holidays = [day for day in STATUTORY_2027 if day.weekday() < 5]
+    assert weekday_holidays == [date(2027, 1, 1), date(2027, 2, 5), date(2027, 2, 8), date(2027, 4, 5),
+                                date(2027, 6, 9), date(2027, 9, 15), date(2027, 10, 1)]  # fmt: skip
+    assert not any(calendar.is_workday(day) for day in _days(date(2027, 1, 1), date(2027, 12, 31))
+                   if day.weekday() >= 5)  # fmt: skip
+    # Art. 6: a statutory day on a Saturday or Sunday is given back on the next weekdays (补假).
+    assert compensation_days(2027) == {
+        date(2027, 2, 9): "春节补假", date(2027, 2, 10): "春节补假",
+        date(2027, 5, 3): "劳动节补假", date(2027, 5, 4): "劳动节补假",
+        date(2027, 10, 4): "国庆节补假", date(2027, 10, 5): "国庆节补假",
+    }  # fmt: skip
+    assert not any(calendar.is_workday(day) for day in compensation_days(2027))
+    assert calendar.is_workday(date(2027, 2, 11)) and calendar.is_workday(date(2027, 10, 6))
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_rule_reproduces_the_official_statutory_days_of_2025_and_2026(year: int) -> None:
+    """The lunar computation against the State Council's own notices (via chinesecalendar): every
+    statutory day is a day off there, under the same festival."""
+    rule = statutory_holidays(year)
+    assert len(rule) == 13
+    for day, name in rule.items():
+        assert not chinese_calendar.is_workday(day), day
+        assert library_holiday_name(day) == name, day
+    # 补假 as the notices placed it: 2025 端午 Sat 31 May → Mon 2 Jun; 2026 清明 Sat 4 Apr → Mon 6 Apr,
+    # 劳动节 Sat 2 May → Mon 4 May, 国庆 Sat 3 Oct → Mon 5 Oct.
+    given = compensation_days(year)
+    assert len(given) == {2025: 1, 2026: 3}[year]
+    for day, name in given.items():
+        assert not chinese_calendar.is_workday(day), day
+        assert f"{library_holiday_name(day)}补假" == name, day
+    # And each official festival's own day is in the rule (the notices add 调休 days around them).
+    official_festivals = {library_holiday_name(day) for day in _days(date(year, 1, 1), date(year, 12, 31))}
+    assert official_festivals - {None} == set(rule.values())
+
+
+def test_lunar_years_far_ahead_still_have_thirteen_days() -> None:
+    for year in range(2027, 2101):
+        days = statutory_holidays(year)
+        assert sum(len(name.split("、")) for name in days.values()) == 13, year  # 2028: 中秋 on 3 Oct
+        spring = sorted(day for day, name in days.items() if name == "春节")
+        assert spring[-1] - spring[0] == timedelta(days=3) and date(year, 1, 20) <= spring[0] <= date(year, 2, 20)
+        assert next(day for day, name in days.items() if name == "清明节").day in (4, 5, 6)
+        owed = sum(day.weekday() >= 5 for day in days) + sum(len(name.split("、")) - 1 for name in days.values())
+        assert len(compensation_days(year)) == owed, year
+    assert statutory_holidays(2028)[date(2028, 10, 3)] == "中秋节、国庆节"
+    assert set(compensation_days(2028)) == {date(2028, 1, 3), date(2028, 5, 29), date(2028, 10, 4), date(2028, 10, 5)}
+    assert statutory_holidays(2024) == {} == compensation_days(2024)  # the library's years: the notices rule
+
+
+def test_the_public_year_view_marks_sources() -> None:
+    view = WorkdayCalendar().year_view(2027)
+    assert view["official"] is False and view["workdays"] == []
+    expected = sorted({**STATUTORY_2027, **compensation_days(2027)}.items())
+    assert [(d["date"], d["name"]) for d in view["days_off"]] == [(d.isoformat(), n) for d, n in expected]
+    assert all(d["official"] is False and "全国年节及纪念日放假办法" in d["source"] for d in view["days_off"])
+    assert view["working_days"] == 261 - 7 - 6  # 261 weekdays in 2027, 7 statutory days and 6 补假 on weekdays
+    official = WorkdayCalendar().year_view(2026)
+    assert official["official"] is True
+    make_up = [d["date"] for d in official["workdays"]]
+    assert "2026-02-14" in make_up and "2026-02-28" in make_up and "2026-10-10" in make_up
+    assert all(d["official"] and d["source"].startswith("chinesecalendar") for d in official["days_off"])
+    loaded = WorkdayCalendar({date(2027, 1, 1): False}, known_override_years=[2027]).year_view(2027)
+    assert loaded["official"] is True
+    assert [(d["date"], d["name"]) for d in loaded["days_off"]] == [("2027-01-01", "元旦")]
 
 
 def test_override_year_2027_makes_it_official_and_moves_the_deadline() -> None:
     new_years_day = date(2027, 1, 1)
-    calendar = WorkdayCalendar({new_years_day: False}, known_override_years=[2027])
+    # The notice as loaded: 元旦 Fri 1 Jan off, Sun 10 Jan a make-up working day (an example).
+    calendar = WorkdayCalendar({new_years_day: False, date(2027, 1, 10): True}, known_override_years=[2027])
     assert calendar.is_known(date(2027, 1, 4))
     assert not calendar.is_workday(new_years_day)
-    # As above, but Fri 1 Jan is a holiday now: 25, 28–31 Dec (5); Mon 4 – Fri 8 Jan (10).
+    # 25, 28–31 Dec (5); Mon 4 – Fri 8 Jan (10): the same day as provisionally, now official.
     assert calendar.add_workdays(date(2026, 12, 24), 10) == (date(2027, 1, 8), False)
+    # Twelve days reach the make-up Sunday: Mon 11 Jan provisionally, Sun 10 Jan officially.
+    assert WorkdayCalendar().add_workdays(date(2026, 12, 24), 11) == (date(2027, 1, 11), True)
+    assert calendar.add_workdays(date(2026, 12, 24), 11) == (date(2027, 1, 10), False)
+    # A declared year is counted from its table alone: a statutory day it does not list is worked
+    # (the notice lists every day off of its year).
+    assert calendar.is_workday(date(2027, 2, 5))
 
 
 def test_single_override_dates_do_not_make_their_year_known() -> None:

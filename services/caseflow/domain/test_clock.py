@@ -115,15 +115,16 @@ def test_extension_adds_exactly_ten_working_days() -> None:
 
 
 def test_deadline_into_2027_is_provisional_and_says_so() -> None:
-    # Start Thu 24 Dec 2026: 25, 28–31 Dec (5); 2027 unknown so Mon–Fri: 1, 4, 5, 6, 7 Jan (10).
+    # Start Thu 24 Dec 2026: 25, 28–31 Dec (5); 2027 unknown, so Mon–Fri less 元旦 (Fri 1 Jan): 4–8 Jan (10).
     deadline = compute_deadline(
         CALENDAR, start=date(2026, 12, 24), limit_days=10, rule="promised limit 10 working days"
     )
-    assert (deadline.due, deadline.provisional) == (date(2027, 1, 7), True)
+    assert (deadline.due, deadline.provisional) == (date(2027, 1, 8), True)
     assert any("2027" in line and "provisional" in line for line in deadline.explanation)
-    official = WorkdayCalendar({date(2027, 1, 1): False}, known_override_years=[2027])
+    # The official notice as loaded makes Sat 2 Jan a working day (an example): the day moves, officially.
+    official = WorkdayCalendar({date(2027, 1, 1): False, date(2027, 1, 2): True}, known_override_years=[2027])
     loaded = compute_deadline(official, start=date(2026, 12, 24), limit_days=10, rule="promised limit 10 working days")
-    assert (loaded.due, loaded.provisional) == (date(2027, 1, 8), False)
+    assert (loaded.due, loaded.provisional) == (date(2027, 1, 7), False)
     assert not any("provisional" in line for line in loaded.explanation)
 
 
@@ -196,3 +197,33 @@ def test_governing_limit_picks_the_shorter() -> None:
     assert days == 20 and rule.startswith("statutory limit 20")
     with pytest.raises(ValueError):
         governing_limit(None, None)
+
+
+def test_the_guide_s_statutory_limit_governs_and_the_law_only_fills_a_gap() -> None:
+    from services.caseflow.domain.case_clock import matter_limits
+
+    licensing = {"code": "M", "matter_type": "行政许可", "parallel_departments": []}
+    # The reported holes: a guide saying 15 (or 60) gave a case saying "statutory 20".
+    fifteen = matter_limits({**licensing, "statutory_limit_days": 15, "promised_limit_days": 1})
+    assert (fifteen.statutory_days, fifteen.promised_days, fifteen.governing_days) == (15, 1, 1)
+    assert fifteen.statutory_source == "guide" and fifteen.rule.startswith("promised limit 1")
+    sixty = matter_limits({**licensing, "statutory_limit_days": 60, "promised_limit_days": None})
+    assert (sixty.statutory_days, sixty.governing_days) == (60, 60)
+    assert sixty.rule == "statutory limit 60 working days; from the guide (Art. 42 default 20)"
+    # No statutory limit in the guide: Art. 42's default, and it says so.
+    gap = matter_limits({**licensing, "statutory_limit_days": 0, "promised_limit_days": 5})
+    assert (gap.statutory_days, gap.governing_days, gap.statutory_source) == (20, 5, "Art. 42")
+    joint_gap = matter_limits({**licensing, "statutory_limit_days": None, "promised_limit_days": None,
+                               "parallel_departments": ["SWJ"]})  # fmt: skip
+    assert (joint_gap.governing_days, joint_gap.statutory_source) == (45, "Art. 42 (joint handling)")
+    # A joint matter whose guide states its limit keeps it, and the rule names the joint handling.
+    joint = matter_limits({**licensing, "statutory_limit_days": 30, "promised_limit_days": None,
+                           "parallel_departments": ["SWJ"]})  # fmt: skip
+    assert joint.governing_days == 30 and "joint handling with SWJ" in joint.rule
+    # A bundle (no guide of its own) with a licensing lead: the joint limit, with the lead's promise.
+    bundle = matter_limits({**licensing, "statutory_limit_days": 15, "promised_limit_days": 1,
+                            "parallel_departments": ["GAJ"], "bundle": {"code": "B"}})  # fmt: skip
+    assert (bundle.statutory_days, bundle.governing_days) == (45, 1)
+    other = matter_limits({"code": "X", "matter_type": "公共服务", "statutory_limit_days": 0,
+                           "promised_limit_days": 3, "parallel_departments": []})  # fmt: skip
+    assert (other.statutory_days, other.governing_days, other.statutory_source) == (None, 3, "none")

@@ -175,3 +175,73 @@ def test_the_warning_horizon_holds_every_case_that_can_be_yellow_across_2026():
                     assert due <= horizon, (today, due, yellow_at)
                     widest = max(widest, ahead)
         assert widest > yellow_at  # holidays make the yellow window wider than the working days
+
+
+async def _bundle_case_with_branches_elsewhere(client) -> dict:
+    """A 开办企业-like bundle led by SCJGJ with branches at GAJ (promise 1) and SWJ (promise 2), accepted
+    Mon 2026-11-02 (branches due Tue 3 and Wed 4 Nov)."""
+    from contracts.events.catalog import BundlePublished
+    from services.caseflow import matters
+    from services.caseflow.tests.conftest import add_matter, submission
+
+    lead = matter_definition("SV-SCJG", materials=[])
+    seal = matter_definition("SV-GAJ", department="GAJ", matter_type="公共服务", statutory_limit_days=5,
+                             promised_limit_days=1, materials=[], form_fields=[])  # fmt: skip
+    tax = matter_definition("SV-SWJ", department="SWJ", matter_type="公共服务", statutory_limit_days=10,
+                            promised_limit_days=2, materials=[], form_fields=[])  # fmt: skip
+    for data in (lead, seal, tax):
+        await add_matter(client, data)
+    event = BundlePublished(code="BUNDLE-SV", name="监察测试一件事", description="", published_at=datetime.now(UTC),
+                            matter_codes=["SV-SCJG", "SV-GAJ", "SV-SWJ"])  # fmt: skip
+    async with client.app.state.sessionmaker() as session, session.begin():
+        await matters.on_bundle_published(session, envelope(event, source="test", subject="BUNDLE-SV"))
+    body = submission(bundle_code="BUNDLE-SV", matter_code=None, materials=[])
+    created = await client.post("/cases", json=body, headers={**person(), "Idempotency-Key": "sv-1"})
+    assert created.status_code == 201, created.text
+    case = created.json()
+    accepted = await act(client, case, ACCEPTOR, "accept")
+    assert accepted.status_code == 200, accepted.text
+    assert {b["department"]: b["due_on"] for b in accepted.json()["branches"]} == {
+        "GAJ": "2026-11-03", "SWJ": "2026-11-04"}  # fmt: skip
+    return case
+
+
+async def test_branch_departments_work_and_warnings_are_counted(caseflow):
+    case = await _bundle_case_with_branches_elsewhere(caseflow)
+    gaj = await caseflow.post(f"/cases/{case['case_no']}/branches/GAJ/actions", json={"action": "approve"},
+                              headers={**officer("decider", "GAJ"), "If-Match": "1"})  # fmt: skip
+    assert gaj.status_code == 200, gaj.text  # decided on Mon 2 Nov, due Tue 3: on time
+    await run(caseflow, date(2026, 11, 5))  # SWJ's branch (due Wed 4) is overdue: yellow and red, for SWJ
+    swj_supervisor = officer("supervisor", "SWJ")
+    listed = (await caseflow.get("/supervision/warnings", headers=swj_supervisor)).json()
+    assert {(w["case_no"], w["department"], w["step"], w["level"]) for w in listed["items"]} == {
+        (case["case_no"], "SWJ", "branch:SWJ", "yellow"), (case["case_no"], "SWJ", "branch:SWJ", "red")}  # fmt: skip
+    stats = {s["department"]: s for s in (await caseflow.get("/supervision/stats",
+                                                             headers=officer("supervisor", "SUPERVISION"))).json()}  # fmt: skip
+    assert set(stats) == {"SCJGJ", "GAJ", "SWJ"}
+    assert stats["GAJ"] == {"department": "GAJ", "volume": 1, "in_hand": 0, "yellow": 0, "red": 0, "anomaly": 0,
+                            "decided": 1, "on_time_rate": 1.0, "average_working_days": 0.0, "online_share": 1.0}  # fmt: skip
+    assert stats["SWJ"] == {"department": "SWJ", "volume": 1, "in_hand": 1, "yellow": 1, "red": 1, "anomaly": 0,
+                            "decided": 0, "on_time_rate": None, "average_working_days": None, "online_share": 1.0}  # fmt: skip
+    assert stats["SCJGJ"]["volume"] == 1 and stats["SCJGJ"]["in_hand"] == 1  # the lead's own case, once
+    # A branch department's supervisor sees its own line only; the lead's supervisor not the branches'.
+    assert [s["department"] for s in (await caseflow.get("/supervision/stats", headers=swj_supervisor)).json()] == [
+        "SWJ"]  # fmt: skip
+    own = (await caseflow.get("/supervision/stats", headers=officer("supervisor"))).json()
+    assert [s["department"] for s in own] == ["SCJGJ"] and own[0]["red"] == 0
+    # Decided late (Fri 6 Nov, due Wed 4): on-time rate 0; 4 working days from Mon 2 Nov to Fri 6.
+    caseflow.clock.set(date(2026, 11, 6))
+    late = await caseflow.post(f"/cases/{case['case_no']}/branches/SWJ/actions", json={"action": "approve"},
+                               headers={**officer("decider", "SWJ"), "If-Match": "1"})  # fmt: skip
+    assert late.status_code == 200, late.text
+    swj = (await caseflow.get("/supervision/stats", headers=swj_supervisor)).json()[0]
+    assert (swj["decided"], swj["on_time_rate"], swj["average_working_days"], swj["in_hand"]) == (1, 0.0, 4.0, 0)
+
+
+async def test_a_hostile_department_filter_is_a_problem(caseflow):
+    centre = officer("supervisor", "SUPERVISION")
+    for path in ("/supervision/warnings", "/supervision/stats"):
+        for value in ("%00", "%ED%A0%80", "GAJ%0A", "x" * 41):
+            response = await caseflow.get(f"{path}?department={value}", headers=centre)
+            assert response.status_code == 422, (path, value, response.status_code)
+            assert response.json()["errors"][0]["field"] == "query.department"

@@ -191,12 +191,17 @@ async def test_deadline_into_2027_is_provisional_then_recomputed(caseflow):
     caseflow.clock.set(date(2026, 12, 21))
     case = await submit(caseflow, matter_code="LIC-20", materials=[])
     accepted = (await act(caseflow, case, ACCEPTOR, "accept")).json()
-    assert accepted["due_on"] == "2027-01-18" and accepted["due_provisional"] is True
+    # 20 working days from Mon 21 Dec 2026: 22–31 Dec (8); 2027 provisionally Mon–Fri less the statutory
+    # holidays, so Fri 1 Jan (元旦) is off: 4–8 Jan (13), 11–15 Jan (18), 18 (19), Tue 19 Jan (20).
+    assert accepted["due_on"] == "2027-01-19" and accepted["due_provisional"] is True
     assert any("provisional" in line for line in accepted["deadlines"]["decision"]["explanation"])
     refused = await caseflow.put("/calendar/overrides/2027", json={"holidays": ["2027-01-01"]}, headers=ACCEPTOR)
     assert refused.status_code == 403
+    department_admin = await caseflow.put("/calendar/overrides/2027", json={"holidays": ["2027-01-01"]},
+                                          headers=officer("admin"))  # fmt: skip
+    assert department_admin.status_code == 403  # the calendar is platform-wide
     loaded = await caseflow.put("/calendar/overrides/2027", json={"holidays": ["2027-01-01"], "workdays": []},
-                                headers=officer("admin"))  # fmt: skip
+                                headers=officer("admin", "ADMIN"))  # fmt: skip
     assert loaded.status_code == 200 and loaded.json()["recomputed"] == 1
     after = (await caseflow.get(f"/cases/{case['case_no']}", headers=ACCEPTOR)).json()
     assert after["due_on"] == "2027-01-19" and after["due_provisional"] is False
@@ -206,7 +211,7 @@ async def test_a_year_loaded_through_another_replica_is_recomputed_by_the_timer(
     await add_matter(caseflow, matter_definition("LIC-20", promised_limit_days=None, materials=[]))
     caseflow.clock.set(date(2026, 12, 21))
     case = await submit(caseflow, matter_code="LIC-20", materials=[])
-    await act(caseflow, case, ACCEPTOR, "accept")  # due 2027-01-18, provisional
+    await act(caseflow, case, ACCEPTOR, "accept")  # due 2027-01-19 (元旦 provisionally off), provisional
     timer = SupervisionTimer(caseflow.app.state.sessionmaker, caseflow.app.state.caseflow)
     assert await timer.recompute_if_calendar_changed() == 1  # first round: whatever is provisional
     assert await timer.recompute_if_calendar_changed() is None  # nothing changed since

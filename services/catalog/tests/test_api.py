@@ -69,7 +69,52 @@ FULL_GUIDE = {
         {"name": "现场检查", "roles": ["reviewer"], "limit_days": 10},
         {"name": "决定", "roles": ["decider"], "limit_days": None},
     ],
-    "form_fields": [{"name": "enterprise_name", "label": "企业名称", "kind": "text", "required": True}],
+    "form_fields": [
+        {
+            "name": "enterprise_name",
+            "label": "企业名称",
+            "kind": "text",
+            "required": True,
+            "max_length": 100,
+            "format": None,
+            "options": None,
+            "minimum": None,
+            "maximum": None,
+        },
+        {
+            "name": "mobile",
+            "label": "联系电话",
+            "kind": "text",
+            "required": True,
+            "max_length": 11,
+            "format": "mobile",
+            "options": None,
+            "minimum": None,
+            "maximum": None,
+        },
+        {
+            "name": "shop_kind",
+            "label": "店铺类型",
+            "kind": "choice",
+            "required": False,
+            "max_length": None,
+            "format": None,
+            "options": ["餐饮", "零售"],
+            "minimum": None,
+            "maximum": None,
+        },
+        {
+            "name": "area",
+            "label": "经营面积（平方米）",
+            "kind": "number",
+            "required": True,
+            "max_length": None,
+            "format": None,
+            "options": None,
+            "minimum": 1.0,
+            "maximum": 100000.0,
+        },
+    ],  # fmt: skip
     "faq": [{"question": "连锁门店需要分别申请吗？", "answer": "需要，每个门店单独申请。"}],
     "parallel_departments": ["WJW"],
     "consult_phone": "0534-2688000",
@@ -286,10 +331,13 @@ async def test_directory_departments_themes_bundles(catalog):
     assert {b["code"] for b in bundles} == {"BUNDLE-KBQY", "BUNDLE-CSYJS", "BUNDLE-ESFGH"}
     bundle = (await catalog.get("/bundles/BUNDLE-KBQY")).json()
     assert bundle["departments"] == ["GAJ", "RSJ", "SCJGJ", "SWJ"] and bundle["unavailable"] == []
-    licences = [m["licence_type"] for m in bundle["materials"] if m["licence_type"]]
-    assert sorted(licences) == sorted(set(licences))  # shared materials asked once
+    names = [m["name"] for m in bundle["materials"]]
+    assert sorted(names) == sorted(set(names))  # shared materials asked once
     business = next(m for m in bundle["materials"] if m["licence_type"] == "business_licence")
-    assert len(business["matters"]) == 3
+    assert len(business["matters"]) == 3 and business["produced_by"] == "SCJGJ-XK-0002"
+    assert bundle["audience"] == ["person", "enterprise"] and bundle["min_level"] == 2
+    seal = next(f for f in bundle["form_fields"] if f["name"] == "seal_kinds")
+    assert seal["kind"] == "choice" and "公章" in seal["options"]
     assert (await catalog.get("/bundles/NOPE")).status_code == 404
     assert (await catalog.get("/matters/NOPE")).json()["status"] == 404
 
