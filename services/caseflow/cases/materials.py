@@ -25,7 +25,9 @@ from services.caseflow.matters import get_matter
 from services.caseflow.models import Blob
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf", "image/heic": ".heic"}
-_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/;:*?<>|\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b-\u200f\ufeff]')
+_UNSAFE_IN_NAME = re.compile(
+    r'[\x00-\x1f\x7f-\x9f"\\/;:*?<>|\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b-\u200f\ufeff]'
+)
 BLOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

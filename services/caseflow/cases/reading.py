@@ -90,8 +90,13 @@ def detail_of(
     out = summary_out(case)
     pending = [b.department for b in branches if b.state == "pending"]
     out.update(
-        applicant={"subject": case.applicant, "kind": case.applicant_kind, "name": case.applicant_name,
-                   "agent": case.agent, "agent_name": case.agent_name},  # fmt: skip
+        applicant={
+            "subject": case.applicant,
+            "kind": case.applicant_kind,
+            "name": case.applicant_name,
+            "agent": case.agent,
+            "agent_name": case.agent_name,
+        },  # fmt: skip
         form=json.loads(case.form),
         materials=json.loads(case.materials),
         delivery=json.loads(case.delivery),
@@ -103,15 +108,25 @@ def detail_of(
         completed_on=case.completed_on.isoformat() if case.completed_on else None,
         extension={"days": case.extension_days, "reason": case.extension_reason} if case.extension_days else None,
         pauses=[
-            {"reason": p.reason, "started_on": p.started_on.isoformat(),
-             "ended_on": p.ended_on.isoformat() if p.ended_on else None, "expected_days": p.expected_days,
-             "note": p.note}  # fmt: skip
+            {
+                "reason": p.reason,
+                "started_on": p.started_on.isoformat(),
+                "ended_on": p.ended_on.isoformat() if p.ended_on else None,
+                "expected_days": p.expected_days,
+                "note": p.note,
+            }  # fmt: skip
             for p in pauses
         ],
         deadlines=json.loads(case.deadlines),
         timeline=[
-            {"at": e.at.isoformat(), "action": e.action, "actor": e.actor, "from_state": e.from_state,
-             "to_state": e.to_state, "detail": json.loads(e.detail)}  # fmt: skip
+            {
+                "at": e.at.isoformat(),
+                "action": e.action,
+                "actor": e.actor,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "detail": json.loads(e.detail),
+            }  # fmt: skip
             for e in timeline
         ],
         allowed_actions=offered_actions(case, matter, relation=relation, roles=roles, pending=pending),
@@ -144,8 +159,11 @@ async def progress(
         "state": case.state,
         "received_on": case.received_on.isoformat(),
         "due_on": case.due_on.isoformat() if case.due_on else None,
-        "steps": [{"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
-                  for e in case.timeline if e.action not in NOT_STEPS],  # fmt: skip
+        "steps": [
+            {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
+            for e in case.timeline
+            if e.action not in NOT_STEPS
+        ],  # fmt: skip
     }
 
 
@@ -227,4 +245,3 @@ async def worklist(
         "page_size": page_size,
         "items": [summary_out(c) for c in rows],
     }
-

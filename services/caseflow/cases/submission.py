@@ -63,7 +63,9 @@ async def own_blobs(session: AsyncSession, principal: Principal, materials: list
     ids = [m.blob_id for m in materials if m.blob_id is not None]
     if not ids:
         return set()
-    return {blob for blob, owner in (await session.execute(BLOB_OWNERS, {"ids": ids})).all() if owner == principal.subject}
+    return {
+        blob for blob, owner in (await session.execute(BLOB_OWNERS, {"ids": ids})).all() if owner == principal.subject
+    }
 
 
 def stored_materials(matter: dict[str, Any], materials: list[MaterialIn]) -> list[dict[str, Any]]:

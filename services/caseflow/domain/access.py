@@ -9,7 +9,7 @@ case-loading ``authorize`` of ``services.caseflow.cases.access``); nothing else 
 Refusals: a caller who may not read the case learns nothing about it (404, as for a case that
 does not exist); one who may read it but not take the action gets 403 naming the rule (``role``:
 the relation may, with another role; ``relation``: not from where the caller stands;
-``mandate_scope``: an agent outside its mandate). The table is written out in
+``mandate_scope``: an agent outside its mandate). A material is 404 to everyone not entitled to it. The table is written out in
 docs/adr/0011-caseflow-trust.md and walked whole through the API by tests/test_access_matrix.py.
 """
 
@@ -106,6 +106,9 @@ OFFICER_STEPS: Final = (
     "complete",
 )  # fmt: skip
 APPLICANT_STEPS: Final = ("resubmit", "withdraw")
+# Refused as if absent (404) even to those who may read the case: a material is shown to those
+# who handle it, and to nobody else is it said to exist.
+HIDDEN_WHEN_REFUSED: Final = frozenset({"case.read_material"})
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
     on_a_case = action in CASE_ACTIONS
     if relation == AGENT_OUTSIDE_MANDATE:
         return Decision(False, 403, "forbidden", "mandate_scope", "the mandate does not cover this matter in caseflow")
-    if on_a_case and (relation == NONE or not permitted("case.read", relation, roles)):
+    if on_a_case and (relation == NONE or action in HIDDEN_WHEN_REFUSED or not permitted("case.read", relation, roles)):
         return Decision(False, 404, "not-found", "visible", "no such case")
     if relation in cells:
         needed = ", ".join(sorted(cells[relation]))

@@ -72,7 +72,9 @@ def material_errors(
         names = {m.name for m in given}
         for name, spec in known.items():
             if spec.get("required") and name not in names:
-                errors.append({"field": "materials", "rule": "required", "message": f"missing required material: {name}"})
+                errors.append(
+                    {"field": "materials", "rule": "required", "message": f"missing required material: {name}"}
+                )
     return errors
 
 

@@ -33,11 +33,11 @@ DEFAULT_MAX_LENGTH = 500  # a text field without its own max_length
 MAX_NUMBER = 10**15  # a number field without a range: still a number a form can mean
 APPLICANT_NAME = "applicant_name"
 
-MOBILE = re.compile(r"1[3-9]\d{9}")
-ID_NUMBER = re.compile(r"[1-9]\d{16}[\dX]")
-USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
-DIVISION = re.compile(r"\d{6}")
-DECIMAL = re.compile(r"-?\d{1,16}(\.\d{1,6})?")
+MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+ID_NUMBER = re.compile(r"[1-9]\d{16}[\dX]", re.ASCII)
+USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}", re.ASCII)
+DIVISION = re.compile(r"\d{6}", re.ASCII)
+DECIMAL = re.compile(r"-?\d{1,16}(\.\d{1,6})?", re.ASCII)
 # GB/T 2260 provinces (first two digits); 71 台湾, 81 香港, 82 澳门.
 PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
@@ -101,7 +101,7 @@ def _number(value: Any) -> Decimal | None:
     return None
 
 
-def _check_value(spec: dict[str, Any], value: Any) -> tuple[Any, str, str] | None:
+def _check_value(spec: dict[str, Any], value: Any) -> tuple[Any, str, str]:
     """(normalised value, rule, message) — rule empty when the value is good."""
     kind = spec.get("kind", "text")
     if isinstance(value, dict | list):
