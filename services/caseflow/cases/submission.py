@@ -33,8 +33,17 @@ BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
 )
 
 
+def _single(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else "<not a single value>"
+
+
 def request_hash(body: SubmitRequest) -> str:
-    return hashlib.sha256(dumps(body.model_dump(mode="json")).encode()).hexdigest()
+    """The submission's fingerprint (a retry must send the same). Form values that are not single
+    values (refused later, with a problem) are not serialised: JSON nested thousands deep would
+    exceed pydantic's depth. surrogatepass: a lone surrogate is refused later, too, not here."""
+    data = body.model_dump(mode="json", exclude={"form"})
+    data["form"] = {key: _single(value) for key, value in body.form.items()}
+    return hashlib.sha256(dumps(data).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _claimed_name(value: Any) -> str | None:
