@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Problem
 from kit.settings import DATA_DIR
+from kit.text import text_problem
 from services.caseflow.models import Blob
 from services.caseflow.settings import Settings
 
@@ -206,7 +207,8 @@ async def store_upload(
         sha256=hashlib.sha256(content).hexdigest(),
         content_type=content_type,
         size=len(content),
-        filename=(filename or "")[:200] or None,
+        # Only metadata: a name that is not safe one-line text (NUL, bidi overrides, …) is not kept.
+        filename=(filename or "")[:200] if filename and text_problem(filename[:200], multiline=False) is None else None,
         created_at=datetime.now(UTC),
     )
     await store.put(blob.id, content)

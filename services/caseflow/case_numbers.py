@@ -6,12 +6,15 @@ submissions ran one after another (measured: 16 connections, 15 of them waiting 
 Instead each process reserves a block of numbers in a short transaction of its own and hands
 them out from memory. Numbers stay unique across replicas and restarts and increase within a
 process; a block left unused by a restart, or a number whose submission failed, is a gap
-(docs/adr/0008-caseflow-hot-path.md).
+(docs/adr/0008-caseflow-hot-path.md). A number drawn by a submission that turned out to be a
+retry (its Idempotency-Key was taken) is given back and handed out next, so retries consume none
+(docs/adr/0011-caseflow-trust.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from datetime import date
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -44,15 +47,24 @@ class CaseNumberBlocks:
         self.engine = engine
         self.block = block
         self._next: dict[tuple[str, date], tuple[int, int]] = {}  # key -> (next to give, last reserved)
+        self._returned: dict[tuple[str, date], list[int]] = {}  # key -> heap of numbers given back
         self._lock = asyncio.Lock()
+
+    def give_back(self, division: str, day: date, sequence: int) -> None:
+        """A number drawn but not used (the submission was a retry): the next one handed out."""
+        heapq.heappush(self._returned.setdefault((division, day), []), sequence)
 
     async def next(self, division: str, day: date) -> int:
         async with self._lock:
             key = (division, day)
+            returned = self._returned.get(key)
+            if returned:
+                return heapq.heappop(returned)
             following, last = self._next.get(key, (1, 0))
             if following > last:
                 last = await reserve(self.engine, division, day, self.block)
                 following = last - self.block + 1
                 self._next = {k: v for k, v in self._next.items() if k[1] == day}  # yesterday's are done
+                self._returned = {k: v for k, v in self._returned.items() if k[1] == day}
             self._next[key] = (following + 1, last)
             return following

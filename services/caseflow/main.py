@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
@@ -80,9 +83,32 @@ def consumers_for(settings: Settings):
     return build
 
 
+_QUERY_CODE = re.compile(r"([?&]code=)[^&\s\"]*", re.IGNORECASE)
+
+
+class QueryCodeFilter(logging.Filter):
+    """Masks ``code=`` in access-log lines (uvicorn logs the path with its query string): the
+    public progress page's query code is never logged in clear."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_QUERY_CODE.sub(r"\1[masked]", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = _QUERY_CODE.sub(r"\1[masked]", record.msg)
+        return True
+
+
+def mask_query_codes_in_access_logs() -> None:
+    """Install ``QueryCodeFilter`` on uvicorn's access logger (once)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, QueryCodeFilter) for f in logger.filters):
+        logger.addFilter(QueryCodeFilter())
+
+
 def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | None = None) -> FastAPI:
     """The caseflow app; ``key_fetcher`` replaces the JWKS download (tests sign their own tokens)."""
     settings = settings or Settings()
+    mask_query_codes_in_access_logs()
 
     async def start(app: FastAPI) -> None:
         # First: a gateway misconfigured ("http" without its URL or key) stops startup before anything runs.
@@ -113,7 +139,10 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
         ServiceParts(
             settings=settings,
             title="yiwang caseflow (办件)",
-            routers=[router, sandbox_router] if settings.notification_adapter == "sandbox" else [router],
+            # The sandbox page shows what was "sent" (query codes included): only on a sandbox deployment.
+            routers=[router, sandbox_router]
+            if settings.sandbox and settings.notification_adapter == "sandbox"
+            else [router],
             outbox=outbox,
             consumers=consumers_for(settings),
             key_fetcher=(lambda app: key_fetcher) if key_fetcher else None,

@@ -73,9 +73,11 @@ class Case(Base):
     department: Mapped[str] = mapped_column(String(40))
     applicant: Mapped[str] = mapped_column(String(40), index=True)
     applicant_kind: Mapped[str] = mapped_column(String(12))
-    applicant_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # From the verified token (ADR 0002 amendment), never from a request body; None for old tokens.
+    applicant_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     contact_phone: Mapped[str | None] = mapped_column(String(11), nullable=True)  # where the SMS go
     agent: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    agent_name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # act.name of the token
     state: Mapped[str] = mapped_column(String(24))
     version: Mapped[int] = mapped_column(Integer)
     suspended_from: Mapped[str | None] = mapped_column(String(24), nullable=True)
@@ -270,6 +272,16 @@ class CaseBranch(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("case_id", "department", name="uq_case_branches_case_department"),)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class QueryCodeAttempt(Base):
+    """Tries at a case number's query code in the current window (cases/query_codes.py): shared by
+    replicas; keyed by the case number as asked, so unknown numbers are limited the same way."""
+
+    __tablename__ = "query_code_attempts"
+    case_no: Mapped[str] = mapped_column(String(21), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(TS)
+    attempts: Mapped[int] = mapped_column(Integer)
 
 
 outbox = Outbox(make_outbox_table(Base.metadata))

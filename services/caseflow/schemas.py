@@ -1,12 +1,23 @@
-"""Request bodies of caseflow's API."""
+"""Request bodies and responses of caseflow's API (the OpenAPI documents every answer).
+
+Every free-text field is a kit.text type (no lone surrogates, control characters or bidi
+overrides; ``Line`` also no line breaks); every number and list is bounded. Form values are
+checked against the pinned matter's form by domain/form.py (the shape here: at most 100 fields)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kit.errors import RuleViolation
+from kit.text import Line, Name, Reason, Text
+
+INT32 = 2**31 - 1
+Code = Annotated[Line, Field(min_length=1, max_length=64)]
+MaterialName = Annotated[Line, Field(min_length=1, max_length=200)]
+Mobile = Annotated[str, Field(pattern=r"^1\d{10}$")]
 
 
 class _Body(BaseModel):
@@ -16,10 +27,10 @@ class _Body(BaseModel):
 class MaterialIn(_Body):
     """One material: an uploaded file (``blob_id``) or one of the applicant's e-licences."""
 
-    name: str = Field(min_length=1, max_length=200)
-    blob_id: str | None = Field(default=None, max_length=36)
-    licence_id: str | None = Field(default=None, max_length=64)
-    licence_version: int | None = Field(default=None, ge=1)
+    name: MaterialName
+    blob_id: Annotated[Line, Field(max_length=36)] | None = None
+    licence_id: Annotated[Line, Field(max_length=64)] | None = None
+    licence_version: int | None = Field(default=None, ge=1, le=INT32)
 
     @model_validator(mode="after")
     def _one_source(self) -> MaterialIn:
@@ -30,9 +41,9 @@ class MaterialIn(_Body):
 
 class DeliveryIn(_Body):
     method: Literal["window", "ems"]
-    recipient: str | None = Field(default=None, max_length=50)
-    phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
-    address: str | None = Field(default=None, max_length=300)
+    recipient: Annotated[Name, Field(max_length=50)] | None = None
+    phone: Mobile | None = None
+    address: Annotated[Line, Field(max_length=300)] | None = None
 
     @model_validator(mode="after")
     def _ems_needs_address(self) -> DeliveryIn:
@@ -42,18 +53,20 @@ class DeliveryIn(_Body):
 
 
 class SubmitRequest(_Body):
-    matter_code: str | None = Field(default=None, min_length=1, max_length=64, description="a matter, or …")
-    bundle_code: str | None = Field(default=None, min_length=1, max_length=64, description="… a bundle (套餐)")
-    matter_version: int | None = Field(default=None, ge=1, description="default: the current version")
-    applicant_name: str | None = Field(default=None, max_length=100)
-    form: dict[str, Any] = Field(default_factory=dict)
+    """A submission. The applicant's name is not part of it: it comes from the verified token."""
+
+    matter_code: Code | None = Field(default=None, description="a matter, or …")
+    bundle_code: Code | None = Field(default=None, description="… a bundle (套餐)")
+    matter_version: int | None = Field(default=None, ge=1, le=INT32, description="default: the current version")
+    form: dict[str, Any] = Field(default_factory=dict, max_length=100,
+                                 description="the matter's form fields by name (checked against the pinned version)")  # fmt: skip
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
     delivery: DeliveryIn
     fees_paid_yuan: str | None = Field(
         default=None, pattern=r"^\d{1,9}(\.\d{1,2})?$", description="what the applicant paid; checked on decision"
     )
-    contact_phone: str | None = Field(
-        default=None, pattern=r"^1\d{10}$", description="mobile for the SMS about this case; default: the EMS phone"
+    contact_phone: Mobile | None = Field(
+        default=None, description="mobile for the SMS about this case; default: the EMS phone"
     )
 
     @model_validator(mode="after")
@@ -66,8 +79,8 @@ class SubmitRequest(_Body):
 
 
 class CorrectionItemIn(_Body):
-    material: str = Field(min_length=1, max_length=200)
-    problem: str = Field(min_length=1, max_length=500)
+    material: MaterialName
+    problem: Annotated[Text, Field(min_length=1, max_length=500)]
 
 
 SuspensionReason = Literal["hearing", "tender", "auction", "testing", "inspection", "quarantine", "expert_review"]
@@ -78,29 +91,207 @@ class ActionRequest(_Body):
         "accept", "reject", "request_correction", "review", "approve", "deny", "suspend", "resume", "extend",
         "deliver", "complete",
     ]  # fmt: skip
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None
     items: list[CorrectionItemIn] | None = Field(default=None, max_length=50)
     suspension: SuspensionReason | None = None
     expected_days: int | None = Field(default=None, ge=1, le=365)
 
 
 class ResubmitRequest(_Body):
-    form: dict[str, Any] = Field(default_factory=dict, description="fields to change")
+    form: dict[str, Any] = Field(default_factory=dict, max_length=100, description="fields to change")
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50, description="materials to replace")
 
 
 class OverridesIn(_Body):
     """A year's official calendar: every holiday and every 调休 working day (weekends otherwise)."""
 
-    holidays: list[str] = Field(default_factory=list, max_length=366)
-    workdays: list[str] = Field(default_factory=list, max_length=366)
+    holidays: list[Annotated[Line, Field(max_length=10)]] = Field(default_factory=list, max_length=366)
+    workdays: list[Annotated[Line, Field(max_length=10)]] = Field(default_factory=list, max_length=366)
 
 
 class EvaluationIn(_Body):
     score: int = Field(ge=1, le=5, description="1 非常不满意, 2 不满意, 3 基本满意, 4 满意, 5 非常满意")
-    comment: str | None = Field(default=None, max_length=1000)
+    comment: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 class BranchActionRequest(_Body):
     action: Literal["approve", "deny"]
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None
+
+
+# ---- responses ------------------------------------------------------------------------------
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details (application/problem+json); extra members name the rule, state, …"""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class MatterRef(_Out):
+    code: str
+    version: int
+    name: str
+
+
+class CaseSummary(_Out):
+    case_no: str
+    matter: MatterRef
+    department: str
+    state: str
+    version: int = Field(description="send it as If-Match with the next action")
+    received_on: date
+    clock_step: str | None
+    due_on: date | None
+    due_provisional: bool
+    updated_at: str = Field(description="ISO 8601 timestamp")
+
+
+class ApplicantOut(_Out):
+    subject: str
+    kind: str
+    name: str | None = Field(description="the verified name from the token at submission; null for old tokens")
+    agent: str | None
+    agent_name: str | None
+
+
+class PauseOut(_Out):
+    reason: str
+    started_on: date
+    ended_on: date | None
+    expected_days: int | None
+    note: str | None
+
+
+class TimelineLine(_Out):
+    at: str
+    action: str
+    actor: str
+    from_state: str | None
+    to_state: str
+    detail: dict[str, Any]
+
+
+class BranchOut(_Out):
+    department: str
+    state: str
+    version: int
+    started_on: date
+    due_on: date | None
+    deadline: dict[str, Any]
+    decided_on: date | None
+    decided_by: str | None
+    reason: str | None
+
+
+class RectificationOut(_Out):
+    due: date
+    provisional: bool
+    rectified: bool
+
+
+class EvaluationOut(_Out):
+    score: int
+    comment: str | None
+    created_at: str
+    rectification: RectificationOut | None
+
+
+class ExtensionOut(_Out):
+    days: int
+    reason: str | None
+
+
+class CaseDetail(CaseSummary):
+    applicant: ApplicantOut
+    form: dict[str, Any]
+    materials: list[dict[str, Any]]
+    delivery: dict[str, Any]
+    correction_items: list[dict[str, Any]] | None
+    decision_reason: str | None
+    accepted_on: date | None
+    deemed_accepted: bool
+    decided_on: date | None
+    completed_on: date | None
+    extension: ExtensionOut | None
+    pauses: list[PauseOut]
+    deadlines: dict[str, Any]
+    timeline: list[TimelineLine]
+    allowed_actions: list[str] = Field(description="exactly the actions the caller would be let take now")
+    branches: list[BranchOut]
+    evaluation: EvaluationOut | None
+    query_code: str | None = Field(default=None, description="the applicant's only (for the public progress page)")
+
+
+class CaseList(_Out):
+    total: int
+    page: int
+    page_size: int
+    items: list[CaseSummary]
+
+
+class Worklist(CaseList):
+    total_capped: bool
+
+
+class ProgressStep(_Out):
+    at: str
+    action: str
+    to_state: str
+
+
+class ProgressOut(_Out):
+    case_no: str
+    matter: str
+    department: str
+    applicant: str | None = Field(description="masked, e.g. 张*")
+    state: str
+    received_on: date
+    due_on: date | None
+    steps: list[ProgressStep]
+
+
+class UploadOut(_Out):
+    id: str
+    sha256: str
+    content_type: str
+    size: int
+
+
+class PublishedResult(_Out):
+    case_no: str
+    matter: str
+    department: str
+    applicant: str | None
+    decision: str
+    decided_on: date | None
+
+
+class PublishedResults(_Out):
+    total: int
+    page: int
+    page_size: int
+    items: list[PublishedResult]
+
+
+class SandboxMessage(_Out):
+    """What the sandbox SMS/WeChat adapter 'sent' (sandbox deployments only)."""
+
+    case_no: str
+    recipient: str
+    channel: str
+    template: str
+    text: str
+    created_at: str
+    sent_at: str | None
+    attempts: int
+    last_error: str | None
+    gateway_message_id: str | None

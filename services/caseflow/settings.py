@@ -35,6 +35,10 @@ class Settings(ServiceSettings):
     s3_access_key: str = ""
     s3_secret_key: SecretStr = SecretStr("")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # The public progress page: at most this many tries at one case number's query code per window
+    # (counted in the database, shared by replicas); past it, 429 with Retry-After.
+    query_code_attempts: int = Field(default=10, ge=1, le=1000)
+    query_code_window_seconds: int = Field(default=3600, ge=1, le=86400)
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False

@@ -23,8 +23,8 @@ from kit.errors import Problem
 from kit.events import envelope
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
-from services.caseflow.cases import SOURCE, Context, _insert, apply_action, can_see_all, recompute_provisional
-from services.caseflow.domain import states
+from services.caseflow.cases import SOURCE, Context, _insert, apply_action, recompute_provisional
+from services.caseflow.domain import access, states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
 from services.caseflow.domain.clock import is_deemed_accepted, warning_level
@@ -240,10 +240,9 @@ class SupervisionTimer(BackgroundLoop):
 
 # ---- reading ------------------------------------------------------------------------------------
 def _scope(principal) -> str | None:
-    """The department a supervisor sees; None = all (supervision centre)."""
-    if principal.kind != "officer" or not {"supervisor", "admin"} & set(principal.roles):
-        raise Problem(403, "forbidden", "Not allowed", "requires the supervisor role", rule="role")
-    return None if can_see_all(principal) else principal.department
+    """The department a supervisor sees (the access table decides who reads); None = all."""
+    relation = access.require(principal, "supervision.read")
+    return None if access.sees_every_department(relation) else principal.department
 
 
 async def list_warnings(

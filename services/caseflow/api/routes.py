@@ -1,7 +1,9 @@
-"""Caseflow's HTTP API: translation only; the rules live in domain/ and the modules it calls."""
+"""Caseflow's HTTP API: translation only; the rules live in domain/ and the modules it calls.
+Who may call what is domain/access.py's table, asked by the use cases (cases.access.authorize)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -9,18 +11,39 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFil
 
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
-from services.caseflow import blobs, branches, calendars, cases, evaluations, notifications, supervision
+from services.caseflow import blobs, calendars, cases, notifications, supervision
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
+from services.caseflow.cases import branch_actions, common, evaluations, materials, reading, submission, transitions
+from services.caseflow.cases.access import authorize, visible_case
+from services.caseflow.domain import access
 from services.caseflow.schemas import (
     ActionRequest,
     BranchActionRequest,
+    CaseDetail,
+    CaseList,
     EvaluationIn,
+    EvaluationOut,
     OverridesIn,
+    ProblemOut,
+    ProgressOut,
+    PublishedResults,
     ResubmitRequest,
+    SandboxMessage,
     SubmitRequest,
+    UploadOut,
+    Worklist,
 )
 
-router = APIRouter()
+_PROBLEM = {"model": ProblemOut, "content": {"application/problem+json": {}}}
+router = APIRouter(responses={status: _PROBLEM for status in (401, 403, 404, 409, 422, 428, 429)})
+
+CaseNo = Annotated[str, Path(max_length=32, description="办件编号")]
+IfMatch = Annotated[str | None, Header(max_length=20, description="the case version (ETag) the action is for")]
+States = Literal[
+    "submitted", "correction_requested", "resubmitted", "accepted", "reviewed", "suspended", "approved",
+    "delivering", "completed", "rejected", "denied", "withdrawn",
+]  # fmt: skip
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,100}$"  # visible ASCII: what a client generates (a UUID, say)
 
 
 def context(request: Request) -> cases.Context:
@@ -42,61 +65,80 @@ def _with_etag(response: Response, case) -> None:
 async def _answer(session, response: Response, case, caller) -> dict[str, Any]:
     """The case as its caller may see it, with its version as the ETag for the next If-Match."""
     _with_etag(response, case)
-    return await cases.detail_out(session, case, caller)
+    return await reading.detail_out(session, case, caller)
 
 
-@router.post("/cases", status_code=201, tags=["cases"])
+Page = Annotated[int, Query(ge=1, le=10_000)]
+PageSize = Annotated[int, Query(ge=1, le=10_000)]
+
+
+@router.post("/cases", status_code=201, tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
 async def submit_case(
     body: SubmitRequest,
     request: Request,
     response: Response,
     session: DbSession,
     caller: Caller,
-    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(description="required: a retry with the same key returns the same case")
+    ] = None,
 ) -> dict[str, Any]:
-    submitted = await cases.submit(session, context(request), caller, body, idempotency_key)
+    """Submit a case (201), or get back the one this Idempotency-Key already made (200)."""
+    if idempotency_key is None:
+        raise Problem(428, "idempotency-key-required", "Idempotency-Key required",
+                      "send an Idempotency-Key header (e.g. a UUID) so that a retry cannot create a second case",
+                      header="Idempotency-Key")  # fmt: skip
+    if not re.fullmatch(IDEMPOTENCY_KEY, idempotency_key):
+        raise Problem(422, "validation", "Request is not valid", "Idempotency-Key: 1–100 visible ASCII characters",
+                      errors=[{"field": "header.Idempotency-Key", "rule": "pattern",
+                               "message": "1–100 visible ASCII characters"}])  # fmt: skip
+    submitted = await submission.submit(session, context(request), caller, body, idempotency_key)
     case = submitted.case
     _with_etag(response, case)
     if not submitted.created:
         response.status_code = 200
-        return await cases.detail_out(session, case, caller, with_query_code=True)
-    return cases.detail_of(case, caller, pauses=[], timeline=submitted.timeline or [], branches=[], evaluation=None,
-                           with_query_code=True)  # fmt: skip
+        return await reading.detail_out(session, case, caller, with_query_code=True)
+    matter = await common.matter_of_case(session, case)
+    relation = access.case_relation(caller, applicant=case.applicant, department=case.department,
+                                    branch_departments=[], matter_code=case.matter_code)  # fmt: skip
+    return reading.detail_of(case, matter=matter, relation=relation, roles=caller.roles, pauses=[],
+                             timeline=submitted.timeline or [], branches=[], evaluation=None,
+                             with_query_code=True)  # fmt: skip
 
 
-@router.get("/cases", tags=["cases"])
+@router.get("/cases", tags=["cases"], response_model=CaseList)
 async def my_cases(
-    request: Request,
-    session: DbSession,
-    caller: Caller,
-    state: str | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1)] = 20,
-) -> dict[str, Any]:
-    return await cases.my_cases(session, caller, state=state, page=page, page_size=_page_size(request, page_size))
+    request: Request, session: DbSession, caller: Caller, state: States | None = None, page: Page = 1,
+    page_size: PageSize = 20,
+) -> dict[str, Any]:  # fmt: skip
+    """The caller's cases (an agent: those its mandate covers), newest first."""
+    return await reading.my_cases(session, caller, state=state, page=page, page_size=_page_size(request, page_size))
 
 
-@router.get("/cases/{case_no}", tags=["cases"])
-async def case_detail(case_no: str, response: Response, session: DbSession, caller: Caller) -> dict[str, Any]:
-    case = await cases.visible_case(session, caller, case_no)
+@router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
+async def case_detail(case_no: CaseNo, response: Response, session: DbSession, caller: Caller) -> dict[str, Any]:
+    """One case as the caller may see it; 404 for anyone who may not."""
+    case = await visible_case(session, caller, case_no)
     _with_etag(response, case)
-    return await cases.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+    return await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
 
 
-@router.post("/cases/{case_no}/actions", tags=["officers"])
+@router.post("/cases/{case_no}/actions", tags=["officers"], response_model=CaseDetail,
+             response_model_exclude_unset=True)  # fmt: skip
 async def officer_action(
-    case_no: str,
+    case_no: CaseNo,
     body: ActionRequest,
     request: Request,
     response: Response,
     session: DbSession,
     caller: Caller,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
+    """An officer of the case's department takes a step (If-Match: the case version)."""
     ctx = context(request)
     try:
-        case = await cases.officer_action(session, ctx, caller, case_no, body, if_match)
-    except cases.SecondCorrectionRefused as refused:
+        case = await transitions.officer_action(session, ctx, caller, case_no, body, if_match)
+    except transitions.SecondCorrectionRefused as refused:
         # Refused, and counted as a process anomaly: recorded in its own transaction because the
         # request's own is rolled back with the 409.
         async with request.app.state.sessionmaker() as other, other.begin():
@@ -108,77 +150,85 @@ async def officer_action(
         raise Problem(
             409, "second-correction", "Only one correction notice",
             "the case was already sent back once for corrections (Art. 32: ALL items in ONE notice)",
-            state=(await cases.visible_case(session, caller, case_no)).state,
+            state=(await visible_case(session, caller, case_no)).state,
         ) from None  # fmt: skip
     return await _answer(session, response, case, caller)
 
 
-@router.post("/cases/{case_no}/branches/{department}/actions", tags=["officers"])
+@router.post("/cases/{case_no}/branches/{department}/actions", tags=["officers"], response_model=CaseDetail,
+             response_model_exclude_unset=True)  # fmt: skip
 async def branch_action(
-    case_no: str,
-    department: str,
+    case_no: CaseNo,
+    department: Annotated[str, Path(max_length=40, pattern=r"^[A-Z0-9_-]+$")],
     body: BranchActionRequest,
     request: Request,
     response: Response,
     session: DbSession,
     caller: Caller,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """并联审批: a parallel department decides its branch (If-Match: the branch's version)."""
-    case = await branches.branch_action(
+    case = await branch_actions.branch_action(
         session, context(request), caller, case_no, department, action=body.action, reason=body.reason,
         if_match=if_match,
     )  # fmt: skip
     return await _answer(session, response, case, caller)
 
 
-@router.post("/cases/{case_no}/resubmit", tags=["cases"])
+@router.post("/cases/{case_no}/resubmit", tags=["cases"], response_model=CaseDetail,
+             response_model_exclude_unset=True)  # fmt: skip
 async def resubmit(
-    case_no: str,
+    case_no: CaseNo,
     body: ResubmitRequest,
     request: Request,
     response: Response,
     session: DbSession,
     caller: Caller,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    case = await cases.applicant_action(session, context(request), caller, case_no, "resubmit", body, if_match)
+    """补正: the applicant sends the corrections asked for (changed form fields, replaced materials)."""
+    case = await transitions.applicant_action(session, context(request), caller, case_no, "resubmit", body, if_match)
     return await _answer(session, response, case, caller)
 
 
-@router.post("/cases/{case_no}/withdraw", tags=["cases"])
+@router.post("/cases/{case_no}/withdraw", tags=["cases"], response_model=CaseDetail,
+             response_model_exclude_unset=True)  # fmt: skip
 async def withdraw(
-    case_no: str,
+    case_no: CaseNo,
     request: Request,
     response: Response,
     session: DbSession,
     caller: Caller,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    case = await cases.applicant_action(session, context(request), caller, case_no, "withdraw", None, if_match)
+    """The applicant withdraws the case (before a decision)."""
+    case = await transitions.applicant_action(session, context(request), caller, case_no, "withdraw", None, if_match)
     return await _answer(session, response, case, caller)
 
 
-@router.get("/progress/{case_no}", tags=["public"])
+@router.get("/progress/{case_no}", tags=["public"], response_model=ProgressOut)
 async def public_progress(
-    case_no: str, session: DbSession, code: Annotated[str, Query(min_length=4, max_length=12)]
-) -> dict[str, Any]:
-    return await cases.progress(session, case_no, code)
+    case_no: CaseNo, request: Request, session: DbSession,
+    code: Annotated[str, Query(min_length=4, max_length=12, pattern=r"^[A-Za-z0-9]+$")],
+) -> dict[str, Any]:  # fmt: skip
+    """Progress with the query code sent at submission; wrong codes are limited per case (429)."""
+    return await reading.progress(session, request.app.state.sessionmaker, context(request), case_no, code)
 
 
-@router.get("/worklist", tags=["officers"])
+@router.get("/worklist", tags=["officers"], response_model=Worklist)
 async def worklist(
     request: Request,
     session: DbSession,
     caller: Caller,
-    state: str | None = None,
-    matter_code: str | None = None,
+    state: States | None = None,
+    matter_code: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool = False,
     due_before: date | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1)] = 20,
+    page: Page = 1,
+    page_size: PageSize = 20,
 ) -> dict[str, Any]:
-    return await cases.worklist(
+    """The cases the officer's roles act on in its department (and its pending branches)."""
+    return await reading.worklist(
         session, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
         page=page, page_size=_page_size(request, page_size),
@@ -212,25 +262,14 @@ async def supervision_stats(
     return await supervision.statistics(session, caller, department=department)
 
 
-PLATFORM_DEPARTMENT = "ADMIN"  # identity's platform administrators
-
-
-def _require_platform_admin(caller) -> None:
-    """Platform-wide settings: an officer with the admin role in the platform department only (a
-    department's own admin administers its department, not the city's calendar). To be replaced by
-    the access table (services/caseflow/domain/access.py) when it lands."""
-    if caller.kind != "officer" or "admin" not in caller.roles or caller.department != PLATFORM_DEPARTMENT:
-        raise Problem(403, "forbidden", "Not allowed", "platform-wide settings need the platform administrator",
-                      rule="platform_admin")  # fmt: skip
-
-
 @router.put("/calendar/overrides/{year}", tags=["calendar"])
 async def load_calendar_year(
-    year: int, body: OverridesIn, request: Request, session: DbSession, caller: Caller
+    year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)], body: OverridesIn, request: Request,
+    session: DbSession, caller: Caller,
 ) -> dict[str, Any]:
     """The platform administrator loads a year's official calendar (platform-wide: every department's
     deadlines count in it); provisional deadlines are recomputed at once."""
-    _require_platform_admin(caller)
+    access.require(caller, "calendar.write")
     result = await calendars.replace_year(
         session, year=year, holidays=body.holidays, workdays=body.workdays, loaded_by=caller.subject
     )
@@ -238,11 +277,14 @@ async def load_calendar_year(
     return result
 
 
-@router.post("/materials", status_code=201, tags=["cases"])
+@router.post("/materials", status_code=201, tags=["cases"], response_model=UploadOut)
 async def upload_material(request: Request, file: UploadFile, session: DbSession, caller: Caller) -> dict[str, Any]:
     """Upload one material file (photo or PDF); reference its id in a submission or resubmission."""
-    if caller.kind not in {"person", "enterprise"}:
-        raise Problem(403, "forbidden", "Not allowed", "applicants upload materials")
+    access.require(caller, "material.upload")
+    return await _store_upload(request, file, session, caller)
+
+
+async def _store_upload(request: Request, file: UploadFile, session, caller) -> dict[str, Any]:
     limit = context(request).settings.max_upload_bytes
     content = await file.read(limit + 1)
     blob = await blobs.store_upload(
@@ -252,20 +294,20 @@ async def upload_material(request: Request, file: UploadFile, session: DbSession
     return {"id": blob.id, "sha256": blob.sha256, "content_type": blob.content_type, "size": blob.size}
 
 
-@router.post("/cases/{case_no}/evaluation", status_code=201, tags=["cases"])
-async def evaluate(case_no: str, body: EvaluationIn, request: Request, session: DbSession, caller: Caller) -> dict:
+@router.post("/cases/{case_no}/evaluation", status_code=201, tags=["cases"], response_model=EvaluationOut)
+async def evaluate(case_no: CaseNo, body: EvaluationIn, request: Request, session: DbSession, caller: Caller) -> dict:
     """好差评 after completion, once; a score of 1 or 2 opens a rectification due in 15 working days."""
     return await evaluations.evaluate(session, context(request), caller, case_no, score=body.score,
                                       comment=body.comment)  # fmt: skip
 
 
-@router.get("/results", tags=["public"])
+@router.get("/results", tags=["public"], response_model=PublishedResults)
 async def published_results(
     request: Request,
     session: DbSession,
-    matter_code: str | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1)] = 20,
+    matter_code: Annotated[str | None, Query(max_length=64)] = None,
+    page: Page = 1,
+    page_size: PageSize = 20,
 ) -> dict[str, Any]:
     """结果公示 (Art. 40): grant decisions with the applicant's name masked."""
     return await evaluations.published_results(
@@ -273,24 +315,43 @@ async def published_results(
     )
 
 
+# Only on a sandbox deployment (settings.sandbox): main.py leaves it out otherwise.
 sandbox_router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 
 
-@sandbox_router.get("/notifications")
+@sandbox_router.get("/notifications", response_model=list[SandboxMessage])
 async def sandbox_notifications(
-    session: DbSession, recipient: str | None = None, case_no: str | None = None
+    session: DbSession,
+    recipient: Annotated[str | None, Query(max_length=40)] = None,
+    case_no: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
-    """What the sandbox SMS/WeChat adapter 'sent' (development only)."""
+    """What the sandbox SMS/WeChat adapter 'sent' (sandbox deployments only: never in production)."""
     return await notifications.sandbox_messages(session, recipient=recipient, case_no=case_no)
 
 
-@router.post("/cases/{case_no}/materials", status_code=201, tags=["cases"])
+@router.post("/cases/{case_no}/materials", status_code=201, tags=["cases"], response_model=UploadOut)
 async def upload_case_material(
-    case_no: str, request: Request, file: UploadFile, session: DbSession, caller: Caller
+    case_no: CaseNo, request: Request, file: UploadFile, session: DbSession, caller: Caller
 ) -> dict[str, Any]:
     """Upload a file for one of your cases (a correction); reference its id in the resubmission."""
-    await cases.visible_case(session, caller, case_no)
-    return await upload_material(request, file, session, caller)
+    await authorize(session, caller, "case.upload", case_no)
+    return await _store_upload(request, file, session, caller)
+
+
+@router.get(
+    "/cases/{case_no}/materials/{blob_id}", tags=["cases"], response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}, "image/heic": {}},
+                     "description": "the material's bytes, as an attachment"}},
+)  # fmt: skip
+async def download_material(
+    case_no: CaseNo, blob_id: Annotated[str, Path(max_length=36)], request: Request, session: DbSession,
+    caller: Caller,
+) -> Response:  # fmt: skip
+    """A case's uploaded material, for its applicant (or agent) and the officers handling it (a branch
+    department: the materials its matters ask for); every officer's read is on the case's timeline."""
+    found = await materials.download(session, context(request), request.app.state.blob_store, caller, case_no,
+                                     blob_id)  # fmt: skip
+    return Response(found.content, media_type=found.content_type, headers=found.headers)
 
 
 # ---- the public working-day calendar (no token needed: front-ends show due dates before login) ------

@@ -1,8 +1,9 @@
 """The case state machine (办件状态): pure, no I/O.
 
-``transition(state, action, role, ...)`` returns the new state or raises: ``IllegalTransition``
-(the action is not possible in this state: HTTP 409 naming the state) or ``RoleNotAllowed`` (the
-caller's role may not take it: HTTP 403). The table below is the whole workflow:
+``transition(state, action, party, ...)`` returns the new state or raises: ``IllegalTransition``
+(the action is not possible in this state: HTTP 409 naming the state), ``PartyNotAllowed`` (another
+party's action), or a rule of the law (one correction notice, one extension, branches pending).
+Which officer may act (role × relation) is domain/access.py's table, not this one. The workflow:
 
 submitted ─accept→ accepted (instant matters: approved) ─review→ reviewed ─approve→ approved
           ─reject→ rejected                                              ─deny→ denied
@@ -37,39 +38,39 @@ AWAITING_ACCEPTANCE = frozenset({"submitted", "resubmitted"})
 # States in which the decision clock (Art. 42) runs; suspended stops it.
 IN_DECISION = frozenset({"accepted", "reviewed", "suspended"})
 
-ACCEPTOR, REVIEWER, DECIDER = "acceptor", "reviewer", "decider"
-APPLICANT, SYSTEM = "applicant", "system"
+# Who takes an action: an officer (which officer, by role and relation, is domain/access.py's
+# table), the applicant (or its agent), or the system (timers, other services' events).
+OFFICER, APPLICANT, SYSTEM = "officer", "applicant", "system"
+PARTIES = (OFFICER, APPLICANT, SYSTEM)
 
-# (state, action) → (new state, roles that may act). "suspended → resume" is resolved at runtime.
+# (state, action) → (new state, parties that may take it). "suspended → resume" is resolved at runtime.
 TABLE: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
 
-def _allow(states: tuple[str, ...], action: str, new_state: str, *roles: str) -> None:
+def _allow(states: tuple[str, ...], action: str, new_state: str, *parties: str) -> None:
     for state in states:
-        TABLE[(state, action)] = (new_state, frozenset(roles))
+        TABLE[(state, action)] = (new_state, frozenset(parties))
 
 
-_allow(("submitted", "resubmitted"), "accept", "accepted", ACCEPTOR)
+_allow(("submitted", "resubmitted"), "accept", "accepted", OFFICER)
 _allow(("submitted", "resubmitted"), "deem_accept", "accepted", SYSTEM)
-_allow(("submitted", "resubmitted"), "reject", "rejected", ACCEPTOR)
-_allow(("submitted", "resubmitted"), "request_correction", "correction_requested", ACCEPTOR)
+_allow(("submitted", "resubmitted"), "reject", "rejected", OFFICER)
+_allow(("submitted", "resubmitted"), "request_correction", "correction_requested", OFFICER)
 _allow(("correction_requested",), "resubmit", "resubmitted", APPLICANT)
-_allow(("accepted",), "review", "reviewed", REVIEWER)
+_allow(("accepted",), "review", "reviewed", OFFICER)
 # A decision straight from "accepted" is legal (matters without a review step); where the matter
 # has a review step the service records it as an anomaly.
-_allow(("accepted", "reviewed"), "approve", "approved", DECIDER)
-_allow(("accepted", "reviewed"), "deny", "denied", DECIDER, SYSTEM)  # system: a parallel branch denied
-_allow(("accepted", "reviewed"), "suspend", "suspended", REVIEWER, DECIDER)
-_allow(("suspended",), "resume", "accepted", REVIEWER, DECIDER)
-_allow(("accepted", "reviewed"), "extend", "", DECIDER)  # "" = the state does not change
-_allow(("approved",), "deliver", "delivering", ACCEPTOR, SYSTEM)
-_allow(("approved", "delivering"), "complete", "completed", ACCEPTOR, SYSTEM)
+_allow(("accepted", "reviewed"), "approve", "approved", OFFICER)
+_allow(("accepted", "reviewed"), "deny", "denied", OFFICER, SYSTEM)  # system: a parallel branch denied
+_allow(("accepted", "reviewed"), "suspend", "suspended", OFFICER)
+_allow(("suspended",), "resume", "accepted", OFFICER)
+_allow(("accepted", "reviewed"), "extend", "", OFFICER)  # "" = the state does not change
+_allow(("approved",), "deliver", "delivering", OFFICER, SYSTEM)
+_allow(("approved", "delivering"), "complete", "completed", OFFICER, SYSTEM)
 _allow(tuple(BEFORE_DECISION), "withdraw", "withdrawn", APPLICANT)
 
 ACTIONS = frozenset(action for _, action in TABLE)
-OFFICER_ACTIONS = frozenset(
-    action for (_, action), (_, roles) in TABLE.items() if roles & {ACCEPTOR, REVIEWER, DECIDER}
-)
+OFFICER_ACTIONS = frozenset(action for (_, action), (_, parties) in TABLE.items() if OFFICER in parties)
 
 
 class TransitionError(Exception):
@@ -86,13 +87,14 @@ class IllegalTransition(TransitionError):
 
 
 @dataclass
-class RoleNotAllowed(TransitionError):
+class PartyNotAllowed(TransitionError):
+    """The action is another party's (e.g. ``deem_accept`` is the timer's, ``resubmit`` the applicant's)."""
+
     action: str
-    roles: tuple[str, ...]
-    needed: tuple[str, ...]
+    party: str
 
     def __str__(self) -> str:
-        return f"{self.action} needs one of the roles {', '.join(self.needed)}"
+        return f"{self.action} is not an action of the {self.party}"
 
 
 @dataclass
@@ -113,26 +115,40 @@ class AlreadyExtended(TransitionError):
         return "the decision limit was already extended once (Art. 42 allows one extension)"
 
 
+@dataclass
+class BranchesPending(TransitionError):
+    """并联审批: the lead approves only when every parallel branch has approved."""
+
+    state: str
+    pending: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"waiting for the decisions of {', '.join(self.pending)}"
+
+
 def transition(
     state: str,
     action: str,
-    roles: tuple[str, ...] | frozenset[str] | set[str] | str,
+    party: str,
     *,
     instant: bool = False,
     suspended_from: str | None = None,
     corrections: int = 0,
     extended: bool = False,
+    pending_branches: tuple[str, ...] = (),
 ) -> str:
-    """The state after ``action`` by a caller holding ``roles``; raises a ``TransitionError``."""
-    held = {roles} if isinstance(roles, str) else set(roles)
+    """The state after ``action`` taken by ``party`` (officer, applicant or system); raises a
+    ``TransitionError``. Which officer may take it is domain/access.py's question."""
     entry = TABLE.get((state, action))
     if entry is None:
         raise IllegalTransition(state, action)
-    new_state, allowed = entry
-    if not held & allowed:
-        raise RoleNotAllowed(action, tuple(sorted(held)), tuple(sorted(allowed)))
+    new_state, parties = entry
+    if party not in parties:
+        raise PartyNotAllowed(action, party)
     if action == "request_correction" and corrections >= 1:
         raise SecondCorrection(state)
+    if action == "approve" and pending_branches:
+        raise BranchesPending(state, tuple(pending_branches))
     if action == "extend":
         if extended:
             raise AlreadyExtended(state)
@@ -144,7 +160,17 @@ def transition(
     return new_state
 
 
-def allowed_actions(state: str, roles: tuple[str, ...] | set[str]) -> list[str]:
-    """Actions the holder of ``roles`` may try in ``state`` (for the case detail and worklist)."""
-    held = set(roles)
-    return sorted(action for (s, action), (_, allowed) in TABLE.items() if s == state and held & allowed)
+def allowed_actions(state: str, party: str, **facts: object) -> list[str]:
+    """Every action ``transition`` would accept from ``party`` in ``state`` with these facts of the
+    case (``corrections``, ``extended``, ``pending_branches``, …): derived from the same rules, so
+    what is offered is exactly what would be accepted (by the state machine)."""
+    offered = []
+    for (s, action), (_, parties) in TABLE.items():
+        if s != state or party not in parties:
+            continue
+        try:
+            transition(state, action, party, **facts)  # type: ignore[arg-type]
+        except TransitionError:
+            continue
+        offered.append(action)
+    return sorted(offered)

@@ -1,5 +1,5 @@
-"""The state machine, exhaustively: every (state, action, role) either moves as the table says or
-is refused with the right error."""
+"""The state machine, exhaustively: every (state, action, party) either moves as the table says or
+is refused with the right error; what is offered is exactly what is accepted."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import pytest
 from services.caseflow.domain import states
 from services.caseflow.domain.states import (
     AlreadyExtended,
+    BranchesPending,
     IllegalTransition,
-    RoleNotAllowed,
+    PartyNotAllowed,
     SecondCorrection,
     allowed_actions,
     transition,
 )
-
-ROLES = ("acceptor", "reviewer", "decider", "applicant", "system", "supervisor")
 
 EXPECTED = {
     ("submitted", "accept"): "accepted",
@@ -46,21 +45,23 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("state,action,role", list(itertools.product(states.STATES, sorted(states.ACTIONS), ROLES)))
-def test_every_combination(state, action, role):
+@pytest.mark.parametrize(
+    "state,action,party", list(itertools.product(states.STATES, sorted(states.ACTIONS), states.PARTIES))
+)
+def test_every_combination(state, action, party):
     entry = states.TABLE.get((state, action))
     if entry is None:
         with pytest.raises(IllegalTransition) as caught:
-            transition(state, action, role)
+            transition(state, action, party)
         assert caught.value.state == state
         assert state in str(caught.value)
         return
-    _, allowed = entry
-    if role not in allowed:
-        with pytest.raises(RoleNotAllowed):
-            transition(state, action, role)
+    _, parties = entry
+    if party not in parties:
+        with pytest.raises(PartyNotAllowed):
+            transition(state, action, party)
         return
-    assert transition(state, action, role) == EXPECTED[(state, action)]
+    assert transition(state, action, party) == EXPECTED[(state, action)]
 
 
 def test_table_is_what_the_test_expects():
@@ -68,32 +69,41 @@ def test_table_is_what_the_test_expects():
 
 
 def test_terminal_states_allow_nothing():
-    for state in states.TERMINAL:
-        assert allowed_actions(state, ROLES) == []
+    for state, party in itertools.product(states.TERMINAL, states.PARTIES):
+        assert allowed_actions(state, party) == []
 
 
 def test_instant_matters_decide_on_acceptance():
-    assert transition("submitted", "accept", "acceptor", instant=True) == "approved"
+    assert transition("submitted", "accept", "officer", instant=True) == "approved"
     assert transition("resubmitted", "deem_accept", "system", instant=True) == "approved"
 
 
-def test_one_correction_only():
-    assert transition("submitted", "request_correction", "acceptor", corrections=0) == "correction_requested"
+def test_one_correction_only_and_it_is_not_offered_after_a_resubmission():
+    assert transition("submitted", "request_correction", "officer", corrections=0) == "correction_requested"
     with pytest.raises(SecondCorrection):
-        transition("resubmitted", "request_correction", "acceptor", corrections=1)
+        transition("resubmitted", "request_correction", "officer", corrections=1)
+    assert "request_correction" in allowed_actions("submitted", "officer", corrections=0)
+    assert allowed_actions("resubmitted", "officer", corrections=1) == ["accept", "reject"]
 
 
-def test_one_extension_only_and_only_by_a_decider():
-    assert transition("reviewed", "extend", {"decider"}) == "reviewed"
+def test_one_extension_only():
+    assert transition("reviewed", "extend", "officer") == "reviewed"
     with pytest.raises(AlreadyExtended):
-        transition("reviewed", "extend", {"decider"}, extended=True)
-    with pytest.raises(RoleNotAllowed):
-        transition("reviewed", "extend", {"reviewer", "acceptor"})
+        transition("reviewed", "extend", "officer", extended=True)
+    assert "extend" not in allowed_actions("reviewed", "officer", extended=True)
+
+
+def test_approval_waits_for_every_branch():
+    with pytest.raises(BranchesPending) as caught:
+        transition("reviewed", "approve", "officer", pending_branches=("GAJ",))
+    assert "GAJ" in str(caught.value)
+    assert "approve" not in allowed_actions("reviewed", "officer", pending_branches=("GAJ",))
+    assert "deny" in allowed_actions("reviewed", "officer", pending_branches=("GAJ",))
 
 
 def test_resume_returns_to_where_it_was_suspended():
-    assert transition("suspended", "resume", "reviewer", suspended_from="reviewed") == "reviewed"
-    assert transition("suspended", "resume", "decider", suspended_from="accepted") == "accepted"
+    assert transition("suspended", "resume", "officer", suspended_from="reviewed") == "reviewed"
+    assert transition("suspended", "resume", "officer", suspended_from="accepted") == "accepted"
 
 
 def test_no_withdrawal_after_a_decision():
@@ -102,6 +112,16 @@ def test_no_withdrawal_after_a_decision():
             transition(state, "withdraw", "applicant")
 
 
-def test_multi_role_officer():
-    assert transition("accepted", "review", ("acceptor", "reviewer")) == "reviewed"
-    assert "review" in allowed_actions("accepted", ("reviewer",))
+@pytest.mark.parametrize("state", states.STATES)
+@pytest.mark.parametrize("corrections,extended,pending", [(0, False, ()), (1, True, ("SWJ",))])
+def test_offered_is_exactly_accepted(state, corrections, extended, pending):
+    facts = dict(corrections=corrections, extended=extended, pending_branches=pending)
+    for party in states.PARTIES:
+        offered = set(allowed_actions(state, party, **facts))
+        for action in states.ACTIONS:
+            try:
+                transition(state, action, party, **facts)
+                accepted = True
+            except states.TransitionError:
+                accepted = False
+            assert accepted == (action in offered), (state, party, action)

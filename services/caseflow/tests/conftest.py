@@ -38,15 +38,27 @@ async def fetch_keys():
     return public_keys_from_jwks({"keys": [_JWK]})
 
 
+# Verified names as identity puts them in tokens (ADR 0002 amendment).
+NAMES = {ZHANG_SAN: "张三", LI_SI: "李四", COMPANY: "淮安某某餐饮有限公司"}
+_DEFAULT = object()
+
+
 def token(subject: str, *, kind: str = "person", level: int = 2, actor: str | None = None,
-          scope: str | None = None, roles: tuple[str, ...] = (), department: str | None = None) -> str:  # fmt: skip
+          scope: str | None = None, roles: tuple[str, ...] = (), department: str | None = None,
+          name: Any = _DEFAULT, actor_name: Any = _DEFAULT) -> str:  # fmt: skip
+    """A token as identity signs it; ``name``/``actor_name`` default to the subject's verified name
+    (``None``: a token from before names, without the claim)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": subject, "kind": kind, "lvl": level, "iss": "yiwang-identity", "aud": "yiwang",
         "iat": now, "exp": now + 600, "jti": f"t{next(_jti)}",
     }  # fmt: skip
+    name = NAMES.get(subject) if name is _DEFAULT else name
+    if name is not None:
+        claims["name"] = name
     if actor:
-        claims["act"] = {"sub": actor}
+        actor_name = NAMES.get(actor) if actor_name is _DEFAULT else actor_name
+        claims["act"] = {"sub": actor, **({"name": actor_name} if actor_name is not None else {})}
     if scope is not None:
         claims["scope"] = scope
     if kind == "officer":
@@ -116,7 +128,7 @@ async def caseflow(database_url, nats_server, tmp_path):
     await asyncio.to_thread(upgrade, "services.caseflow", database_url)
     settings = Settings(
         database_url=database_url, nats_url=nats_server.url, log_json=False, log_level="WARNING",
-        supervision_enabled=False, blob_dir=str(tmp_path / "blobs"),
+        supervision_enabled=False, blob_dir=str(tmp_path / "blobs"), sandbox=True,
     )  # fmt: skip
     app = create_app(settings, key_fetcher=fetch_keys)
     async with app.router.lifespan_context(app):
@@ -138,7 +150,6 @@ async def add_matter(client: httpx.AsyncClient, data: dict[str, Any]) -> None:
 def submission(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "matter_code": "SCJG-001",
-        "applicant_name": "张三",
         "form": {"business_scope": "餐饮服务"},
         "materials": [
             {"name": "居民身份证", "licence_id": "LIC-ID-1", "licence_version": 1},
@@ -170,9 +181,17 @@ async def submit(client: httpx.AsyncClient, headers: dict[str, str] | None = Non
         body["materials"] = [
             {"name": m["name"], "blob_id": blob} if m.get("licence_id") is None else m for m in body["materials"]
         ]
-    response = await client.post("/cases", json=body, headers=headers)
+    response = await client.post("/cases", json=body, headers=keyed(headers))
     assert response.status_code == 201, response.text
     return response.json()
+
+
+_keys = itertools.count()
+
+
+def keyed(headers: dict[str, str]) -> dict[str, str]:
+    """The headers with an Idempotency-Key of their own (required on POST /cases)."""
+    return {"Idempotency-Key": f"test-{next(_keys)}-{time.time_ns()}", **headers}
 
 
 async def act(client: httpx.AsyncClient, case: dict[str, Any], headers: dict[str, str], action: str,

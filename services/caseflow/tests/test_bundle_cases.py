@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 from contracts.events.catalog import BundlePublished
 from kit.events import envelope
 from services.caseflow import matters
-from services.caseflow.tests.conftest import COMPANY, add_matter, bearer, matter_definition, officer, submission, token
+from services.caseflow.tests.conftest import (
+    COMPANY,
+    add_matter,
+    bearer,
+    keyed,
+    matter_definition,
+    officer,
+    submission,
+    token,
+)
 
 FOUNDER = bearer(token(COMPANY, kind="enterprise", level=3))
 ACCEPTOR = officer("acceptor")
@@ -47,23 +56,30 @@ async def submit_bundle(client, body) -> dict:
                                headers=FOUNDER)  # fmt: skip
     body["materials"] = [m if m.get("licence_id") else {"name": m["name"], "blob_id": upload.json()["id"]}
                          for m in body["materials"]]  # fmt: skip
-    return await client.post("/cases", json=body, headers=FOUNDER)
+    return await client.post("/cases", json=body, headers=keyed(FOUNDER))
 
 
 async def test_one_form_asks_every_matters_materials_and_fields_once(caseflow):
     await publish_bundle(caseflow)
     incomplete = bundle_body(form={"business_scope": "餐饮服务"}, materials=[])
-    refused = await caseflow.post("/cases", json=incomplete, headers=FOUNDER)
+    refused = await caseflow.post("/cases", json=incomplete, headers=keyed(FOUNDER))
     assert refused.status_code == 422
     problems = {(e["field"], e["rule"], e["message"]) for e in refused.json()["errors"]}
-    assert problems == {("form.seal_kinds", "required", "印章种类 is required")}  # the form is checked first
-    missing = await caseflow.post("/cases", json=bundle_body(materials=[]), headers=FOUNDER)
+    # The form's and the materials' problems in ONE notice (一次性告知).
+    assert problems == {
+        ("form.seal_kinds", "required", "印章种类 is required"),
+        ("materials", "required", "missing required material: 公司章程"),
+    }
+    missing = await caseflow.post("/cases", json=bundle_body(materials=[]), headers=keyed(FOUNDER))
     messages = sorted(e["message"] for e in missing.json()["errors"])
-    # 营业执照 is asked by two matters and listed once; 公司章程 comes from the lead matter.
-    assert messages == ["missing required material: 公司章程", "missing required material: 营业执照"]
-    both = await caseflow.post("/cases", json=bundle_body(matter_code="KB-SCJG", materials=[]), headers=FOUNDER)
+    # 公司章程 comes from the lead matter; 营业执照, which the lead matter issues, is not demanded of a
+    # founder who cannot hold it yet (ADR 0012).
+    assert messages == ["missing required material: 公司章程"]
+    both = await caseflow.post("/cases", json=bundle_body(matter_code="KB-SCJG", materials=[]), headers=keyed(FOUNDER))
     assert both.status_code == 422 and [e["rule"] for e in both.json()["errors"]] == ["one_of"]
-    unknown = await caseflow.post("/cases", json=bundle_body(bundle_code="BUNDLE-NONE", materials=[]), headers=FOUNDER)
+    unknown = await caseflow.post(
+        "/cases", json=bundle_body(bundle_code="BUNDLE-NONE", materials=[]), headers=keyed(FOUNDER)
+    )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "bundle_code"
 
 

@@ -13,7 +13,7 @@ ACCEPTOR, REVIEWER, DECIDER = officer("acceptor"), officer("reviewer"), officer(
 
 
 async def joint_case(client) -> dict:
-    await add_matter(client, matter_definition("JOINT-1", promised_limit_days=None, materials=[],
+    await add_matter(client, matter_definition("JOINT-1", promised_limit_days=None, statutory_limit_days=45, materials=[],
                                                parallel_departments=["SWJ", "GAJ"]))  # fmt: skip
     case = await submit(client, matter_code="JOINT-1", materials=[])
     accepted = await act(client, case, ACCEPTOR, "accept")

@@ -11,6 +11,7 @@ from services.caseflow.tests.conftest import (
     ZHANG_SAN,
     add_matter,
     bearer,
+    keyed,
     matter_definition,
     officer,
     person,
@@ -45,11 +46,11 @@ async def test_idempotent_retry_returns_the_same_case(caseflow):
     body = submission(
         materials=[{"name": "居民身份证", "licence_id": "L1"}, {"name": "经营场所租赁合同", "blob_id": blob}]
     )
-    first = await caseflow.post("/cases", json=body, headers=headers)
-    again = await caseflow.post("/cases", json=body, headers=headers)
+    first = await caseflow.post("/cases", json=body, headers=keyed(headers))
+    again = await caseflow.post("/cases", json=body, headers=keyed(headers))
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["case_no"] == again.json()["case_no"]
-    changed = await caseflow.post("/cases", json={**body, "form": {"business_scope": "零售"}}, headers=headers)
+    changed = await caseflow.post("/cases", json={**body, "form": {"business_scope": "零售"}}, headers=keyed(headers))
     assert changed.status_code == 422 and changed.json()["type"].endswith("idempotency-key-reused")
     mine = (await caseflow.get("/cases", headers=person())).json()
     assert mine["total"] == 1
@@ -65,18 +66,21 @@ async def test_concurrent_retries_make_one_case(caseflow):
     body = submission(
         materials=[{"name": "居民身份证", "licence_id": "L1"}, {"name": "经营场所租赁合同", "blob_id": blob}]
     )
-    responses = await asyncio.gather(*(caseflow.post("/cases", json=body, headers=headers) for _ in range(3)))
+    responses = await asyncio.gather(*(caseflow.post("/cases", json=body, headers=keyed(headers)) for _ in range(3)))
     assert sorted(r.status_code for r in responses) == [200, 200, 201]
     assert len({r.json()["case_no"] for r in responses}) == 1
 
 
 async def test_applicant_rules_name_the_rule(caseflow):
-    low = await caseflow.post("/cases", json=submission(materials=[]), headers=person(level=1))
+    low = await caseflow.post("/cases", json=submission(materials=[]), headers=keyed(person(level=1)))
     assert low.status_code == 403 and low.json()["rule"] == "min_level"
-    officer_submit = await caseflow.post("/cases", json=submission(materials=[]), headers=officer("acceptor"))
-    assert officer_submit.status_code == 403 and officer_submit.json()["rule"] == "applicant_kind"
+    # The problem type says what is wrong, and by how much: the client sends the citizen to verification.
+    assert low.json()["type"].endswith("/problems/level-too-low")
+    assert low.json()["required"] == 2 and low.json()["actual"] == 1
+    officer_submit = await caseflow.post("/cases", json=submission(materials=[]), headers=keyed(officer("acceptor")))
+    assert officer_submit.status_code == 403 and officer_submit.json()["rule"] == "relation"  # access table
     company = bearer(token(COMPANY, kind="enterprise", level=3))
-    audience = await caseflow.post("/cases", json=submission(materials=[]), headers=company)
+    audience = await caseflow.post("/cases", json=submission(materials=[]), headers=keyed(company))
     assert audience.status_code == 403 and audience.json()["rule"] == "audience"
 
 
@@ -84,17 +88,18 @@ async def test_agent_needs_a_mandate_covering_the_matter(caseflow):
     await add_matter(caseflow, matter_definition("SCJG-002", audience=["enterprise"], materials=[]))
     body = submission(matter_code="SCJG-002", materials=[])
     outside = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope="licence:read"))
-    refused = await caseflow.post("/cases", json=body, headers=outside)
+    refused = await caseflow.post("/cases", json=body, headers=keyed(outside))
     assert refused.status_code == 403 and refused.json()["rule"] == "mandate_scope"
     for scope in ("caseflow:SCJG-002", "caseflow", "*"):
         agent = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope=scope))
-        response = await caseflow.post("/cases", json=body, headers=agent)
+        response = await caseflow.post("/cases", json=body, headers=keyed(agent))
         assert response.status_code == 201, response.text
         assert response.json()["applicant"] == {
             "subject": COMPANY,
             "kind": "enterprise",
-            "name": "张三",
+            "name": "淮安某某餐饮有限公司",  # the enterprise's registered name from the token, not null
             "agent": LI_SI,
+            "agent_name": "李四",  # act.name
         }
 
 
@@ -102,13 +107,13 @@ async def test_all_missing_things_are_told_at_once(caseflow):
     response = await caseflow.post(
         "/cases",
         json=submission(form={}, materials=[{"name": "不存在的材料", "licence_id": "X"}]),
-        headers=person(),
+        headers=keyed(person()),
     )
     assert response.status_code == 422
     fields = {(e["field"], e["rule"]) for e in response.json()["errors"]}
     assert ("form.business_scope", "required") in fields
     response = await caseflow.post("/cases", json=submission(materials=[{"name": "不存在的材料", "licence_id": "X"}]),
-                                   headers=person())  # fmt: skip
+                                   headers=keyed(person()))  # fmt: skip
     fields = {(e["field"], e["rule"]) for e in response.json()["errors"]}
     assert ("materials.0.name", "known_material") in fields
     assert sum(1 for f in fields if f == ("materials", "required")) == 1  # a set; two messages below
@@ -117,21 +122,21 @@ async def test_all_missing_things_are_told_at_once(caseflow):
 
 async def test_delivery_and_material_shapes(caseflow):
     no_address = await caseflow.post(
-        "/cases", json=submission(materials=[], delivery={"method": "ems"}), headers=person()
+        "/cases", json=submission(materials=[], delivery={"method": "ems"}), headers=keyed(person())
     )
     assert no_address.status_code == 422 and no_address.json()["errors"][0]["rule"] == "ems_address"
     both = await caseflow.post(
         "/cases",
         json=submission(materials=[{"name": "居民身份证", "licence_id": "L", "blob_id": "b"}]),
-        headers=person(),
+        headers=keyed(person()),
     )
     assert both.status_code == 422 and both.json()["errors"][0]["rule"] == "one_of"
     await add_matter(caseflow, matter_definition("SCJG-003", express=False, materials=[],
                                                  result={"name": "r", "form": "document", "delivery": ["window"]}))  # fmt: skip
-    ems = await caseflow.post("/cases", json=submission(matter_code="SCJG-003", materials=[]), headers=person())
+    ems = await caseflow.post("/cases", json=submission(matter_code="SCJG-003", materials=[]), headers=keyed(person()))
     assert ems.status_code == 422 and ems.json()["errors"][0] == {
         "field": "delivery.method", "rule": "offered", "message": "this matter does not offer EMS delivery"}  # fmt: skip
-    unknown = await caseflow.post("/cases", json=submission(matter_code="NOPE", materials=[]), headers=person())
+    unknown = await caseflow.post("/cases", json=submission(matter_code="NOPE", materials=[]), headers=keyed(person()))
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "matter_code"
 
 
@@ -190,7 +195,7 @@ async def test_correction_uploads_go_to_the_case(caseflow):
 async def test_an_agent_outside_the_mandate_cannot_withdraw_or_resubmit_the_company_case(caseflow):
     await add_matter(caseflow, matter_definition("SCJG-002", audience=["enterprise"], materials=[]))
     agent = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope="caseflow:SCJG-002"))
-    created = await caseflow.post("/cases", json=submission(matter_code="SCJG-002", materials=[]), headers=agent)
+    created = await caseflow.post("/cases", json=submission(matter_code="SCJG-002", materials=[]), headers=keyed(agent))
     case_no = created.json()["case_no"]
     other = bearer(token(COMPANY, kind="enterprise", level=2, actor=LI_SI, scope="licence:read"))
     for path, body in ((f"/cases/{case_no}/withdraw", None), (f"/cases/{case_no}/resubmit", {"form": {}})):

@@ -12,7 +12,8 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.masking import mask_name
 from services.caseflow import calendars
-from services.caseflow.cases import Context, add_event, visible_case
+from services.caseflow.cases.access import authorize
+from services.caseflow.cases.common import Context, add_event
 from services.caseflow.models import Case, Evaluation
 
 RECTIFICATION_DAYS = 15  # a bad rating (1 or 2) opens a rectification due in 15 working days
@@ -21,9 +22,8 @@ RECTIFICATION_DAYS = 15  # a bad rating (1 or 2) opens a rectification due in 15
 async def evaluate(
     session: AsyncSession, ctx: Context, principal: Principal, case_no: str, *, score: int, comment: str | None
 ) -> dict[str, Any]:
-    if principal.kind == "officer":
-        raise Problem(403, "forbidden", "Not allowed", "the applicant evaluates")
-    case = await visible_case(session, principal, case_no)
+    """好差评 by the applicant (or its agent within the mandate), once, after completion."""
+    case = (await authorize(session, principal, "case.evaluate", case_no)).case
     if case.state != "completed":
         raise Problem(409, "illegal-transition", "Not possible in this state",
                       f"cannot evaluate a case that is {case.state}", state=case.state)  # fmt: skip
@@ -48,6 +48,7 @@ async def evaluate(
 
 
 def evaluation_out(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation as the case detail shows it."""
     return {
         "score": evaluation.score,
         "comment": evaluation.comment,
@@ -63,7 +64,7 @@ def evaluation_out(evaluation: Evaluation) -> dict[str, Any]:
 
 
 async def published_results(session: AsyncSession, *, matter_code: str | None, page: int, page_size: int) -> dict:
-    """Grant decisions, public (Art. 40); the applicant's name masked, nothing else personal."""
+    """Grant decisions, public (Art. 40); the applicant's (verified) name masked, nothing else personal."""
     query = select(Case).where(Case.state.in_(("approved", "delivering", "completed")))
     if matter_code:
         query = query.where(Case.matter_code == matter_code)

@@ -1,0 +1,141 @@
+"""What every case use case shares: the context, clocks, events, anomalies, the matter a case runs under."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events import caseflow as contract
+from kit.errors import Problem
+from kit.events import envelope
+from services.caseflow.case_numbers import CaseNumberBlocks
+from services.caseflow.domain.bundles import bundle_matter
+from services.caseflow.domain.calendar import WorkdayCalendar
+from services.caseflow.domain.case_clock import STEP_OF_STATE, case_deadlines, deadline_json
+from services.caseflow.domain.clock import Pause
+from services.caseflow.matters import get_matter
+from services.caseflow.models import Case, CasePause, SupervisionWarning, outbox
+from services.caseflow.settings import Settings
+
+SOURCE = "yiwang.caseflow"
+
+
+@dataclass
+class Context:
+    """What the service functions need besides the session: settings, the case-number blocks of this
+    process, and the current time."""
+
+    settings: Settings
+    numbers: CaseNumberBlocks = field(repr=False)
+    now: Any = None  # callable returning an aware datetime; tests replace it
+
+    def current_time(self) -> datetime:
+        return self.now() if self.now is not None else datetime.now(UTC)
+
+    def today(self) -> date:
+        return self.current_time().astimezone(ZoneInfo(self.settings.timezone)).date()
+
+
+def dumps(value: Any) -> str:
+    """JSON as the case columns store it (sorted keys, Chinese kept readable)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _insert(session: AsyncSession):
+    """The dialect's INSERT (both have ON CONFLICT DO NOTHING)."""
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def not_found() -> Problem:
+    return Problem(404, "not-found", "Not found", "no such case")
+
+
+def _approved_on(case: Case) -> date | None:
+    return case.decided_on if case.state in {"approved", "delivering", "completed"} else None
+
+
+def set_clocks(calendar: WorkdayCalendar, case: Case, matter: dict, pauses: list[CasePause]) -> None:
+    """Recompute every clock of the case from its facts and pauses; store the running one."""
+    clocks = case_deadlines(
+        calendar,
+        matter=matter,
+        state=case.state,
+        received_on=case.received_on,
+        resubmitted_on=case.resubmitted_on,
+        accepted_on=case.accepted_on,
+        approved_on=_approved_on(case),
+        pauses=[Pause(start=p.started_on, end=p.ended_on, reason=p.reason) for p in pauses],
+        extension_days=case.extension_days,
+    )
+    step = STEP_OF_STATE.get(case.state)
+    running = clocks.get(step) if step else None
+    case.clock_step = step if running is not None else None
+    case.due_on = running.due if running else None
+    case.due_provisional = any(d.provisional for d in clocks.values())
+    case.deadlines = dumps({name: deadline_json(d) for name, d in clocks.items()})
+
+
+async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:
+    """``set_clocks`` with the case's pauses (loaded if they are not yet)."""
+    set_clocks(calendar, case, matter, list(await case.awaitable_attrs.pauses))
+
+
+async def add_event(session: AsyncSession, case: Case, data: Any) -> None:
+    await outbox.add(session, envelope(data, source=SOURCE, subject=case.case_no))
+
+
+def base_fields(case: Case, actor: str, at: datetime) -> dict[str, Any]:
+    return dict(
+        case_no=case.case_no,
+        matter_code=case.matter_code,
+        matter_version=case.matter_version,
+        department=case.department,
+        state=case.state,
+        at=at,
+        actor=actor,
+    )
+
+
+async def record_anomaly(session: AsyncSession, *, case_id: int, case_no: str, department: str, step: str,
+                         detail: str, at: datetime) -> bool:  # fmt: skip
+    """Write a process anomaly to the supervision ledger once per case and kind; emit it if new."""
+    insert = _insert(session)
+    result = await session.execute(
+        insert(SupervisionWarning)
+        .values(
+            case_id=case_id,
+            case_no=case_no,
+            department=department,
+            step=step,
+            level="anomaly",
+            due_on=None,
+            raised_at=at,
+            detail=detail,
+        )  # fmt: skip
+        .on_conflict_do_nothing()
+    )
+    if result.rowcount:
+        event = contract.SupervisionWarning(
+            case_no=case_no, department=department, step=step, level="anomaly", due=None, raised_at=at
+        )
+        await outbox.add(session, envelope(event, source=SOURCE, subject=case_no))
+        return True
+    return False
+
+
+async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
+    """The matter a case runs under: its pinned version, widened to its bundle for a bundle case."""
+    if case.bundle:
+        pinned = json.loads(case.bundle)
+        members = [await get_matter(session, m["code"], m["version"], include_retired=True) for m in pinned["matters"]]
+        if all(members):
+            return bundle_matter(pinned, [m.definition for m in members if m is not None])
+    definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
+    return definition.definition if definition else {}

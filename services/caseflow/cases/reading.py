@@ -1,0 +1,247 @@
+"""Reading cases: the detail an applicant or officer sees (with the actions they may take), their
+lists, the worklist, and the public progress page behind the query code."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
+
+from kit.auth import Principal
+from kit.masking import mask_name
+from services.caseflow.branches import branch_out, branches_of
+from services.caseflow.cases import query_codes
+from services.caseflow.cases.access import relation_to
+from services.caseflow.cases.common import Context, matter_of_case, not_found
+from services.caseflow.cases.evaluations import evaluation_out
+from services.caseflow.cases.transitions import case_facts
+from services.caseflow.domain import access, states
+from services.caseflow.domain.case_number import valid_case_number
+from services.caseflow.models import OPEN_CASES, Case, CaseBranch, CaseEvent, CasePause, Evaluation
+
+# Timeline lines that are records, not steps of the case: not on the public progress page.
+NOT_STEPS = frozenset({"material_read"})
+
+
+def summary_out(case: Case) -> dict[str, Any]:
+    """A case in a list: number, matter, state, version and the running clock."""
+    return {
+        "case_no": case.case_no,
+        "matter": {"code": case.matter_code, "version": case.matter_version, "name": case.matter_name},
+        "department": case.department,
+        "state": case.state,
+        "version": case.version,
+        "received_on": case.received_on.isoformat(),
+        "clock_step": case.clock_step,
+        "due_on": case.due_on.isoformat() if case.due_on else None,
+        "due_provisional": case.due_provisional,
+        "updated_at": case.updated_at.isoformat(),
+    }
+
+
+def offered_actions(case: Case, matter: dict[str, Any], *, relation: str, roles: tuple[str, ...],
+                    pending: list[str]) -> list[str]:  # fmt: skip
+    """Exactly the steps the caller would be let take now: the access table's cells for the
+    caller, intersected with what the state machine accepts for this case's facts."""
+    if relation in {access.APPLICANT, access.AGENT}:
+        party, steps = states.APPLICANT, access.APPLICANT_STEPS
+    else:
+        party, steps = states.OFFICER, access.OFFICER_STEPS
+    possible = set(states.allowed_actions(case.state, party, **case_facts(case, matter, pending)))
+    return [a for a in steps if a in possible and access.permitted(f"case.{a}", relation, roles)]
+
+
+async def detail_out(session: AsyncSession, case: Case, principal: Principal, *, with_query_code: bool = False,
+                     relation: str | None = None) -> dict:  # fmt: skip
+    """The case with everything an applicant or officer sees: pauses, timeline, branches, evaluation."""
+    matter = await matter_of_case(session, case)
+    parallel = bool(matter.get("parallel_departments"))
+    return detail_of(
+        case,
+        matter=matter,
+        relation=relation or await relation_to(session, principal, case),
+        roles=principal.roles,
+        pauses=list(await case.awaitable_attrs.pauses),
+        timeline=list(await case.awaitable_attrs.timeline),
+        branches=await branches_of(session, case.id) if parallel else [],
+        evaluation=await session.get(Evaluation, case.id) if case.state == "completed" else None,
+        with_query_code=with_query_code,
+    )
+
+
+def detail_of(
+    case: Case,
+    *,
+    matter: dict[str, Any],
+    relation: str,
+    roles: tuple[str, ...],
+    pauses: list[CasePause],
+    timeline: list[CaseEvent],
+    branches: list[CaseBranch],
+    evaluation: Evaluation | None,
+    with_query_code: bool,
+) -> dict[str, Any]:
+    """The case detail (schemas.CaseDetail) from what is loaded."""
+    out = summary_out(case)
+    pending = [b.department for b in branches if b.state == "pending"]
+    out.update(
+        applicant={
+            "subject": case.applicant,
+            "kind": case.applicant_kind,
+            "name": case.applicant_name,
+            "agent": case.agent,
+            "agent_name": case.agent_name,
+        },  # fmt: skip
+        form=json.loads(case.form),
+        materials=json.loads(case.materials),
+        delivery=json.loads(case.delivery),
+        correction_items=json.loads(case.correction_items) if case.correction_items else None,
+        decision_reason=case.decision_reason,
+        accepted_on=case.accepted_on.isoformat() if case.accepted_on else None,
+        deemed_accepted=case.deemed_accepted,
+        decided_on=case.decided_on.isoformat() if case.decided_on else None,
+        completed_on=case.completed_on.isoformat() if case.completed_on else None,
+        extension={"days": case.extension_days, "reason": case.extension_reason} if case.extension_days else None,
+        pauses=[
+            {
+                "reason": p.reason,
+                "started_on": p.started_on.isoformat(),
+                "ended_on": p.ended_on.isoformat() if p.ended_on else None,
+                "expected_days": p.expected_days,
+                "note": p.note,
+            }  # fmt: skip
+            for p in pauses
+        ],
+        deadlines=json.loads(case.deadlines),
+        timeline=[
+            {
+                "at": e.at.isoformat(),
+                "action": e.action,
+                "actor": e.actor,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "detail": json.loads(e.detail),
+            }  # fmt: skip
+            for e in timeline
+        ],
+        allowed_actions=offered_actions(case, matter, relation=relation, roles=roles, pending=pending),
+        branches=[branch_out(b) for b in branches],
+        evaluation=evaluation_out(evaluation) if evaluation else None,
+    )
+    if with_query_code:
+        out["query_code"] = case.query_code
+    return out
+
+
+async def progress(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, case_no: str, code: str
+) -> dict[str, Any]:
+    """Public progress (J7): case number plus query code; no personal data beyond a masked name.
+    Wrong codes are counted per case number (query_codes); past the limit every try is refused."""
+    if not valid_case_number(case_no):
+        raise not_found()
+    await query_codes.count_attempt(sessionmaker, ctx, case_no)
+    query = select(Case).options(joinedload(Case.timeline)).where(Case.case_no == case_no)
+    case = (await session.execute(query)).unique().scalar_one_or_none()
+    if case is None or not hmac.compare_digest(case.query_code.encode(), code.upper().encode()):
+        raise not_found()
+    await query_codes.forget_attempt(sessionmaker, case_no)  # a right code is no guess
+    return {
+        "case_no": case.case_no,
+        "matter": case.matter_name,
+        "department": case.department,
+        "applicant": mask_name(case.applicant_name) if case.applicant_name else None,
+        "state": case.state,
+        "received_on": case.received_on.isoformat(),
+        "due_on": case.due_on.isoformat() if case.due_on else None,
+        "steps": [
+            {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
+            for e in case.timeline
+            if e.action not in NOT_STEPS
+        ],  # fmt: skip
+    }
+
+
+def _mine(principal: Principal):
+    """The cases the caller's list shows: its own, and for an agent those its mandate covers."""
+    query = select(Case).where(Case.applicant == principal.subject)
+    if principal.actor is not None and not {"*", "caseflow"} & set(principal.scopes):
+        covered = [s.removeprefix("caseflow:") for s in principal.scopes if s.startswith("caseflow:")]
+        query = query.where(Case.matter_code.in_(covered))
+    return query
+
+
+async def my_cases(session: AsyncSession, principal: Principal, *, state: str | None, page: int, page_size: int):
+    """The caller's cases, newest first (``case.list_mine``)."""
+    access.require(principal, "case.list_mine")
+    query = _mine(principal)
+    if state:
+        query = query.where(Case.state == state)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (
+        await session.execute(query.order_by(Case.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    ).scalars()
+    return {"total": total, "page": page, "page_size": page_size, "items": [summary_out(c) for c in rows]}
+
+
+# States each role works on (the worklist).
+WORKLIST_COUNT_CAP = 1000
+WORK_OF_ROLE = {
+    "acceptor": ("submitted", "resubmitted", "approved", "delivering"),
+    "reviewer": ("accepted", "suspended"),
+    "decider": ("accepted", "reviewed", "suspended"),
+    "supervisor": tuple(s for s in states.STATES if s not in states.TERMINAL),
+    "admin": tuple(s for s in states.STATES if s not in states.TERMINAL),
+}
+
+
+async def worklist(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    state: str | None,
+    matter_code: str | None,
+    overdue_on: date | None,
+    due_before: date | None,
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """The officer's department's cases their roles act on, nearest deadline first."""
+    relation = access.require(principal, "worklist.read")
+    wanted = sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())})
+    if state:
+        wanted = [s for s in wanted if s == state]
+    # The literal open-cases predicate lets both databases use the partial worklist index.
+    query = select(Case).where(text(OPEN_CASES), Case.state.in_(wanted))
+    if not access.sees_every_department(relation):
+        own = Case.department == principal.department
+        if "decider" in principal.roles:  # and the parallel branches waiting for this department
+            branch_cases = select(CaseBranch.case_id).where(
+                CaseBranch.department == principal.department, CaseBranch.state == "pending"
+            )
+            own = or_(own, Case.id.in_(branch_cases))
+        query = query.where(own)
+    if matter_code:
+        query = query.where(Case.matter_code == matter_code)
+    if overdue_on:
+        query = query.where(Case.due_on < overdue_on)
+    if due_before:
+        query = query.where(Case.due_on <= due_before)
+    # Counting a department's whole backlog on every page costs more than the page; past
+    # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
+    capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
+    total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
+    ordered = query.order_by(Case.due_on.asc().nulls_last(), Case.id)
+    rows = (await session.execute(ordered.offset((page - 1) * page_size).limit(page_size))).scalars()
+    return {
+        "total": min(total, WORKLIST_COUNT_CAP),
+        "total_capped": total > WORKLIST_COUNT_CAP,
+        "page": page,
+        "page_size": page_size,
+        "items": [summary_out(c) for c in rows],
+    }

@@ -1,0 +1,267 @@
+"""Submitting a case: who may apply, the form and materials against the pinned matter version,
+the applicant's name from the verified token, and the Idempotency-Key that makes a retry safe."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events import caseflow as contract
+from kit.auth import Principal
+from kit.errors import Problem, field_problem
+from kit.events import envelope
+from kit.text import text_problem
+from services.caseflow import calendars, notifications, steps
+from services.caseflow.cases.common import SOURCE, Context, base_fields, dumps, set_clocks
+from services.caseflow.domain import access
+from services.caseflow.domain.application import GivenMaterial, check_applicant, material_errors, offers_ems
+from services.caseflow.domain.bundles import bundle_matter
+from services.caseflow.domain.case_number import make_case_number, make_query_code
+from services.caseflow.domain.form import FormInvalid, check_form
+from services.caseflow.matters import get_bundle, get_matter
+from services.caseflow.models import Blob, Case, CaseEvent
+from services.caseflow.schemas import MaterialIn, SubmitRequest
+
+# Built once, executed with parameters: SQLAlchemy compiles it once and caches it.
+BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
+    Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _single(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else "<not a single value>"
+
+
+def request_hash(body: SubmitRequest) -> str:
+    """The submission's fingerprint (a retry must send the same). Form values that are not single
+    values (refused later, with a problem) are not serialised: JSON nested thousands deep would
+    exceed pydantic's depth. surrogatepass: a lone surrogate is refused later, too, not here."""
+    data = body.model_dump(mode="json", exclude={"form"})
+    data["form"] = {key: _single(value) for key, value in body.form.items()}
+    return hashlib.sha256(dumps(data).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _claimed_name(value: Any) -> str | None:
+    """A name claim as caseflow stores and shows it: safe one-line text, or nothing."""
+    if not isinstance(value, str) or not value.strip() or text_problem(value, multiline=False) is not None:
+        return None
+    return value.strip()[:200]
+
+
+def verified_names(principal: Principal) -> tuple[str | None, str | None]:
+    """(applicant's name, agent's name) from the verified token (ADR 0002's amendment): ``name`` is
+    the subject's (a person's registry-confirmed name, an enterprise's registered name), ``act.name``
+    the acting person's. A token without them (issued before names) gives None — never a body's name."""
+    claims = principal.claims or {}
+    act = claims.get("act")
+    agent = _claimed_name(act.get("name")) if isinstance(act, dict) and principal.actor else None
+    return _claimed_name(claims.get("name")), agent
+
+
+def actor_of(principal: Principal) -> str:
+    return principal.subject if principal.kind == "officer" else "applicant"
+
+
+async def own_blobs(session: AsyncSession, principal: Principal, materials: list[MaterialIn]) -> set[str]:
+    """The referenced uploads that are the caller's own."""
+    ids = [m.blob_id for m in materials if m.blob_id is not None]
+    if not ids:
+        return set()
+    return {
+        blob for blob, owner in (await session.execute(BLOB_OWNERS, {"ids": ids})).all() if owner == principal.subject
+    }
+
+
+def stored_materials(matter: dict[str, Any], materials: list[MaterialIn]) -> list[dict[str, Any]]:
+    """The materials as the case keeps them (checked before)."""
+    known = {m["name"]: m for m in matter.get("materials", [])}
+    stored = []
+    for material in materials:
+        item = material.model_dump(exclude_none=True)
+        if material.licence_id is not None:
+            # The case records the licence id and version, never a copy (asked from licence when
+            # that service is reachable; until then the reference is recorded unverified).
+            item["licence_type"] = known[material.name].get("licence_type")
+            item["verified"] = False
+        stored.append(item)
+    return stored
+
+
+async def check_materials(
+    session: AsyncSession, principal: Principal, matter: dict[str, Any], materials: list[MaterialIn], *, partial: bool
+) -> list[dict[str, Any]]:
+    """Validate materials against the matter; ALL problems at once (一次性告知). Returns stored form."""
+    errors = await _material_problems(session, principal, matter, materials, partial=partial)
+    if errors:
+        raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
+    return stored_materials(matter, materials)
+
+
+async def _material_problems(session, principal, matter, materials, *, partial: bool) -> list[dict[str, str]]:
+    given = [GivenMaterial(m.name, m.blob_id, m.licence_id) for m in materials]
+    return material_errors(matter, given, own_blobs=await own_blobs(session, principal, materials), partial=partial)
+
+
+async def find_by_idempotency_key(session: AsyncSession, applicant: str, key: str) -> Case | None:
+    return (
+        await session.execute(select(Case).where(Case.applicant == applicant, Case.idempotency_key == key))
+    ).scalar_one_or_none()
+
+
+async def _earlier_submission(session: AsyncSession, principal: Principal, key: str, digest: str) -> Case | None:
+    """The case this Idempotency-Key already made (same body), or None; another body → 422."""
+    existing = await find_by_idempotency_key(session, principal.subject, key)
+    if existing is not None and not hmac.compare_digest(existing.request_hash, digest):
+        raise Problem(422, "idempotency-key-reused", "Idempotency-Key reused",
+                      "this Idempotency-Key was used for a different submission")  # fmt: skip
+    return existing
+
+
+@dataclass
+class Submitted:
+    """A submission's answer: the case, whether it is new, and (when new) its timeline so far."""
+
+    case: Case
+    created: bool
+    timeline: list[CaseEvent] | None = None
+
+
+@dataclass
+class _Valid:
+    definition: Any  # the matter version applied for (a bundle: its lead)
+    matter: dict[str, Any]
+    form: dict[str, Any]
+    materials: list[dict[str, Any]]
+
+
+async def submit(
+    session: AsyncSession, ctx: Context, principal: Principal, body: SubmitRequest, idempotency_key: str
+) -> Submitted:
+    """Create a case, or return the one this Idempotency-Key already made.
+
+    The common path is one insert that also claims the key (ON CONFLICT DO NOTHING): a retry is
+    recognised by the conflict, so a first submission never pays for looking its key up; the case
+    number it had drawn goes back to the block, so a retry consumes none."""
+    digest = request_hash(body)
+    try:
+        valid = await _validate_submission(session, principal, body)
+    except Problem:
+        # A retry of a submission that was accepted before (the matter may have been retired since).
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:
+            raise
+        return Submitted(existing, created=False)
+
+    now = ctx.current_time()
+    today = ctx.today()
+    matter = valid.matter
+    division = matter.get("division_code") or ctx.settings.default_division
+    sequence = await ctx.numbers.next(division, today)
+    name, agent_name = verified_names(principal)
+    case = Case(
+        case_no=make_case_number(division, today, sequence),
+        query_code=make_query_code(),
+        matter_code=valid.definition.code,
+        matter_version=valid.definition.version,
+        matter_name=valid.definition.name,
+        department=valid.definition.department,
+        applicant=principal.subject,
+        applicant_kind=principal.kind,
+        applicant_name=name,
+        agent_name=agent_name,
+        contact_phone=body.contact_phone or body.delivery.phone,
+        agent=principal.actor,
+        state="submitted",
+        version=1,
+        suspended_from=None,
+        correction_count=0,
+        extension_days=0,
+        extension_reason=None,
+        reviewed=False,
+        online=True,
+        delivery=dumps(body.delivery.model_dump(exclude_none=True)),
+        form=dumps(valid.form),
+        materials=dumps(valid.materials),
+        correction_items=None,
+        decision_reason=None,
+        fees_paid_yuan=body.fees_paid_yuan,
+        received_on=today,
+        resubmitted_on=None,
+        accepted_on=None,
+        deemed_accepted=False,
+        decided_on=None,
+        completed_on=None,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        bundle=dumps(matter["bundle"]) if "bundle" in matter else None,
+        created_at=now,
+        updated_at=now,
+    )
+    set_clocks(await calendars.load(session), case, matter, [])
+    submitted = contract.CaseSubmitted(
+        **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
+        received_on=today, bundle_code=body.bundle_code,
+    )  # fmt: skip
+    step = steps.Step(
+        steps.line(case, now, "submit", actor_of(principal), None, "submitted",
+                   dumps({"materials": len(valid.materials)})),
+        message=notifications.message(case, "submit", {}, now),
+        events=[envelope(submitted, source=SOURCE, subject=case.case_no)],
+    )  # fmt: skip
+    if await steps.insert_case(session, case, step) is None:
+        # The key was claimed first: a retry, or a concurrent duplicate that committed first.
+        ctx.numbers.give_back(division, today, sequence)
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
+            raise Problem(409, "idempotency-key-busy", "Submission in progress",
+                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
+        return Submitted(existing, created=False)
+    return Submitted(case, created=True, timeline=[step.line])
+
+
+async def _bundle_of(session: AsyncSession, code: str) -> tuple[Any, dict[str, Any]]:
+    """The bundle's lead matter version and the bundle matter (current version of each member)."""
+    bundle = await get_bundle(session, code)
+    if bundle is None:
+        raise field_problem("bundle_code", "published", "no published bundle with this code", status=422)
+    members = [await get_matter(session, member) for member in bundle["matter_codes"]]
+    missing = [c for c, m in zip(bundle["matter_codes"], members, strict=True) if m is None]
+    if missing:
+        raise field_problem("bundle_code", "published", f"matters of this bundle are not published: {', '.join(missing)}",
+                            status=422)  # fmt: skip
+    return members[0], bundle_matter(bundle, [m.definition for m in members if m is not None])
+
+
+async def _validate_submission(session: AsyncSession, principal: Principal, body: SubmitRequest) -> _Valid:
+    """The matter version applied for (for a bundle: its lead, widened to the whole bundle), the
+    form and materials as stored, or a problem naming every rule broken."""
+    if body.bundle_code is not None:
+        definition, matter = await _bundle_of(session, body.bundle_code)
+        codes = [matter["code"], body.bundle_code]
+    else:
+        assert body.matter_code is not None  # the schema requires one of the two
+        definition = await get_matter(session, body.matter_code, body.matter_version)
+        if definition is None:
+            raise field_problem("matter_code", "published", "no published matter with this code and version",
+                                status=422)  # fmt: skip
+        matter = definition.definition
+        codes = [matter["code"]]
+    access.require(principal, "case.submit", matter_codes=codes)
+    check_applicant(kind=principal.kind, level=principal.level, matter=matter)
+    if body.delivery.method == "ems" and not offers_ems(matter):
+        raise field_problem("delivery.method", "offered", "this matter does not offer EMS delivery")
+    errors: list[dict[str, str]] = []
+    form: dict[str, Any] = {}
+    try:
+        form = check_form(matter.get("form_fields", []), body.form, verified_name=verified_names(principal)[0])
+    except FormInvalid as invalid:
+        errors.extend(invalid.errors)
+    errors.extend(await _material_problems(session, principal, matter, body.materials, partial=False))
+    if errors:  # the form's and the materials' problems in one notice
+        raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
+    return _Valid(definition, matter, form, stored_materials(matter, body.materials))

@@ -1,0 +1,223 @@
+"""Who may act in caseflow: ONE table, action × role × the actor's relation to the case — pure.
+
+The relation says where the caller stands (computed from the verified token and, for a case, the
+case's applicant, department and parallel departments); the role says what an officer holds. A
+cell lists the roles that may take the action from that relation; ``ANY`` is for applicants and
+agents, who hold no roles. Every route and use case ends in ``check`` (through ``require`` or the
+case-loading ``authorize`` of ``services.caseflow.cases.access``); nothing else decides.
+
+Refusals: a caller who may not read the case learns nothing about it (404, as for a case that
+does not exist); one who may read it but not take the action gets 403 naming the rule (``role``:
+the relation may, with another role; ``relation``: not from where the caller stands;
+``mandate_scope``: an agent outside its mandate). A material is 404 to everyone not entitled to it. The table is written out in
+docs/adr/0011-caseflow-trust.md and walked whole through the API by tests/test_access_matrix.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from kit.auth import Principal
+from kit.errors import Problem
+
+# ---- relations ------------------------------------------------------------------------------
+APPLICANT: Final = "applicant"  # the case's applicant itself (a person, or an enterprise token without an agent)
+AGENT: Final = "agent"  # a person acting for the applicant (``act``) within a mandate covering caseflow
+AGENT_OUTSIDE_MANDATE: Final = "agent_outside_mandate"  # acting for the applicant, but not for this matter
+DEPARTMENT_OFFICER: Final = "department_officer"  # officer of the case's (lead) department; without a case: own dept
+BRANCH_OFFICER: Final = "branch_officer"  # officer of one of the case's parallel (branch) departments
+SUPERVISOR: Final = "supervisor"  # officer of a supervision centre (电子监察)
+PLATFORM_ADMIN: Final = "platform_admin"  # officer of the platform department ADMIN
+NONE: Final = "none"
+RELATIONS: Final = (
+    APPLICANT, AGENT, AGENT_OUTSIDE_MANDATE, DEPARTMENT_OFFICER, BRANCH_OFFICER, SUPERVISOR, PLATFORM_ADMIN, NONE,
+)  # fmt: skip
+
+# Departments whose officers stand above every department: the supervision centres and the platform.
+SUPERVISION_CENTRES: Final = frozenset({"SUPERVISION", "JCZX"})  # JCZX: 监察中心 (identity's demo data)
+PLATFORM_DEPARTMENT: Final = "ADMIN"
+
+# ---- roles ----------------------------------------------------------------------------------
+ACCEPTOR, REVIEWER, DECIDER = "acceptor", "reviewer", "decider"
+SUPERVISOR_ROLE, ADMIN, COUNTER = "supervisor", "admin", "counter"
+OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, SUPERVISOR_ROLE, ADMIN, COUNTER)
+ANY: Final = frozenset({"*"})  # applicants and agents: no roles, the relation is the right
+HANDLERS: Final = frozenset({ACCEPTOR, REVIEWER, DECIDER})  # the officers who work on cases
+
+
+def _roles(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+_APPLYING = {APPLICANT: ANY, AGENT: ANY}
+_READERS = _roles(ACCEPTOR, REVIEWER, DECIDER, SUPERVISOR_ROLE, ADMIN)
+_OVERSIGHT = _roles(SUPERVISOR_ROLE, ADMIN)
+
+# action → relation → roles that may take it from there. An action or relation not listed: refused.
+TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
+    # the applicant's side
+    "case.submit": _APPLYING,
+    "case.list_mine": _APPLYING,
+    "material.upload": _APPLYING,  # an upload before submission (no case yet)
+    "case.upload": _APPLYING,  # an upload for a correction of one case
+    "case.resubmit": _APPLYING,
+    "case.withdraw": _APPLYING,
+    "case.evaluate": _APPLYING,
+    # reading
+    "case.read": {
+        **_APPLYING,
+        DEPARTMENT_OFFICER: _READERS,
+        BRANCH_OFFICER: _READERS,
+        SUPERVISOR: _OVERSIGHT,
+        PLATFORM_ADMIN: _roles(ADMIN),
+    },
+    # A material's bytes: those who handle the case (a branch: only materials its matters ask for).
+    "case.read_material": {**_APPLYING, DEPARTMENT_OFFICER: HANDLERS, BRANCH_OFFICER: HANDLERS},
+    # the lead department's steps (domain/states.py says in which states)
+    "case.accept": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    "case.reject": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    "case.request_correction": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    "case.review": {DEPARTMENT_OFFICER: _roles(REVIEWER)},
+    "case.approve": {DEPARTMENT_OFFICER: _roles(DECIDER)},
+    "case.deny": {DEPARTMENT_OFFICER: _roles(DECIDER)},
+    "case.extend": {DEPARTMENT_OFFICER: _roles(DECIDER)},
+    "case.suspend": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
+    "case.resume": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
+    "case.deliver": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    "case.complete": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    # a parallel department decides its own branch, never the lead's case
+    "branch.approve": {BRANCH_OFFICER: _roles(DECIDER)},
+    "branch.deny": {BRANCH_OFFICER: _roles(DECIDER)},
+    # officers' lists and the supervisor's reads (without a case: the relation to one's own department)
+    "worklist.read": {DEPARTMENT_OFFICER: _READERS, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _roles(ADMIN)},
+    "supervision.read": {DEPARTMENT_OFFICER: _OVERSIGHT, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _OVERSIGHT},
+    # the platform-wide working-day calendar: the platform admin only, never a department admin
+    "calendar.write": {PLATFORM_ADMIN: _roles(ADMIN)},
+}
+ACTIONS: Final = tuple(TABLE)
+# Actions on one case (checked with the case's relation; a caller who cannot read it gets 404).
+CASE_ACTIONS: Final = frozenset(a for a in ACTIONS if a.startswith(("case.", "branch.")) and a not in
+                                {"case.submit", "case.list_mine"})  # fmt: skip
+# The state-machine actions officers take through POST /cases/{case_no}/actions.
+OFFICER_STEPS: Final = (
+    "accept", "reject", "request_correction", "review", "approve", "deny", "extend", "suspend", "resume", "deliver",
+    "complete",
+)  # fmt: skip
+APPLICANT_STEPS: Final = ("resubmit", "withdraw")
+# Refused as if absent (404) even to those who may read the case: a material is shown to those
+# who handle it, and to nobody else is it said to exist.
+HIDDEN_WHEN_REFUSED: Final = frozenset({"case.read_material"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer of the table: allowed, or the status, problem type, rule and reason of the refusal."""
+
+    allowed: bool
+    status: int = 200
+    type_: str = ""
+    rule: str = ""
+    detail: str = ""
+
+    def problem(self) -> Problem:
+        if self.status == 404:
+            return Problem(404, "not-found", "Not found", self.detail or "no such case")
+        return Problem(self.status, self.type_, "Not allowed", self.detail, rule=self.rule)
+
+
+def _holds(cell: frozenset[str], roles: Iterable[str]) -> bool:
+    return "*" in cell or bool(cell & set(roles))
+
+
+def permitted(action: str, relation: str, roles: Iterable[str]) -> bool:
+    """Whether the table has a cell for (action, relation) that the roles satisfy."""
+    cell = TABLE[action].get(relation)
+    return cell is not None and _holds(cell, roles)
+
+
+def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
+    """The table's answer for one caller. Unknown actions are a programming error (KeyError)."""
+    roles = tuple(roles)
+    cells = TABLE[action]
+    if permitted(action, relation, roles):
+        return Decision(True)
+    on_a_case = action in CASE_ACTIONS
+    if relation == AGENT_OUTSIDE_MANDATE:
+        return Decision(False, 403, "forbidden", "mandate_scope", "the mandate does not cover this matter in caseflow")
+    if on_a_case and (relation == NONE or action in HIDDEN_WHEN_REFUSED or not permitted("case.read", relation, roles)):
+        return Decision(False, 404, "not-found", "visible", "no such case")
+    if relation in cells:
+        needed = ", ".join(sorted(cells[relation]))
+        return Decision(False, 403, "role-not-allowed", "role", f"{action} needs one of the roles {needed}")
+    where = ", ".join(sorted(cells)) or "nobody"
+    return Decision(False, 403, "forbidden", "relation", f"{action} is for: {where} (you are: {relation})")
+
+
+def check(action: str, relation: str, roles: Iterable[str]) -> None:
+    """Raise the refusal's problem unless the table allows the action."""
+    decision = decide(action, relation, roles)
+    if not decision.allowed:
+        raise decision.problem()
+
+
+def mandate_covers(principal: Principal, matter_codes: Iterable[str]) -> bool:
+    """An agent's mandate covers caseflow for (any of) these matters: ``*``, ``caseflow`` or
+    ``caseflow:<matter code>``."""
+    scopes = set(principal.scopes)
+    return bool({"*", "caseflow"} & scopes) or any(f"caseflow:{code}" in scopes for code in matter_codes)
+
+
+def own_relation(principal: Principal, *, matter_codes: Iterable[str] | None = None) -> str:
+    """The caller's relation where there is no case (submitting, uploading, lists, supervision,
+    the calendar): applicants and agents relate to their own would-be cases, officers to their
+    own department (or, above every department, as supervisor or platform admin)."""
+    if principal.kind == "officer":
+        if principal.department == PLATFORM_DEPARTMENT:
+            return PLATFORM_ADMIN
+        if principal.department in SUPERVISION_CENTRES:
+            return SUPERVISOR
+        return DEPARTMENT_OFFICER if principal.department else NONE
+    if principal.kind not in {"person", "enterprise"}:
+        return NONE
+    if principal.actor is None:
+        return APPLICANT
+    if matter_codes is None:  # no particular matter: a mandate for any part of caseflow
+        covered = any(s in {"*", "caseflow"} or s.startswith("caseflow:") for s in principal.scopes)
+    else:
+        covered = mandate_covers(principal, matter_codes)
+    return AGENT if covered else AGENT_OUTSIDE_MANDATE
+
+
+def case_relation(
+    principal: Principal, *, applicant: str, department: str, branch_departments: Iterable[str], matter_code: str
+) -> str:
+    """The caller's relation to one case (its applicant, lead department, parallel departments)."""
+    if principal.kind == "officer":
+        if principal.department == department:
+            return DEPARTMENT_OFFICER
+        if principal.department in set(branch_departments):
+            return BRANCH_OFFICER
+        if principal.department in SUPERVISION_CENTRES or principal.department == PLATFORM_DEPARTMENT:
+            return own_relation(principal)
+        return NONE
+    if principal.kind not in {"person", "enterprise"} or principal.subject != applicant:
+        return NONE
+    if principal.actor is None:
+        return APPLICANT
+    return AGENT if mandate_covers(principal, [matter_code]) else AGENT_OUTSIDE_MANDATE
+
+
+def require(principal: Principal, action: str, *, relation: str | None = None,
+            matter_codes: Iterable[str] | None = None) -> str:  # fmt: skip
+    """Check an action that has no case (or whose relation the caller computed): the calendar
+    route calls ``require(principal, "calendar.write")``. Returns the relation it checked."""
+    relation = relation or own_relation(principal, matter_codes=matter_codes)
+    check(action, relation, principal.roles)
+    return relation
+
+
+def sees_every_department(relation: str) -> bool:
+    """Supervisors and the platform admin read across departments (their reads are not scoped)."""
+    return relation in {SUPERVISOR, PLATFORM_ADMIN}

@@ -1,0 +1,96 @@
+"""The access table's rules, cell by cell where they matter (the HTTP walk of the whole table is
+tests/test_access_matrix.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from kit.auth import Principal
+from kit.errors import Problem
+from services.caseflow.domain import access
+from services.caseflow.domain.access import (
+    AGENT,
+    AGENT_OUTSIDE_MANDATE,
+    APPLICANT,
+    BRANCH_OFFICER,
+    DEPARTMENT_OFFICER,
+    NONE,
+    PLATFORM_ADMIN,
+    SUPERVISOR,
+    case_relation,
+    decide,
+    own_relation,
+    require,
+)
+
+
+def officer(department: str, *roles: str) -> Principal:
+    return Principal(subject=f"officer:{department.lower()}", kind="officer", level=3, roles=roles,
+                     department=department)  # fmt: skip
+
+
+def person(subject: str = "P", *, actor: str | None = None, scopes: tuple[str, ...] = ()) -> Principal:
+    return Principal(subject=subject, kind="enterprise" if actor else "person", level=2, actor=actor, scopes=scopes)
+
+
+def test_every_cell_names_a_known_relation_and_role():
+    for action, cells in access.TABLE.items():
+        assert set(cells) <= set(access.RELATIONS) - {NONE}, action
+        for roles in cells.values():
+            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) - {access.COUNTER}, action
+
+
+def test_the_counter_role_has_no_caseflow_power():
+    for action, relation in itertools.product(access.ACTIONS, access.RELATIONS):
+        if relation not in {APPLICANT, AGENT}:
+            assert not access.permitted(action, relation, ("counter",)), (action, relation)
+
+
+def test_a_branch_officer_never_moves_the_lead_case():
+    for step in access.OFFICER_STEPS:
+        decision = decide(f"case.{step}", BRANCH_OFFICER, ("acceptor", "reviewer", "decider", "supervisor", "admin"))
+        assert not decision.allowed and decision.status == 403 and decision.rule == "relation", step
+    assert decide("branch.approve", BRANCH_OFFICER, ("decider",)).allowed
+    assert not decide("branch.approve", DEPARTMENT_OFFICER, ("decider",)).allowed
+
+
+def test_only_the_platform_admin_writes_the_calendar():
+    assert require(officer("ADMIN", "admin"), "calendar.write") == PLATFORM_ADMIN
+    for principal in (officer("SCJGJ", "admin"), officer("ADMIN", "supervisor"), officer("JCZX", "admin"),
+                      person()):  # fmt: skip
+        with pytest.raises(Problem) as refused:
+            require(principal, "calendar.write")
+        assert refused.value.status == 403
+
+
+def test_refusals_hide_the_case_from_those_who_cannot_read_it():
+    assert decide("case.accept", NONE, ("acceptor",)).status == 404
+    assert decide("case.read", DEPARTMENT_OFFICER, ("counter",)).status == 404
+    assert decide("case.accept", SUPERVISOR, ("acceptor",)).status == 404  # a centre officer without the role
+    wrong_role = decide("case.accept", DEPARTMENT_OFFICER, ("reviewer",))
+    assert (wrong_role.status, wrong_role.type_, wrong_role.rule) == (403, "role-not-allowed", "role")
+    assert decide("case.withdraw", AGENT_OUTSIDE_MANDATE, ()).rule == "mandate_scope"
+
+
+def test_relations_to_a_case():
+    facts = dict(applicant="P", department="SCJGJ", branch_departments=["GAJ"], matter_code="M-1")
+    assert case_relation(person("P"), **facts) == APPLICANT
+    assert case_relation(person("Q"), **facts) == NONE
+    assert case_relation(person("P", actor="A", scopes=("caseflow:M-1",)), **facts) == AGENT
+    assert case_relation(person("P", actor="A", scopes=("caseflow:M-2",)), **facts) == AGENT_OUTSIDE_MANDATE
+    assert case_relation(officer("SCJGJ", "acceptor"), **facts) == DEPARTMENT_OFFICER
+    assert case_relation(officer("GAJ", "decider"), **facts) == BRANCH_OFFICER
+    assert case_relation(officer("SWJ", "decider"), **facts) == NONE
+    assert case_relation(officer("JCZX", "supervisor"), **facts) == SUPERVISOR
+    assert case_relation(officer("ADMIN", "admin"), **facts) == PLATFORM_ADMIN
+
+
+def test_relations_without_a_case():
+    assert own_relation(person()) == APPLICANT
+    assert own_relation(person("E", actor="A", scopes=("*",))) == AGENT
+    assert own_relation(person("E", actor="A", scopes=("licence:read",))) == AGENT_OUTSIDE_MANDATE
+    assert own_relation(person("E", actor="A", scopes=("caseflow:M-1",)), matter_codes=["M-2"]) == AGENT_OUTSIDE_MANDATE
+    assert own_relation(officer("SWJ", "acceptor")) == DEPARTMENT_OFFICER
+    assert own_relation(officer("SUPERVISION", "supervisor")) == SUPERVISOR
