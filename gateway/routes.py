@@ -83,12 +83,16 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/identity/sms-codes", "POST", PUBLIC),
     rule("/api/v1/identity/.well-known/jwks.json", "GET", PUBLIC),
     rule("/api/v1/identity/sandbox/sms", "GET", PUBLIC, environments={"development", "test"}),
+    rule("/api/v1/identity/sandbox/enterprises", "GET", PUBLIC, environments={"development", "test"}),
     rule("/api/v1/identity/sandbox/**", access=DENY),
     # catalog: browsing is public
     rule("/api/v1/catalog/**", "GET", PUBLIC, label="/api/v1/catalog/**"),
     # caseflow
     rule("/api/v1/caseflow/progress/{case_no}", "GET", PUBLIC),
     rule("/api/v1/caseflow/results", "GET", PUBLIC),  # 结果公示, personal data masked
+    # the working-day calendar and due-date previews: front-ends show them before login
+    rule("/api/v1/caseflow/calendar/due", "GET", PUBLIC),
+    rule("/api/v1/caseflow/calendar/{year}", "GET", PUBLIC),
     rule("/api/v1/caseflow/sandbox/notifications", "GET", PUBLIC, environments={"development", "test"}),
     rule("/api/v1/caseflow/sandbox/**", access=DENY),
     rule("/api/v1/caseflow/materials", "POST", max_body_bytes=20 * MIB),  # upload before the case exists

@@ -80,6 +80,7 @@ class CaseApproved(_CaseFields, EventData):
     applicant: str = Field(description="holder of the licence to issue")
     result_licence_type: str | None
     approved_on: date
+    reason: str | None = Field(default=None, description="the decider's reasoning, as on the case's timeline")
 
 
 class CaseDenied(_CaseFields, EventData):

@@ -312,9 +312,8 @@ def _events(case: Case, matter: dict[str, Any], action: str, fields: dict[str, A
 
 
 def _approved(case: Case, fields: dict[str, Any], matter: dict[str, Any], reason: str | None) -> contract.CaseApproved:
-    extra = {"reason": reason} if "reason" in contract.CaseApproved.model_fields else {}  # once the contract has it
-    return contract.CaseApproved(**fields, applicant=case.applicant, approved_on=case.decided_on,
-                                 result_licence_type=(matter.get("result") or {}).get("licence_type"), **extra)  # fmt: skip
+    return contract.CaseApproved(**fields, applicant=case.applicant, approved_on=case.decided_on, reason=reason,
+                                 result_licence_type=(matter.get("result") or {}).get("licence_type"))  # fmt: skip
 
 
 async def officer_action(

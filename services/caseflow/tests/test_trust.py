@@ -236,6 +236,10 @@ async def test_approve_keeps_its_reason(caseflow):
     approved = (await act(caseflow, case, DECIDER, "approve", reason="符合法定条件")).json()
     assert approved["decision_reason"] == "符合法定条件"
     assert approved["timeline"][-1]["detail"]["reason"] == "符合法定条件"
+    from services.caseflow.tests.test_workflow import outbox_payloads
+
+    [event] = await outbox_payloads(caseflow, "approved")
+    assert event["reason"] == "符合法定条件"  # licence and the published result see why
 
 
 # ---- the sandbox page -----------------------------------------------------------------------
