@@ -78,6 +78,13 @@ STRING_VALUES = {
     "fees_paid_yuan": "0",
     "contact_phone": "13955550002",
 }
+# A case's form values: the fields of the default matter's form (SCJGJ-XK-0001, 个体工商户设立登记).
+FORM = {
+    "applicant_name": "钱十",
+    "mobile": "13955550002",
+    "business_scope": "餐饮服务",
+    "address": "山东省德州市德城区1号",
+}
 # A material is an uploaded file or an e-licence, never both: one of each.
 EITHER_OR = ({"blob_id"}, {"licence_id", "licence_version"})
 
@@ -123,7 +130,7 @@ def plausible(schemas: Schemas, schema: dict[str, Any], name: str = "", depth: i
     if kind == "object" or "properties" in schema:
         value = {key: plausible(schemas, sub, key, depth + 1) for key, sub in schema.get("properties", {}).items()}
         if not schema.get("properties") and schema.get("additionalProperties") not in (None, False):
-            value = {"note": "备注", "applicant_name": "钱十"}  # free-form (a case's form values)
+            value = dict(FORM)  # free-form: a case's form values
         return {k: v for k, v in value.items() if v is not None}
     if kind == "array":
         item = plausible(schemas, schema.get("items", {}), name, depth + 1)
