@@ -119,4 +119,8 @@ def test_every_answer_is_documented_and_no_server_error(role, api_schema, caller
         f"{label}:\n" + "\n".join(f"    {title}: {example}" for title, example in found.items())
         for label, found in sorted(failures.items())
     ]
-    assert not failures, f"{len(failures)} of {len(labels)} operations failed as {role}:\n" + "\n".join(report)
+    total = sum(calls.values())
+    assert not failures, (
+        f"{len(failures)} of {len(labels)} operations failed as {role} ({total} calls in {elapsed:.0f} s):\n"
+        + "\n".join(report)
+    )
