@@ -70,8 +70,14 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
     )
 
 
-def _field_name(loc: tuple | list) -> str:
+def _field_name(loc: tuple | list, error: dict[str, Any] | None = None) -> str:
     parts = [str(p) for p in loc]
+    # A tagged union ("method": password | sms | …) reports a bad or missing tag at the union's own
+    # place; the field at fault is the discriminator.
+    if error and error.get("type") in {"union_tag_invalid", "union_tag_not_found"}:
+        discriminator = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
+        if discriminator:
+            parts.append(discriminator)
     return ".".join(parts)
 
 
@@ -158,7 +164,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errors = [
-            {"field": _field_name(e.get("loc", ())), "rule": _rule_of(e), "message": _message_of(e)}
+            {"field": _field_name(e.get("loc", ()), e), "rule": _rule_of(e), "message": _message_of(e)}
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}

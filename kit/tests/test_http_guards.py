@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import pytest
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
 
 from kit.app import ServiceParts, create_service_app
@@ -35,8 +35,25 @@ class Submission(BaseModel):
     form: dict[str, Any] = {}
 
 
+class ByPassword(BaseModel):
+    method: Literal["password"]
+    password: str
+
+
+class BySms(BaseModel):
+    method: Literal["sms"]
+    code: str
+
+
+Login = Annotated[ByPassword | BySms, Field(discriminator="method")]
+
+
 def make_router() -> APIRouter:
     router = APIRouter()
+
+    @router.post("/logins")
+    async def login(body: Login) -> dict:
+        return {"method": body.method}
 
     @router.post("/submissions")
     async def submit(body: Submission) -> dict:
@@ -199,3 +216,10 @@ def test_the_fast_search_refuses_exactly_what_text_problem_refuses():
     for code in range(0x10000):
         char = chr(code)
         assert (UNSAFE_TEXT.search(char) is not None) == (text_problem(char, multiline=True) is not None), hex(code)
+
+
+@pytest.mark.parametrize("body", [{"method": "fax"}, {"password": "x"}])
+async def test_a_bad_or_missing_union_tag_names_the_tag_field(client, body):
+    response = await client.post("/logins", json=body)
+    assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+    assert [e["field"] for e in response.json()["errors"]] == ["body.method"]

@@ -42,8 +42,8 @@ CITIZEN = _valid("37140219880808001")  # 褚十三
 REPRESENTATIVE = _valid("37140219770707001")  # 卫十四, the company's legal representative
 AGENT = _valid("37140219790909001")  # 蒋十五, the agent
 OTHER = _valid("37140219660606001")  # the subject a client pretends to be
-# NOTE: once enterprise binding checks the enterprise registry (issue 9), this company and its
-# legal representative must be the sandbox register's (services/identity/adapters/).
+# The company and its legal representative are in identity's sandbox enterprise register
+# (services/identity/adapters/enterprises.py): only the registered representative can bind it.
 COMPANY = "91371400777770001A"
 
 

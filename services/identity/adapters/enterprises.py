@@ -50,6 +50,8 @@ SANDBOX_REGISTER: tuple[EnterpriseRecord, ...] = (
     EnterpriseRecord("91310115MA1K3BTP2B", "上海某某贸易有限公司", "11010519491231002X", "存续"),
     EnterpriseRecord("92340602MA2PBMEM24", "淮北市相山区某某小吃店", "11010519491231002X", "在业"),
     EnterpriseRecord("91340600MA2PBNE723", "淮北某某建材有限公司", "110105199003070017", "存续"),
+    # 卫十四's company, whose agent's mandate is revoked in tests/e2e/test_trust.py.
+    EnterpriseRecord("91371400777770001A", "德州信任测试有限公司", "371402197707070012", "存续"),
     # Not bindable: a revoked business licence and a cancelled (deregistered) company.
     EnterpriseRecord("9144030071526726XG", "深圳某某电子有限公司", "440524188001010014", "吊销"),
     EnterpriseRecord("91620105L015101280", "兰州某某商贸有限公司", "11010519491231002X", "注销"),
