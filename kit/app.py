@@ -17,6 +17,7 @@ from kit.db import make_engine, make_sessionmaker
 from kit.errors import install_problem_handlers
 from kit.logs import configure_logging
 from kit.observability import install_observability
+from kit.openapi import document_problems
 from kit.outbox import Outbox, OutboxRelay
 from kit.revocation import RevocationFeed, RevocationList, register_revocation_metrics
 from kit.settings import ServiceSettings
@@ -119,4 +120,5 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
     register_revocation_metrics(metrics.registry, revocations, lambda: getattr(app.state, "revocation_feed", None))
     for router in parts.routers:
         app.include_router(router)
+    document_problems(app)
     return app

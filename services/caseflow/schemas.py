@@ -124,18 +124,6 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ProblemOut(BaseModel):
-    """RFC 9457 problem details (application/problem+json); extra members name the rule, state, …"""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[dict[str, str]] | None = None
-
-
 class MatterRef(_Out):
     code: str
     version: int
