@@ -54,7 +54,10 @@ _WRITE_METHODS = {"post", "put", "patch", "delete"}
 
 
 def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 def add_problem_responses(document: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,10 @@ from these (``make contracts``) and a test fails when they drift."""
 
 from __future__ import annotations
 
-from contracts.events import caseflow, catalog, identity
+from contracts.events import caseflow, catalog, identity, licence
 from kit.events import EventData
 
-MODULES = [identity, catalog, caseflow]
+MODULES = [identity, catalog, caseflow, licence]
 
 
 def all_event_models() -> list[type[EventData]]:

@@ -9,7 +9,7 @@ to the recipient); no names, phones or form data otherwise.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +79,13 @@ class CaseApproved(_CaseFields, EventData):
     nats_subject: ClassVar[str] = "caseflow.case.approved"
     applicant: str = Field(description="holder of the licence to issue")
     result_licence_type: str | None
+    applicant_kind: Literal["person", "enterprise"] | None = Field(default=None, description="the holder's kind")
+    applicant_name: str | None = Field(
+        default=None, description="the holder's verified name (only when a licence is the result: it is printed on it)"
+    )
+    form: dict[str, Any] | None = Field(
+        default=None, description="the checked form values (only when a licence is the result: its data come from them)"
+    )
     approved_on: date
     reason: str | None = Field(default=None, description="the decider's reasoning, as on the case's timeline")
 

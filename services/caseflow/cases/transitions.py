@@ -312,8 +312,11 @@ def _events(case: Case, matter: dict[str, Any], action: str, fields: dict[str, A
 
 
 def _approved(case: Case, fields: dict[str, Any], matter: dict[str, Any], reason: str | None) -> contract.CaseApproved:
+    licence_type = (matter.get("result") or {}).get("licence_type")
+    licence = {"applicant_kind": case.applicant_kind, "applicant_name": case.applicant_name,
+               "form": json.loads(case.form)} if licence_type else {}  # fmt: skip
     return contract.CaseApproved(**fields, applicant=case.applicant, approved_on=case.decided_on, reason=reason,
-                                 result_licence_type=(matter.get("result") or {}).get("licence_type"))  # fmt: skip
+                                 result_licence_type=licence_type, **licence)  # fmt: skip
 
 
 async def officer_action(

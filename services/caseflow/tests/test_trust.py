@@ -240,6 +240,10 @@ async def test_approve_keeps_its_reason(caseflow):
 
     [event] = await outbox_payloads(caseflow, "approved")
     assert event["reason"] == "符合法定条件"  # licence and the published result see why
+    # The result is a licence (business_licence): licence prints the verified holder and the form's data.
+    assert event["result_licence_type"] == "business_licence"
+    assert (event["applicant_kind"], event["applicant_name"]) == ("person", approved["applicant"]["name"])
+    assert event["applicant_name"] and event["form"] == approved["form"] and event["form"]
 
 
 # ---- the sandbox page -----------------------------------------------------------------------
