@@ -42,25 +42,26 @@ class LicenceIssued(_LicenceFields, EventData):
     source: Literal["case", "officer", "import"]
 
 
-class LicenceSuspended(_LicenceFields, EventData):
+class _OfficerStep(_LicenceFields):
+    """A step an issuing department's officer takes, with the reason the holder is told."""
+
+    reason: str = Field(max_length=500)
+    actor: str = Field(description="officer login")
+
+
+class LicenceSuspended(_OfficerStep, EventData):
     event_type: ClassVar[str] = "yiwang.licence.licence.suspended.v1"
     nats_subject: ClassVar[str] = "licence.licence.suspended"
-    reason: str = Field(max_length=500)
-    actor: str = Field(description="officer login")
 
 
-class LicenceReinstated(_LicenceFields, EventData):
+class LicenceReinstated(_OfficerStep, EventData):
     event_type: ClassVar[str] = "yiwang.licence.licence.reinstated.v1"
     nats_subject: ClassVar[str] = "licence.licence.reinstated"
-    reason: str = Field(max_length=500)
-    actor: str = Field(description="officer login")
 
 
-class LicenceRevoked(_LicenceFields, EventData):
+class LicenceRevoked(_OfficerStep, EventData):
     event_type: ClassVar[str] = "yiwang.licence.licence.revoked.v1"
     nats_subject: ClassVar[str] = "licence.licence.revoked"
-    reason: str = Field(max_length=500)
-    actor: str = Field(description="officer login")
 
 
 class LicenceExpired(_LicenceFields, EventData):
