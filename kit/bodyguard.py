@@ -73,13 +73,22 @@ def _field(path: tuple | None) -> str:
     return ".".join(["body", *reversed(parts)])
 
 
-def too_deep_problem(max_depth: int) -> Problem:
+DEEP_PATH_PARTS = 4  # a too-deep field is named by its first few parts: enough to find it, not 33 levels of it
+
+
+def too_deep_problem(max_depth: int, path: tuple | None = None) -> Problem:
+    """400 for nesting past ``max_depth``, naming the field it starts under (``body`` when the
+    parser itself gave up, before any path was known)."""
+    field = "body"
+    if path is not None:
+        full = _field(path).split(".")
+        field = ".".join(full[: DEEP_PATH_PARTS + 1]) + (".…" if len(full) > DEEP_PATH_PARTS + 1 else "")
     return Problem(
         400,
         "json-too-deep",
         "JSON nested too deep",
         f"the body nests objects and arrays deeper than {max_depth} levels",
-        errors=[{"field": "body", "rule": "max_depth", "message": f"at most {max_depth} levels of nesting"}],
+        errors=[{"field": field, "rule": "max_depth", "message": f"at most {max_depth} levels of nesting"}],
         max_depth=max_depth,
     )
 
@@ -95,7 +104,7 @@ def check_json(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Problem | None
         kind = type(node)
         if kind is dict:
             if depth >= max_depth:
-                return too_deep_problem(max_depth)
+                return too_deep_problem(max_depth, path)
             for key, item in node.items():
                 if unsafe(key):
                     rule, message = text_problem(key, multiline=True) or ("unsafe_text", "unsafe text")
@@ -112,7 +121,7 @@ def check_json(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Problem | None
                 errors.append({"field": _field(path), "rule": problem[0], "message": problem[1]})
         elif kind is list:
             if depth >= max_depth:
-                return too_deep_problem(max_depth)
+                return too_deep_problem(max_depth, path)
             for index, item in enumerate(node):
                 item_kind = type(item)
                 if item_kind is str:
