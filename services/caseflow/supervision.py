@@ -23,7 +23,7 @@ from kit.errors import Problem
 from kit.events import envelope
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
-from services.caseflow.cases import SOURCE, Context, _insert, apply_action, recompute_provisional
+from services.caseflow.cases import Context, _insert, apply_action, recompute_provisional
 from services.caseflow.domain import access, states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
@@ -148,7 +148,7 @@ async def _record_warnings(
                 case_no=case.case_no, department=department, step=step, level=each, due=deadline.due,
                 raised_at=ctx.current_time(),
             )  # fmt: skip
-            await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+            await outbox.add(session, envelope(event, subject=case.case_no))
     return raised
 
 

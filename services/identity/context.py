@@ -47,4 +47,4 @@ def now() -> datetime:
 
 async def publish(session, data: EventData, *, subject: str) -> None:
     """Write an identity event into the outbox, in the caller's transaction."""
-    await outbox.add(session, envelope(data, source="/yiwang/identity", subject=subject))
+    await outbox.add(session, envelope(data, subject=subject))
