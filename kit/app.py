@@ -91,6 +91,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title=parts.title, lifespan=lifespan, version="1")
+    app.state.settings = settings  # what kit dependencies read (kit.pagination, kit.deps)
     install_problem_handlers(app)
     # Inside the request-context middleware (added below, so outermost): refusals carry the request id.
     app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)

@@ -54,10 +54,32 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
 
-def envelope(data: EventData, *, source: str, subject: str | None = None, traceparent: str | None = None) -> CloudEvent:
-    """Wrap a contract payload in a CloudEvent; ``subject`` is the entity it is about."""
+def event_source(service: str) -> str:
+    """The CloudEvents ``source`` of everything ``service`` publishes: ``/yiwang/<service>``.
+
+    One spelling for every service (a URI reference, as CloudEvents asks), so a consumer or an
+    operator reading the dead-letter stream can tell the publisher from the envelope alone.
+    """
+    if not service or "/" in service or "." in service:
+        raise ValueError(f"not a service name: {service!r}")
+    return f"/yiwang/{service}"
+
+
+def publisher_of(event_type: str) -> str:
+    """``yiwang.identity.person.registered.v1`` → ``identity``: the service the type belongs to."""
+    return nats_subject_for(event_type).split(".", 1)[0]
+
+
+def envelope(
+    data: EventData, *, subject: str | None = None, source: str | None = None, traceparent: str | None = None
+) -> CloudEvent:
+    """Wrap a contract payload in a CloudEvent; ``subject`` is the entity it is about.
+
+    ``source`` defaults to :func:`event_source` of the service the event type belongs to; only tests
+    that pose as another publisher pass their own.
+    """
     return CloudEvent(
-        source=source,
+        source=source or event_source(publisher_of(data.event_type)),
         type=data.event_type,
         subject=subject,
         traceparent=traceparent or new_traceparent(),

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kit.db import async_database_url
+from kit.pagination import DEFAULT_PAGE_SIZE
 
 DATA_DIR = Path(".data")
 
@@ -38,6 +39,9 @@ class ServiceSettings(BaseSettings):
     # only when the deployment says it is a sandbox. Off by default; `make run` and the tests turn
     # it on (platform.toml [env] SANDBOX), the compose deployment never does.
     sandbox: bool = False
+    # List endpoints (kit.pagination): a larger page_size is a 422 naming query.page_size. Never
+    # below the default page (20), or a request without page_size would be refused.
+    max_page_size: int = Field(default=100, ge=DEFAULT_PAGE_SIZE, le=1000)
     # JSON request bodies nested deeper than this are refused (400) before any route parses them.
     json_max_depth: int = Field(default=32, ge=2, le=500)
     # Revocations (identity.tokens.revoked) are read back this far on start and on every

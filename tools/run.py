@@ -23,62 +23,23 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.natsd import NatsServer, free_port, port_open
+from tools.platform import Platform, Service, load
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 10.0
 
 
-@dataclass
-class Entry:
-    """One [[service]] block of platform.toml."""
-
-    name: str
-    app: str
-    port: int
-    env_prefix: str
-    migrate: bool = False
-    seed: str = ""
-    # Gateway areas routed here: a list of names, or {area = "/path prefix"} when an area maps
-    # to a sub-path of the service (the gateway's "departments" → caseflow's /departments).
-    areas: list[str] | dict[str, str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    common_env: bool = True
-    ready_path: str = "/readyz"
-
-    @property
-    def module(self) -> str:
-        return self.app.split(":", 1)[0]
-
-    @property
-    def package(self) -> str:
-        return self.module.rsplit(".", 1)[0]
-
-
-@dataclass
-class Config:
-    nats_port: int
-    common_env: dict[str, str]
-    entries: list[Entry]
-
-
-def load_config(path: Path) -> Config:
+def load_config(path: Path) -> Platform:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        entries = [Entry(**block) for block in raw.get("service", [])]
-    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
-        raise SystemExit(f"{path}: {exc}") from None
-    names = [entry.name for entry in entries]
-    if len(set(names)) != len(names):
-        raise SystemExit(f"{path}: duplicate service names in {names}")
-    return Config(int(raw.get("nats", {}).get("port", 4222)), dict(raw.get("env", {})), entries)
+        return load(path)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def module_available(dotted: str) -> bool:
@@ -122,7 +83,7 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 class Runner:
-    def __init__(self, config: Config, data_dir: Path, any_port: bool, ready_timeout: float) -> None:
+    def __init__(self, config: Platform, data_dir: Path, any_port: bool, ready_timeout: float) -> None:
         self.config = config
         self.data_dir = data_dir
         self.logs = data_dir / "logs"
@@ -130,7 +91,7 @@ class Runner:
         self.ready_timeout = ready_timeout
         self.nats: NatsServer | None = None
         self.nats_url = ""
-        self.children: list[tuple[Entry, subprocess.Popen]] = []
+        self.children: list[tuple[Service, subprocess.Popen]] = []
         self.rows: list[tuple[str, str, str, str, str]] = []  # name, url, pid, log, note
         self.taken: set[int] = set()
 
@@ -155,7 +116,7 @@ class Runner:
         self.rows.append(("nats", self.nats_url, str(self.nats.process.pid), self.rel(log), note))
 
     # -- services -----------------------------------------------------------------------------
-    def plan(self) -> list[tuple[Entry, int]]:
+    def plan(self) -> list[tuple[Service, int]]:
         """Which entries run and on which port; skipped ones are reported, not fatal."""
         planned = []
         for entry in self.config.entries:
@@ -166,7 +127,7 @@ class Runner:
             planned.append((entry, pick_port(entry.port, self.taken, self.any_port)))
         return planned
 
-    def env_for(self, entry: Entry, port: int, urls: dict[str, str], upstreams: str) -> dict[str, str]:
+    def env_for(self, entry: Service, port: int, urls: dict[str, str], upstreams: str) -> dict[str, str]:
         values = {
             "nats_url": self.nats_url,
             "data_dir": str(self.data_dir),
@@ -185,7 +146,7 @@ class Runner:
                 raise Failure(f"{entry.name}: env {key} refers to unknown {exc}") from None
         return env
 
-    def run_step(self, entry: Entry, what: str, args: list[str], env: dict[str, str]) -> None:
+    def run_step(self, entry: Service, what: str, args: list[str], env: dict[str, str]) -> None:
         log = self.logs / f"{entry.name}.log"
         with open(log, "ab") as out:
             out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {what} ====\n".encode())
@@ -195,7 +156,7 @@ class Runner:
             raise Failure(f"{entry.name}: {what} failed (exit {result.returncode}); log {self.rel(log)}:\n{tail(log)}")
         print(f"  {entry.name}: {what} ok", flush=True)
 
-    def start_service(self, entry: Entry, port: int, env: dict[str, str]) -> None:
+    def start_service(self, entry: Service, port: int, env: dict[str, str]) -> None:
         log = self.logs / f"{entry.name}.log"
         args = [
             sys.executable,
@@ -222,7 +183,7 @@ class Runner:
         note = "" if port == entry.port else f"{entry.port} busy" if not self.any_port else "free port"
         self.rows.append((entry.name, url, str(process.pid), self.rel(log), note))
 
-    def wait_ready(self, entry: Entry, process: subprocess.Popen, url: str, log: Path) -> None:
+    def wait_ready(self, entry: Service, process: subprocess.Popen, url: str, log: Path) -> None:
         deadline = time.monotonic() + self.ready_timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -252,8 +213,7 @@ class Runner:
         urls.update({entry.name: f"http://{HOST}:{port}" for entry, port in planned})
         routes = {}
         for entry, _ in planned:
-            areas = entry.areas if isinstance(entry.areas, dict) else dict.fromkeys(entry.areas, "")
-            routes.update({area: urls[entry.name] + suffix for area, suffix in areas.items()})
+            routes.update({area: urls[entry.name] + suffix for area, suffix in entry.area_routes().items()})
         upstreams = json.dumps(routes, separators=(",", ":"))
         for entry, port in planned:
             env = self.env_for(entry, port, urls, upstreams)

@@ -8,27 +8,19 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 import pytest
 import uvicorn
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from jwt.algorithms import OKPAlgorithm
 
 from gateway.main import Gateway
 from gateway.settings import GatewaySettings, Partner
 from kit.natsd import free_port
-
-ISSUER = "yiwang-identity"
-AUDIENCE = "yiwang"
-PERSON_ID = "11010519491231002X"
+from kit.testing import AUDIENCE, ISSUER, PERSON_ID, TokenSigner  # noqa: F401 - re-exported to the tests
 
 
 def b64url(data: bytes) -> str:
@@ -36,34 +28,12 @@ def b64url(data: bytes) -> str:
 
 
 @dataclass
-class SigningKey:
-    kid: str
-    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+class SigningKey(TokenSigner):
+    """The kit's test signer; the gateway's tokens also carry a session id (revocations name it)."""
 
-    def jwk(self) -> dict[str, Any]:
-        data = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
-        data.update(kid=self.kid, use="sig", alg="EdDSA")
-        return data
-
-    def public_raw(self) -> bytes:
-        return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-    def token(self, **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": PERSON_ID,
-            "kind": "person",
-            "lvl": 2,
-            "sid": "s-1",
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + 600,
-        }
-        claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(claims, self.private, algorithm="EdDSA", headers={"kid": self.kid})
+    defaults: dict[str, Any] = field(
+        default_factory=lambda: {"sub": PERSON_ID, "kind": "person", "lvl": 2, "sid": "s-1"}
+    )
 
 
 def unsigned_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"") -> str:

@@ -117,7 +117,7 @@ def revocation_event(**fields) -> bytes:
         until=fields.pop("until", now + timedelta(seconds=600)),
         **fields,
     )
-    return envelope(data, source="/yiwang/identity", subject=data.session_id or data.subject).model_dump_json().encode()
+    return envelope(data, subject=data.session_id or data.subject).model_dump_json().encode()
 
 
 async def publish_on_identity_stream(url: str, payload: bytes, *, create: bool = True) -> None:

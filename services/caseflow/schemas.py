@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kit.errors import RuleViolation
+from kit.pagination import Page
 from kit.text import Line, Name, Reason, Text
 
 INT32 = 2**31 - 1
@@ -219,11 +220,8 @@ class CaseDetail(CaseSummary):
     query_code: str | None = Field(default=None, description="the applicant's only (for the public progress page)")
 
 
-class CaseList(_Out):
-    total: int
-    page: int
-    page_size: int
-    items: list[CaseSummary]
+class CaseList(Page[CaseSummary]):
+    """A page of cases (kit.pagination's shape)."""
 
 
 class Worklist(CaseList):
@@ -263,11 +261,8 @@ class PublishedResult(_Out):
     decided_on: date | None
 
 
-class PublishedResults(_Out):
-    total: int
-    page: int
-    page_size: int
-    items: list[PublishedResult]
+class PublishedResults(Page[PublishedResult]):
+    """A page of published grant decisions (kit.pagination's shape)."""
 
 
 class SandboxMessage(_Out):

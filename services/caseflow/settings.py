@@ -14,7 +14,6 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CASEFLOW_", extra="ignore")
 
     service_name: str = "caseflow"
-    max_page_size: int = Field(default=100, ge=1, le=1000)
     # Case numbers start with the matter's division, or this one when the matter names none.
     default_division: str = Field(default="320800", pattern=r"^\d{6}$")
     # Case numbers are reserved from the database this many at a time per process (see case_numbers).

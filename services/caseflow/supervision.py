@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.events import caseflow as contract
 from kit.errors import Problem
 from kit.events import envelope
+from kit.pagination import PageQuery
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
-from services.caseflow.cases import SOURCE, Context, _insert, apply_action, recompute_provisional
+from services.caseflow.cases import Context, _insert, apply_action, recompute_provisional
 from services.caseflow.domain import access, states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
@@ -148,7 +149,7 @@ async def _record_warnings(
                 case_no=case.case_no, department=department, step=step, level=each, due=deadline.due,
                 raised_at=ctx.current_time(),
             )  # fmt: skip
-            await outbox.add(session, envelope(event, source=SOURCE, subject=case.case_no))
+            await outbox.add(session, envelope(event, subject=case.case_no))
     return raised
 
 
@@ -246,7 +247,7 @@ def _scope(principal) -> str | None:
 
 
 async def list_warnings(
-    session: AsyncSession, principal, *, department: str | None, level: str | None, page: int, page_size: int
+    session: AsyncSession, principal, *, department: str | None, level: str | None, pages: PageQuery
 ) -> dict[str, Any]:
     scope = _scope(principal)
     query = select(SupervisionWarning)
@@ -258,15 +259,11 @@ async def list_warnings(
         query = query.where(SupervisionWarning.level == level)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = (
-        await session.execute(
-            query.order_by(SupervisionWarning.id.desc()).offset((page - 1) * page_size).limit(page_size)
-        )
+        await session.execute(query.order_by(SupervisionWarning.id.desc()).offset(pages.offset).limit(pages.limit))
     ).scalars()
-    return {
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "items": [
+    return pages.answer(
+        total,
+        [
             {
                 "case_no": w.case_no,
                 "department": w.department,
@@ -278,7 +275,7 @@ async def list_warnings(
             }  # fmt: skip
             for w in rows
         ],
-    }
+    )
 
 
 def _new_entry(department: str) -> dict[str, Any]:

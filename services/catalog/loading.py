@@ -15,7 +15,6 @@ from kit.auth import Principal
 from kit.events import envelope
 from services.catalog import matters
 from services.catalog.domain.guide import Guide
-from services.catalog.matters import SOURCE
 from services.catalog.models import Bundle, Department, Division, MatterIndex, MatterVersion, outbox
 
 # The seed acts as the platform administrator (identity's ADMIN department).
@@ -65,7 +64,7 @@ async def upsert_bundles(session: AsyncSession, bundles: list[dict[str, Any]]) -
             )
             event = BundlePublished(code=values["code"], name=values["name"], description=values.get("description", ""),
                                     matter_codes=values["matter_codes"], published_at=now)  # fmt: skip
-            await outbox.add(session, envelope(event, source=SOURCE, subject=values["code"]))
+            await outbox.add(session, envelope(event, subject=values["code"]))
     await session.flush()
 
 

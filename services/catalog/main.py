@@ -33,7 +33,6 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
     settings = settings or Settings()
 
     async def start(app: FastAPI) -> None:
-        app.state.catalog_settings = settings
         # PostgreSQL reads run in autocommit: one round trip per query, no BEGIN/COMMIT around a
         # SELECT. (pysqlite opens no transaction for a SELECT anyway, and switching the isolation
         # level costs aiosqlite a hop to its thread on every checkout.)

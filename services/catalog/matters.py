@@ -30,8 +30,6 @@ from services.catalog.domain.search_text import (
 from services.catalog.domain.themes import unknown_themes
 from services.catalog.models import CatalogRevision, Department, MatterIndex, MatterVersion, outbox
 
-SOURCE = "yiwang/catalog"
-
 
 def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"{what} does not exist")
@@ -230,7 +228,7 @@ async def publish(
     await session.execute(delete(MatterIndex).where(MatterIndex.code == code))
     session.add(MatterIndex(**index_row(guide, row.version)))
     await bump_revision(session)
-    await outbox.add(session, envelope(published_event(row, guide), source=SOURCE, subject=code))
+    await outbox.add(session, envelope(published_event(row, guide), subject=code))
     await session.flush()
     return row
 
@@ -251,7 +249,7 @@ async def retire(session: AsyncSession, *, code: str, principal: Principal) -> M
     event = MatterRetired(
         code=code, version=row.version, department=row.department, retired_at=now, retired_by=actor_of(principal)
     )
-    await outbox.add(session, envelope(event, source=SOURCE, subject=code))
+    await outbox.add(session, envelope(event, subject=code))
     await session.flush()
     return row
 

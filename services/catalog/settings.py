@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -12,6 +11,5 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
 
     service_name: str = "catalog"
-    max_page_size: int = Field(default=100, ge=1, le=1000)
     # Serve searches from the in-process index (see search_index); off = the same query in SQL.
     search_index: bool = True

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends
 
+from kit.deps import from_app_state
 from kit.events import EventData, envelope
 from services.identity.adapters import Adapters
 from services.identity.domain.lockout import LockoutPolicy
@@ -37,8 +39,9 @@ class Identity:
         return timedelta(seconds=self.settings.access_token_ttl_seconds)
 
 
-def identity_of(request: Request) -> Identity:
-    return request.app.state.identity
+# What identity's handlers reach with ``identity_of(request)`` or ``context: IdentityContext``.
+identity_of = from_app_state("identity", Identity)
+IdentityContext = Annotated[Identity, Depends(identity_of)]
 
 
 def now() -> datetime:
@@ -47,4 +50,4 @@ def now() -> datetime:
 
 async def publish(session, data: EventData, *, subject: str) -> None:
     """Write an identity event into the outbox, in the caller's transaction."""
-    await outbox.add(session, envelope(data, source="/yiwang/identity", subject=subject))
+    await outbox.add(session, envelope(data, subject=subject))

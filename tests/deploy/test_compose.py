@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from kit.natsd import NatsServer, free_port, nats_server_binary
+from tools.platform import services as platform_services
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -203,12 +204,11 @@ def test_gateway_waits_for_every_service_and_routes_to_them():
 
 def test_compose_and_platform_toml_list_the_same_services():
     """make run and compose must not drift: same services, same ports, same app factories."""
-    platform = tomllib.loads((REPO / "platform.toml").read_text(encoding="utf-8"))
-    existing = {entry["name"]: entry for entry in platform["service"] if module_exists(entry["app"].split(":")[0])}
+    existing = {entry.name: entry for entry in platform_services() if module_exists(entry.module)}
     assert set(existing) == set(long_running_apps())
     for name, entry in existing.items():
-        assert entry["app"] in SERVICES[name]["command"], name
-        assert command_port(name) == entry["port"], name
+        assert entry.app in SERVICES[name]["command"], name
+        assert command_port(name) == entry.port, name
     for name in app_services():
         if name.startswith("migrate-"):
             assert name.removeprefix("migrate-") in existing, f"{name} migrates a service that is not there"

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
-from kit.deps import Caller, DbSession
+from kit.deps import Caller, DbSession, from_app_state
 from kit.errors import Problem
+from kit.pagination import Page, Pagination
 from services.caseflow import blobs, calendars, cases, notifications, supervision
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
 from services.caseflow.cases import branch_actions, common, evaluations, materials, reading, submission, transitions
@@ -45,16 +46,8 @@ States = Literal[
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,100}$"  # visible ASCII: what a client generates (a UUID, say)
 
 
-def context(request: Request) -> cases.Context:
-    return request.app.state.caseflow
-
-
-def _page_size(request: Request, page_size: int) -> int:
-    limit = context(request).settings.max_page_size
-    if page_size > limit:
-        raise Problem(422, "validation", "Request is not valid", f"page_size: at most {limit}",
-                      errors=[{"field": "query.page_size", "rule": "max", "message": f"at most {limit}"}])  # fmt: skip
-    return page_size
+# caseflow's start-up context (settings, case numbers, clock), as every handler reaches it.
+context = from_app_state("caseflow", cases.Context)
 
 
 def _with_etag(response: Response, case) -> None:
@@ -65,10 +58,6 @@ async def _answer(session, response: Response, case, caller) -> dict[str, Any]:
     """The case as its caller may see it, with its version as the ETag for the next If-Match."""
     _with_etag(response, case)
     return await reading.detail_out(session, case, caller)
-
-
-Page = Annotated[int, Query(ge=1, le=10_000)]
-PageSize = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.post("/cases", status_code=201, tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
@@ -107,11 +96,10 @@ async def submit_case(
 
 @router.get("/cases", tags=["cases"], response_model=CaseList)
 async def my_cases(
-    request: Request, session: DbSession, caller: Caller, state: States | None = None, page: Page = 1,
-    page_size: PageSize = 20,
-) -> dict[str, Any]:  # fmt: skip
+    session: DbSession, caller: Caller, pages: Pagination, state: States | None = None
+) -> dict[str, Any]:
     """The caller's cases (an agent: those its mandate covers), newest first."""
-    return await reading.my_cases(session, caller, state=state, page=page, page_size=_page_size(request, page_size))
+    return await reading.my_cases(session, caller, state=state, pages=pages)
 
 
 @router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
@@ -219,37 +207,32 @@ async def worklist(
     request: Request,
     session: DbSession,
     caller: Caller,
+    pages: Pagination,
     state: States | None = None,
     matter_code: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool = False,
     due_before: date | None = None,
-    page: Page = 1,
-    page_size: PageSize = 20,
 ) -> dict[str, Any]:
     """The cases the officer's roles act on in its department (and its pending branches)."""
     return await reading.worklist(
         session, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
-        page=page, page_size=_page_size(request, page_size),
+        pages=pages,
     )  # fmt: skip
 
 
 DEPARTMENT_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a NUL or a surrogate is a 422, never a query
 
 
-@router.get("/supervision/warnings", tags=["supervision"])
+@router.get("/supervision/warnings", tags=["supervision"], response_model=Page[dict[str, Any]])
 async def supervision_warnings(
-    request: Request,
     session: DbSession,
     caller: Caller,
+    pages: Pagination,
     department: Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)] = None,
     level: Literal["yellow", "red", "anomaly"] | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1)] = 20,
 ) -> dict[str, Any]:
-    return await supervision.list_warnings(
-        session, caller, department=department, level=level, page=page, page_size=_page_size(request, page_size)
-    )
+    return await supervision.list_warnings(session, caller, department=department, level=level, pages=pages)
 
 
 @router.get("/supervision/stats", tags=["supervision"])
@@ -263,8 +246,11 @@ async def supervision_stats(
 
 @router.put("/calendar/overrides/{year}", tags=["calendar"])
 async def load_calendar_year(
-    year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)], body: OverridesIn, request: Request,
-    session: DbSession, caller: Caller,
+    year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)],
+    body: OverridesIn,
+    request: Request,
+    session: DbSession,
+    caller: Caller,
 ) -> dict[str, Any]:
     """The platform administrator loads a year's official calendar (platform-wide: every department's
     deadlines count in it); provisional deadlines are recomputed at once."""
@@ -302,16 +288,12 @@ async def evaluate(case_no: CaseNo, body: EvaluationIn, request: Request, sessio
 
 @router.get("/results", tags=["public"], response_model=PublishedResults)
 async def published_results(
-    request: Request,
     session: DbSession,
+    pages: Pagination,
     matter_code: Annotated[str | None, Query(max_length=64)] = None,
-    page: Page = 1,
-    page_size: PageSize = 20,
 ) -> dict[str, Any]:
     """结果公示 (Art. 40): grant decisions with the applicant's name masked."""
-    return await evaluations.published_results(
-        session, matter_code=matter_code, page=page, page_size=_page_size(request, page_size)
-    )
+    return await evaluations.published_results(session, matter_code=matter_code, pages=pages)
 
 
 # Only on a sandbox deployment (settings.sandbox): main.py leaves it out otherwise.

@@ -16,7 +16,7 @@ The names below are what modules outside this package used from the former ``cas
 """
 
 from services.caseflow.cases.access import can_see_all, visible_case
-from services.caseflow.cases.common import SOURCE, Context, _insert, record_anomaly
+from services.caseflow.cases.common import Context, _insert, record_anomaly
 from services.caseflow.cases.transitions import (
     apply_action,
     complete_by_event,
@@ -25,7 +25,6 @@ from services.caseflow.cases.transitions import (
 )
 
 __all__ = [
-    "SOURCE",
     "Context",
     "_insert",
     "apply_action",

@@ -24,8 +24,6 @@ from services.caseflow.matters import get_matter
 from services.caseflow.models import Case, CasePause, SupervisionWarning, outbox
 from services.caseflow.settings import Settings
 
-SOURCE = "yiwang.caseflow"
-
 
 @dataclass
 class Context:
@@ -88,7 +86,7 @@ async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, cas
 
 
 async def add_event(session: AsyncSession, case: Case, data: Any) -> None:
-    await outbox.add(session, envelope(data, source=SOURCE, subject=case.case_no))
+    await outbox.add(session, envelope(data, subject=case.case_no))
 
 
 def base_fields(case: Case, actor: str, at: datetime) -> dict[str, Any]:
@@ -125,7 +123,7 @@ async def record_anomaly(session: AsyncSession, *, case_id: int, case_no: str, d
         event = contract.SupervisionWarning(
             case_no=case_no, department=department, step=step, level="anomaly", due=None, raised_at=at
         )
-        await outbox.add(session, envelope(event, source=SOURCE, subject=case_no))
+        await outbox.add(session, envelope(event, subject=case_no))
         return True
     return False
 

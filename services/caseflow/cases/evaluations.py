@@ -11,6 +11,7 @@ from contracts.events import caseflow as contract
 from kit.auth import Principal
 from kit.errors import Problem
 from kit.masking import mask_name
+from kit.pagination import PageQuery
 from services.caseflow import calendars
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import Context, add_event
@@ -63,7 +64,7 @@ def evaluation_out(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
-async def published_results(session: AsyncSession, *, matter_code: str | None, page: int, page_size: int) -> dict:
+async def published_results(session: AsyncSession, *, matter_code: str | None, pages: PageQuery) -> dict:
     """Grant decisions, public (Art. 40); the applicant's (verified) name masked, nothing else personal."""
     query = select(Case).where(Case.state.in_(("approved", "delivering", "completed")))
     if matter_code:
@@ -71,14 +72,12 @@ async def published_results(session: AsyncSession, *, matter_code: str | None, p
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = (
         await session.execute(
-            query.order_by(Case.decided_on.desc(), Case.id.desc()).offset((page - 1) * page_size).limit(page_size)
+            query.order_by(Case.decided_on.desc(), Case.id.desc()).offset(pages.offset).limit(pages.limit)
         )
     ).scalars()
-    return {
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "items": [
+    return pages.answer(
+        total,
+        [
             {
                 "case_no": c.case_no,
                 "matter": c.matter_name,
@@ -89,4 +88,4 @@ async def published_results(session: AsyncSession, *, matter_code: str | None, p
             }  # fmt: skip
             for c in rows
         ],
-    }
+    )

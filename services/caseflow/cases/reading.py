@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from kit.auth import Principal
 from kit.masking import mask_name
+from kit.pagination import PageQuery
 from services.caseflow.branches import branch_out, branches_of
 from services.caseflow.cases import query_codes
 from services.caseflow.cases.access import relation_to
@@ -176,17 +177,15 @@ def _mine(principal: Principal):
     return query
 
 
-async def my_cases(session: AsyncSession, principal: Principal, *, state: str | None, page: int, page_size: int):
+async def my_cases(session: AsyncSession, principal: Principal, *, state: str | None, pages: PageQuery):
     """The caller's cases, newest first (``case.list_mine``)."""
     access.require(principal, "case.list_mine")
     query = _mine(principal)
     if state:
         query = query.where(Case.state == state)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (
-        await session.execute(query.order_by(Case.id.desc()).offset((page - 1) * page_size).limit(page_size))
-    ).scalars()
-    return {"total": total, "page": page, "page_size": page_size, "items": [summary_out(c) for c in rows]}
+    rows = (await session.execute(query.order_by(Case.id.desc()).offset(pages.offset).limit(pages.limit))).scalars()
+    return pages.answer(total, [summary_out(c) for c in rows])
 
 
 # States each role works on (the worklist).
@@ -208,8 +207,7 @@ async def worklist(
     matter_code: str | None,
     overdue_on: date | None,
     due_before: date | None,
-    page: int,
-    page_size: int,
+    pages: PageQuery,
 ) -> dict[str, Any]:
     """The officer's department's cases their roles act on, nearest deadline first."""
     relation = access.require(principal, "worklist.read")
@@ -237,11 +235,7 @@ async def worklist(
     capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
     total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
     ordered = query.order_by(Case.due_on.asc().nulls_last(), Case.id)
-    rows = (await session.execute(ordered.offset((page - 1) * page_size).limit(page_size))).scalars()
-    return {
-        "total": min(total, WORKLIST_COUNT_CAP),
-        "total_capped": total > WORKLIST_COUNT_CAP,
-        "page": page,
-        "page_size": page_size,
-        "items": [summary_out(c) for c in rows],
-    }
+    rows = (await session.execute(ordered.offset(pages.offset).limit(pages.limit))).scalars()
+    return pages.answer(
+        min(total, WORKLIST_COUNT_CAP), [summary_out(c) for c in rows], total_capped=total > WORKLIST_COUNT_CAP
+    )

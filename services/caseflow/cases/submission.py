@@ -17,7 +17,7 @@ from kit.errors import Problem, field_problem
 from kit.events import envelope
 from kit.text import text_problem
 from services.caseflow import calendars, notifications, steps
-from services.caseflow.cases.common import SOURCE, Context, base_fields, dumps, set_clocks
+from services.caseflow.cases.common import Context, base_fields, dumps, set_clocks
 from services.caseflow.domain import access
 from services.caseflow.domain.application import GivenMaterial, check_applicant, material_errors, offers_ems
 from services.caseflow.domain.bundles import bundle_matter
@@ -211,7 +211,7 @@ async def submit(
         steps.line(case, now, "submit", actor_of(principal), None, "submitted",
                    dumps({"materials": len(valid.materials)})),
         message=notifications.message(case, "submit", {}, now),
-        events=[envelope(submitted, source=SOURCE, subject=case.case_no)],
+        events=[envelope(submitted, subject=case.case_no)],
     )  # fmt: skip
     if await steps.insert_case(session, case, step) is None:
         # The key was claimed first: a retry, or a concurrent duplicate that committed first.

@@ -19,7 +19,6 @@ from kit.events import envelope
 from services.caseflow import branches, calendars, notifications, steps
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import (
-    SOURCE,
     Context,
     base_fields,
     dumps,
@@ -166,7 +165,7 @@ async def _apply_action(
     step = steps.Step(
         steps.line(case, now, action, actor, old_state, new_state, dumps(detail)),
         message=notifications.message(case, action, detail, now),
-        events=[envelope(data, source=SOURCE, subject=case.case_no) for data in events],
+        events=[envelope(data, subject=case.case_no) for data in events],
     )
     await steps.move(session, case, step)  # UPDATE … WHERE version = :loaded: a concurrent winner → 409
     if anomaly:

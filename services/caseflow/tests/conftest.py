@@ -6,37 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from contracts.events.catalog import MatterPublished
-from kit.auth import public_keys_from_jwks
 from kit.migrate import upgrade
+from kit.testing import TokenSigner, bearer
 from services.caseflow import matters
 from services.caseflow.main import create_app
 from services.caseflow.settings import Settings
 
-PRIVATE_KEY = Ed25519PrivateKey.generate()
-_JWK = json.loads(OKPAlgorithm.to_jwk(PRIVATE_KEY.public_key()))
-_JWK["kid"] = "test-key"
+SIGNER = TokenSigner()
+fetch_keys = SIGNER.fetch_keys
 CHINA = timezone(timedelta(hours=8))
 ZHANG_SAN = "11010519491231002X"
 LI_SI = "110105194912310037"
 COMPANY = "91350100M000100Y43"
-_jti = itertools.count()
-
-
-async def fetch_keys():
-    return public_keys_from_jwks({"keys": [_JWK]})
-
 
 # Verified names as identity puts them in tokens (ADR 0002 amendment).
 NAMES = {ZHANG_SAN: "张三", LI_SI: "李四", COMPANY: "淮安某某餐饮有限公司"}
@@ -48,27 +37,15 @@ def token(subject: str, *, kind: str = "person", level: int = 2, actor: str | No
           name: Any = _DEFAULT, actor_name: Any = _DEFAULT) -> str:  # fmt: skip
     """A token as identity signs it; ``name``/``actor_name`` default to the subject's verified name
     (``None``: a token from before names, without the claim)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": subject, "kind": kind, "lvl": level, "iss": "yiwang-identity", "aud": "yiwang",
-        "iat": now, "exp": now + 600, "jti": f"t{next(_jti)}",
-    }  # fmt: skip
-    name = NAMES.get(subject) if name is _DEFAULT else name
-    if name is not None:
-        claims["name"] = name
+    claims: dict[str, Any] = {"sub": subject, "kind": kind, "lvl": level, "scope": scope}
+    claims["name"] = NAMES.get(subject) if name is _DEFAULT else name
     if actor:
         actor_name = NAMES.get(actor) if actor_name is _DEFAULT else actor_name
         claims["act"] = {"sub": actor, **({"name": actor_name} if actor_name is not None else {})}
-    if scope is not None:
-        claims["scope"] = scope
     if kind == "officer":
         claims["roles"] = list(roles)
         claims["dept"] = department
-    return jwt.encode(claims, PRIVATE_KEY, algorithm="EdDSA", headers={"kid": "test-key"})
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+    return SIGNER.token(**claims)
 
 
 def person(subject: str = ZHANG_SAN, level: int = 2) -> dict[str, str]:

@@ -31,7 +31,7 @@ async def _publish_kbqy(client) -> dict:
     event = BundlePublished(code=KBQY["code"], name=KBQY["name"], description=KBQY["description"],
                             matter_codes=KBQY["matter_codes"], published_at=datetime.now(UTC))  # fmt: skip
     async with client.app.state.sessionmaker() as session, session.begin():
-        await matters.on_bundle_published(session, envelope(event, source="yiwang/catalog", subject=KBQY["code"]))
+        await matters.on_bundle_published(session, envelope(event, subject=KBQY["code"]))
     return merge(guides)
 
 

@@ -130,7 +130,7 @@ async def test_matters_arrive_from_catalog_over_nats(caseflow, nats_server):
         js = await bus.jetstream()
         for version in (1, 2):
             data = MatterPublished.model_validate(matter_definition(code, version=version, materials=[]))
-            event = envelope(data, source="yiwang.catalog", subject=code)
+            event = envelope(data, subject=code)
             headers = {"Nats-Msg-Id": event.id}
             await js.publish(data.nats_subject, event.model_dump_json().encode(), headers=headers)
             if version == 1:  # a redelivered duplicate changes nothing

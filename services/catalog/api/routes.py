@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
 from kit.deps import Caller, DbSession
-from kit.errors import Problem
+from kit.pagination import Page, Pagination
 from kit.text import Line
 from services.catalog import directory, matters
 from services.catalog.domain import access
@@ -48,10 +48,11 @@ MatterCode = Annotated[str, Path(max_length=64, pattern=CODE_PATTERN)]
 Code = Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)]
 
 
-@router.get("/matters", tags=["matters"])
+@router.get("/matters", tags=["matters"], response_model=Page[dict[str, Any]])
 async def search_matters(
     request: Request,
     session: ReadSession,
+    pages: Pagination,
     q: Annotated[Line | None, Query(max_length=100)] = None,
     department: Code = None,
     type: MatterType | None = None,  # noqa: A002 - the public query parameter is called type
@@ -60,18 +61,7 @@ async def search_matters(
     depth: Annotated[int | None, Query(ge=1, le=4)] = None,
     max_visits: Annotated[int | None, Query(ge=0, le=5)] = None,
     online: bool | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1)] = 20,
 ) -> dict[str, Any]:
-    limit = request.app.state.catalog_settings.max_page_size
-    if page_size > limit:
-        raise Problem(
-            422,
-            "validation",
-            "Request is not valid",
-            f"page_size: at most {limit}",
-            errors=[{"field": "query.page_size", "rule": "max", "message": f"at most {limit}"}],
-        )
     query = MatterQuery(
         q=q,
         department=department,
@@ -81,8 +71,8 @@ async def search_matters(
         depth=depth,
         max_visits=max_visits,
         online=online,
-        page=page,
-        page_size=page_size,
+        page=pages.page,
+        page_size=pages.page_size,
     )
     cache = request.app.state.search_index
     if cache is None:

@@ -7,50 +7,24 @@ as identity would sign them (docs/adr/0002-token-claims.md).
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
-from kit.auth import public_keys_from_jwks
 from kit.migrate import upgrade
+from kit.testing import TokenSigner, bearer
 from services.catalog.cli import seed_demo
 from services.catalog.main import create_app
 from services.catalog.settings import Settings
 
-PRIVATE_KEY = Ed25519PrivateKey.generate()
-_JWK = json.loads(OKPAlgorithm.to_jwk(PRIVATE_KEY.public_key()))
-_JWK["kid"] = "test-key"
-
-
-async def fetch_keys():
-    return public_keys_from_jwks({"keys": [_JWK]})
+SIGNER = TokenSigner()
+fetch_keys = SIGNER.fetch_keys
 
 
 def token(*, kind: str = "officer", roles: tuple[str, ...] = ("admin",), department: str | None = "SCJGJ") -> str:
-    now = int(time.time())
-    claims = {
-        "sub": f"officer:{(department or 'x').lower()}.admin" if kind == "officer" else "11010519491231002X",
-        "kind": kind,
-        "lvl": 3,
-        "iss": "yiwang-identity",
-        "aud": "yiwang",
-        "iat": now,
-        "exp": now + 600,
-        "jti": f"t{now}",
-    }
     if kind == "officer":
-        claims["roles"] = list(roles)
-        claims["dept"] = department
-    return jwt.encode(claims, PRIVATE_KEY, algorithm="EdDSA", headers={"kid": "test-key"})
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+        return SIGNER.officer_token(f"{(department or 'x').lower()}.admin", roles=roles, department=department)
+    return SIGNER.token(kind=kind, lvl=3)
 
 
 def admin_of(department: str) -> dict[str, str]:

@@ -1,0 +1,79 @@
+"""Test helpers every service's tests share: tokens signed exactly as identity signs them.
+
+A :class:`TokenSigner` holds a fresh Ed25519 key; the app under test gets its public half through
+``key_fetcher=signer.fetch_keys`` (or a JWKS server serving ``signer.jwk()``), and tests sign
+tokens with the claims of docs/adr/0002-token-claims.md. Imported by tests only, never by a service.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from jwt.algorithms import OKPAlgorithm
+
+from kit.auth import public_keys_from_jwks
+
+ISSUER = "yiwang-identity"
+AUDIENCE = "yiwang"
+PERSON_ID = "11010519491231002X"  # GB 11643's published example: a valid resident ID number
+TOKEN_TTL_SECONDS = 600
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header for a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class TokenSigner:
+    """A signing key as identity has one: ``kid`` in the token header, the public key as a JWK.
+
+    ``defaults`` are the claims every token gets unless a call overrides them; a claim given as
+    ``None`` is left out (a token from before that claim existed).
+    """
+
+    kid: str = "test-key"
+    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    defaults: dict[str, Any] = field(default_factory=lambda: {"sub": PERSON_ID, "kind": "person", "lvl": 2})
+
+    def jwk(self) -> dict[str, Any]:
+        """The public key as identity's JWKS lists it."""
+        data: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
+        data.update(kid=self.kid, use="sig", alg="EdDSA")
+        return data
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.jwk()]}
+
+    def public_raw(self) -> bytes:
+        return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    async def fetch_keys(self) -> dict[str, Any]:
+        """A ``kit.auth.KeyFetcher``: what the app would read from identity's JWKS."""
+        return public_keys_from_jwks(self.jwks())
+
+    def token(self, **claims: Any) -> str:
+        """A signed token: iss, aud, iat, exp (10 minutes), a fresh jti, the defaults, then ``claims``."""
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + TOKEN_TTL_SECONDS,
+            "jti": uuid.uuid4().hex,
+            **self.defaults,
+            **claims,
+        }
+        payload = {key: value for key, value in payload.items() if value is not None}
+        return jwt.encode(payload, self.private, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def officer_token(self, login: str, *, roles: tuple[str, ...], department: str | None, level: int = 3) -> str:
+        """An officer's token: ``sub`` = ``officer:<login>``, its roles and department."""
+        return self.token(sub=f"officer:{login}", kind="officer", lvl=level, roles=list(roles), dept=department)
