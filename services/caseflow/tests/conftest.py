@@ -21,6 +21,7 @@ from contracts.events.catalog import MatterPublished
 from kit.auth import public_keys_from_jwks
 from kit.migrate import upgrade
 from services.caseflow import matters
+from services.caseflow.adapters.licences import SandboxLicences
 from services.caseflow.main import create_app
 from services.caseflow.settings import Settings
 
@@ -134,12 +135,21 @@ async def caseflow(database_url, nats_server, tmp_path):
     async with app.router.lifespan_context(app):
         clock = TestClock(date(2026, 11, 2))
         app.state.caseflow.now = clock
+        register_licences(app.state.licences, clock)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://caseflow") as client:
             client.app = app
             client.clock = clock
             await add_matter(client, matter_definition())
             yield client
+
+
+def register_licences(sandbox: SandboxLicences, clock: TestClock) -> None:
+    """The e-licences the tests' applicants hold, in the sandbox licence service (ADR 0016)."""
+    sandbox.today = lambda: clock().astimezone(CHINA).date()
+    sandbox.register("LIC-ID-1", licence_type="resident_id_card", holder=ZHANG_SAN, number="11010519491231002X-ID")
+    sandbox.register("L1", licence_type="resident_id_card", holder=ZHANG_SAN, number="ID-L1")
+    sandbox.register("LIC-BL-1", licence_type="business_licence", holder=COMPANY, number="91350100M000100Y43")
 
 
 async def add_matter(client: httpx.AsyncClient, data: dict[str, Any]) -> None:
