@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import time
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -123,25 +124,34 @@ class TestClock:
         return self.value
 
 
-@pytest.fixture
-async def caseflow(database_url, nats_server, tmp_path):
-    """An httpx client on a running caseflow app; ``client.clock`` sets today (default Mon 2026-11-02)."""
+@asynccontextmanager
+async def running_caseflow(database_url: str, nats_url: str, tmp_path, **overrides: Any):
+    """An httpx client on a running caseflow app (settings ``overrides``), with the test clock and
+    the demo matter; ``client.clock`` sets today (default Mon 2026-11-02)."""
     await asyncio.to_thread(upgrade, "services.caseflow", database_url)
-    settings = Settings(
-        database_url=database_url, nats_url=nats_server.url, log_json=False, log_level="WARNING",
-        supervision_enabled=False, blob_dir=str(tmp_path / "blobs"), sandbox=True,
-    )  # fmt: skip
+    settings = Settings(**{
+        "database_url": database_url, "nats_url": nats_url, "log_json": False, "log_level": "WARNING",
+        "supervision_enabled": False, "blob_dir": str(tmp_path / "blobs"), "sandbox": True, **overrides,
+    })  # fmt: skip
     app = create_app(settings, key_fetcher=fetch_keys)
     async with app.router.lifespan_context(app):
         clock = TestClock(date(2026, 11, 2))
         app.state.caseflow.now = clock
-        register_licences(app.state.licences, clock)
+        if isinstance(app.state.licences, SandboxLicences):
+            register_licences(app.state.licences, clock)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://caseflow") as client:
             client.app = app
             client.clock = clock
             await add_matter(client, matter_definition())
             yield client
+
+
+@pytest.fixture
+async def caseflow(database_url, nats_server, tmp_path):
+    """An httpx client on a running caseflow app (see ``running_caseflow``)."""
+    async with running_caseflow(database_url, nats_server.url, tmp_path) as client:
+        yield client
 
 
 def register_licences(sandbox: SandboxLicences, clock: TestClock) -> None:
