@@ -220,7 +220,7 @@ async def serve(app) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", access_log=False, log_config=None))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):
         if server.started or task.done():
