@@ -9,13 +9,12 @@ HMAC-SHA256 with the partner's secret over the canonical string)::
 PATH and QUERY exactly as sent to the gateway (``/api/v1/express/callbacks/ems``). A request is
 refused if the partner is unknown or not allowed on the path, the timestamp is more than
 ``max_age`` seconds from the gateway's clock, the signature does not match, or the nonce was
-seen before within twice that window.
+seen before within twice that window. The pure parts (canonical string, signing, verifying a
+request) are kit.signing's, shared with services that sign their calls to each other.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import time
 from collections.abc import Mapping
@@ -24,47 +23,34 @@ from typing import Any, Protocol
 
 from gateway.routes import compile_patterns
 
-PARTNER_HEADER = "x-partner-id"
-TIMESTAMP_HEADER = "x-timestamp"
-NONCE_HEADER = "x-nonce"
-SIGNATURE_HEADER = "x-signature"
+# The scheme's pure parts are the kit's (services sign and verify service-to-service calls with them).
+from kit.signing import (
+    NONCE_HEADER,
+    PARTNER_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureRejected,
+    canonical_string,
+    sign,
+    signed_headers,
+    verify_request,
+)
 
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_HEX_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def canonical_string(method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """What is signed: five lines, no trailing newline."""
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((method.upper(), path_with_query, timestamp, nonce, digest)).encode()
-
-
-def sign(secret: str, method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The ``X-Signature`` value a partner sends."""
-    message = canonical_string(method, path_with_query, timestamp, nonce, body)
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def signed_headers(
-    partner_id: str, secret: str, method: str, path_with_query: str, body: bytes, *, nonce: str, timestamp: int
-) -> dict[str, str]:
-    """Headers for a signed request (for partners' client code and tests)."""
-    ts = str(timestamp)
-    return {
-        "X-Partner-Id": partner_id,
-        "X-Timestamp": ts,
-        "X-Nonce": nonce,
-        "X-Signature": sign(secret, method, path_with_query, ts, nonce, body),
-    }
-
-
-class SignatureRejected(Exception):
-    """Why a signed request is refused; ``reason`` is a short slug used in logs and metrics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+__all__ = [
+    "NONCE_HEADER",
+    "PARTNER_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "MemoryNonceStore",
+    "NonceStore",
+    "PartnerKeys",
+    "RedisNonceStore",
+    "SignatureRejected",
+    "canonical_string",
+    "check_signature",
+    "sign",
+    "signed_headers",
+]
 
 
 @dataclass(frozen=True)
@@ -89,30 +75,17 @@ def check_signature(
     max_age: int,
 ) -> tuple[str, str]:
     """Verify one signed request (no nonce bookkeeping); returns ``(partner_id, nonce)``."""
-    partner_id = headers.get(PARTNER_HEADER, "")
-    timestamp = headers.get(TIMESTAMP_HEADER, "")
-    nonce = headers.get(NONCE_HEADER, "")
-    signature = headers.get(SIGNATURE_HEADER, "").lower()
-    if not (partner_id and timestamp and nonce and signature):
-        raise SignatureRejected("missing", "X-Partner-Id, X-Timestamp, X-Nonce and X-Signature are required")
-    keys = partners.get(partner_id)
-    if keys is None:
-        raise SignatureRejected("unknown-partner", "unknown partner")
-    if not any(p.match(path) for p in keys.paths):
-        raise SignatureRejected("path-not-allowed", "this partner may not call this path")
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise SignatureRejected("bad-timestamp", "X-Timestamp must be Unix seconds")
-    if abs(now - int(timestamp)) > max_age:
-        raise SignatureRejected("stale", f"X-Timestamp is more than {max_age} s away from the gateway's clock")
-    if not _NONCE.match(nonce):
-        raise SignatureRejected("bad-nonce", "X-Nonce must be 16-64 characters of A-Z a-z 0-9 _ -")
-    if not _HEX_SIGNATURE.match(signature):
-        raise SignatureRejected("bad-signature", "signature does not match")
-    message = canonical_string(method, path + ("?" + query if query else ""), timestamp, nonce, body)
-    for secret in keys.secrets:
-        if hmac.compare_digest(hmac.new(secret, message, hashlib.sha256).hexdigest(), signature):
-            return partner_id, nonce
-    raise SignatureRejected("bad-signature", "signature does not match")
+    return verify_request(
+        {partner: keys.secrets for partner, keys in partners.items()},
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        body=body,
+        now=now,
+        max_age=max_age,
+        path_allowed=lambda partner, wanted: any(p.match(wanted) for p in partners[partner].paths),
+    )
 
 
 class NonceStore(Protocol):

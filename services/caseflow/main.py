@@ -12,9 +12,11 @@ from kit.auth import KeyFetcher
 from kit.consumer import EventConsumer
 from kit.events import CloudEvent
 from services.caseflow import cases, matters
+from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
+from services.caseflow.cases import licences
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -57,10 +59,7 @@ def consumers_for(settings: Settings):
         if settings.consume_licence_events:
 
             async def licence_issued(session, event: CloudEvent) -> None:
-                case_no = event.data.get("case_no")
-                if case_no:
-                    note = {"licence_id": event.data.get("licence_id"), "licence_type": event.data.get("licence_type")}
-                    await cases.note_on_timeline(session, ctx(), case_no, "licence_issued", note)
+                await licences.on_licence_issued(session, ctx(), event)
 
             built.append(
                 EventConsumer(**common, durable="caseflow-licences", stream="LICENCE",
@@ -113,9 +112,15 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
     async def start(app: FastAPI) -> None:
         # First: a gateway misconfigured ("http" without its URL or key) stops startup before anything runs.
         app.state.sms_gateway = make_gateway(settings)
+        app.state.licences = make_licences(
+            adapter=settings.licence_adapter, url=settings.licence_url, key_id=settings.licence_key_id,
+            secret=settings.licence_secret.get_secret_value(), timeout=settings.licence_timeout_seconds,
+            sandbox_failure_rate=settings.licence_sandbox_failure_rate,
+        )  # fmt: skip
         app.state.caseflow = cases.Context(
-            settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block)
-        )
+            settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block),
+            licences=app.state.licences,
+        )  # fmt: skip
         app.state.blob_store = make_blob_store(settings)
         app.state.supervision_timer = None
         if settings.supervision_enabled:
@@ -133,6 +138,7 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
             await app.state.supervision_timer.stop()
         await app.state.notification_dispatcher.stop()
         await app.state.sms_gateway.aclose()
+        await app.state.licences.aclose()
         await app.state.blob_store.close()
 
     return create_service_app(

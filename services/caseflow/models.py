@@ -4,7 +4,8 @@
 its state, optimistic ``version`` and the current clock (``clock_step``, ``due_on``) denormalised
 for the worklist and the supervision timer; ``case_events`` is the timeline; ``case_pauses`` the
 correction and Art. 45 pauses the clocks are recomputed from; ``supervision_warnings`` the
-ledger, unique per (case, step, level) so concurrent timers raise each warning once.
+ledger, unique per (case, step, level) so concurrent timers raise each warning once;
+``case_licences`` the e-licences issued for cases (from licence's events).
 """
 
 from __future__ import annotations
@@ -272,6 +273,22 @@ class CaseBranch(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("case_id", "department", name="uq_case_branches_case_department"),)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class CaseLicence(Base):
+    """The e-licence issued for a case (``licence.licence.issued`` with its case_no): recorded once
+    per licence identifier, whatever the redeliveries; only what identifies it, no licence data."""
+
+    __tablename__ = "case_licences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    identifier: Mapped[str] = mapped_column(String(128), unique=True)  # GB/T 36904 电子证照标识
+    number: Mapped[str] = mapped_column(String(64))  # 证照编号
+    licence_type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    issued_on: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # None: 长期
+    recorded_at: Mapped[datetime] = mapped_column(TS)
 
 
 class QueryCodeAttempt(Base):

@@ -199,6 +199,18 @@ class ExtensionOut(_Out):
     reason: str | None
 
 
+class PublicLicenceOut(_Out):
+    identifier: str = Field(description="GB/T 36904 电子证照标识")
+    licence_type: str
+
+
+class IssuedLicenceOut(PublicLicenceOut):
+    number: str = Field(description="证照编号")
+    version: int
+    issued_on: date
+    valid_until: date | None = Field(description="None: valid without a time limit (长期)")
+
+
 class CaseDetail(CaseSummary):
     applicant: ApplicantOut
     form: dict[str, Any]
@@ -217,6 +229,7 @@ class CaseDetail(CaseSummary):
     allowed_actions: list[str] = Field(description="exactly the actions the caller would be let take now")
     branches: list[BranchOut]
     evaluation: EvaluationOut | None
+    licence: IssuedLicenceOut | None = Field(default=None, description="the e-licence issued for the case (电子证照)")
     query_code: str | None = Field(default=None, description="the applicant's only (for the public progress page)")
 
 
@@ -242,6 +255,7 @@ class ProgressOut(_Out):
     state: str
     received_on: date
     due_on: date | None
+    licence: PublicLicenceOut | None = Field(default=None, description="the e-licence issued: identifier and type only")
     steps: list[ProgressStep]
 
 

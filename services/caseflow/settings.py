@@ -38,6 +38,15 @@ class Settings(ServiceSettings):
     # (counted in the database, shared by replicas); past it, 429 with Retry-After.
     query_code_attempts: int = Field(default=10, ge=1, le=1000)
     query_code_window_seconds: int = Field(default=3600, ge=1, le=86400)
+    # E-licences given as materials are checked with the licence service on submission and
+    # resubmission (POST {licence_url}/checks, HMAC-signed under licence_key_id; ADR 0016): "http",
+    # or "sandbox", which holds the licences registered in it (development and tests).
+    licence_adapter: Literal["sandbox", "http"] = "sandbox"
+    licence_url: str = ""
+    licence_key_id: str = "caseflow"
+    licence_secret: SecretStr = SecretStr("")
+    licence_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    licence_sandbox_failure_rate: float = Field(default=0.0, ge=0, le=1)
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False

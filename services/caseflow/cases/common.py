@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.events import caseflow as contract
 from kit.errors import Problem
 from kit.events import envelope
+from services.caseflow.adapters.licences import LicenceService, SandboxLicences
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.domain.bundles import bundle_matter
 from services.caseflow.domain.calendar import WorkdayCalendar
@@ -28,11 +29,12 @@ from services.caseflow.settings import Settings
 @dataclass
 class Context:
     """What the service functions need besides the session: settings, the case-number blocks of this
-    process, and the current time."""
+    process, the licence service adapter, and the current time."""
 
     settings: Settings
     numbers: CaseNumberBlocks = field(repr=False)
     now: Any = None  # callable returning an aware datetime; tests replace it
+    licences: LicenceService = field(default_factory=SandboxLicences, repr=False)
 
     def current_time(self) -> datetime:
         return self.now() if self.now is not None else datetime.now(UTC)

@@ -20,6 +20,7 @@ from services.caseflow.cases import query_codes
 from services.caseflow.cases.access import relation_to
 from services.caseflow.cases.common import Context, matter_of_case, not_found
 from services.caseflow.cases.evaluations import evaluation_out
+from services.caseflow.cases.licences import issued_licence, licence_out, public_licence_out
 from services.caseflow.cases.transitions import case_facts
 from services.caseflow.domain import access, states
 from services.caseflow.domain.case_number import valid_case_number
@@ -72,6 +73,7 @@ async def detail_out(session: AsyncSession, case: Case, principal: Principal, *,
         branches=await branches_of(session, case.id) if parallel else [],
         evaluation=await session.get(Evaluation, case.id) if case.state == "completed" else None,
         with_query_code=with_query_code,
+        licence=licence_out(await issued_licence(session, case.id)) if case.decided_on else None,
     )
 
 
@@ -86,6 +88,7 @@ def detail_of(
     branches: list[CaseBranch],
     evaluation: Evaluation | None,
     with_query_code: bool,
+    licence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The case detail (schemas.CaseDetail) from what is loaded."""
     out = summary_out(case)
@@ -133,6 +136,7 @@ def detail_of(
         allowed_actions=offered_actions(case, matter, relation=relation, roles=roles, pending=pending),
         branches=[branch_out(b) for b in branches],
         evaluation=evaluation_out(evaluation) if evaluation else None,
+        licence=licence,
     )
     if with_query_code:
         out["query_code"] = case.query_code
@@ -160,6 +164,7 @@ async def progress(
         "state": case.state,
         "received_on": case.received_on.isoformat(),
         "due_on": case.due_on.isoformat() if case.due_on else None,
+        "licence": public_licence_out(await issued_licence(session, case.id)) if case.decided_on else None,
         "steps": [
             {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
             for e in case.timeline

@@ -17,6 +17,8 @@ from kit.errors import Problem, field_problem
 from kit.events import envelope
 from kit.text import text_problem
 from services.caseflow import calendars, notifications, steps
+from services.caseflow.adapters.licences import CheckedLicence
+from services.caseflow.cases import licences
 from services.caseflow.cases.common import Context, base_fields, dumps, set_clocks
 from services.caseflow.domain import access
 from services.caseflow.domain.application import GivenMaterial, check_applicant, material_errors, offers_ems
@@ -77,29 +79,47 @@ async def own_blobs(session: AsyncSession, principal: Principal, materials: list
     }
 
 
-def stored_materials(matter: dict[str, Any], materials: list[MaterialIn]) -> list[dict[str, Any]]:
-    """The materials as the case keeps them (checked before)."""
+def stored_materials(matter: dict[str, Any], materials: list[MaterialIn],
+                     checked: dict[int, CheckedLicence] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The materials as the case keeps them (checked before); a licence material as the licence
+    service confirmed it (``checked``, by index), a reference only, never a copy of its data."""
     known = {m["name"]: m for m in matter.get("materials", [])}
     stored = []
-    for material in materials:
+    for index, material in enumerate(materials):
         item = material.model_dump(exclude_none=True)
         if material.licence_id is not None:
-            # The case records the licence id and version, never a copy (asked from licence when
-            # that service is reachable; until then the reference is recorded unverified).
             item["licence_type"] = known[material.name].get("licence_type")
-            item["verified"] = False
+            if checked and index in checked:
+                item = licences.verified_material(item, checked[index])
         stored.append(item)
     return stored
 
 
 async def check_materials(
-    session: AsyncSession, principal: Principal, matter: dict[str, Any], materials: list[MaterialIn], *, partial: bool
+    session: AsyncSession,
+    ctx: Context,
+    principal: Principal,
+    matter: dict[str, Any],
+    materials: list[MaterialIn],
+    *,
+    partial: bool,
+    holder: str,
+    case_no: str | None,
+    checked: dict[int, CheckedLicence] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate materials against the matter; ALL problems at once (一次性告知). Returns stored form."""
+    """Validate materials against the matter; ALL problems at once (一次性告知). Returns stored form,
+    the e-licences among them checked with the licence service (``checked``: asked already, outside
+    the transaction; else asked here)."""
     errors = await _material_problems(session, principal, matter, materials, partial=partial)
     if errors:
         raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
-    return stored_materials(matter, materials)
+    if checked is None:
+        try:
+            checked = await licences.check_all(ctx.licences, licences.wanted(matter, materials), holder=holder,
+                                               case_no=case_no)  # fmt: skip
+        except licences.LicencesRefused as refused:
+            raise refused.problem from None
+    return stored_materials(matter, materials, checked)
 
 
 async def _material_problems(session, principal, matter, materials, *, partial: bool) -> list[dict[str, str]]:
@@ -157,14 +177,31 @@ async def submit(
             raise
         return Submitted(existing, created=False)
 
-    now = ctx.current_time()
+    wanted = licences.wanted(valid.matter, body.materials)
+    if wanted:
+        # A retry of a submission that made its case gets it back without asking licence again.
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is not None:
+            return Submitted(existing, created=False)
     today = ctx.today()
     matter = valid.matter
     division = matter.get("division_code") or ctx.settings.default_division
     sequence = await ctx.numbers.next(division, today)
+    case_no = make_case_number(division, today, sequence)
+    checked: dict[int, CheckedLicence] = {}
+    if wanted:
+        # Nothing is written yet: end the read transaction, so no connection (and on PostgreSQL no
+        # snapshot) is held while the licence service answers.
+        await session.commit()
+        try:
+            checked = await licences.check_all(ctx.licences, wanted, holder=principal.subject, case_no=case_no)
+        except licences.LicencesRefused as refused:
+            _release(ctx, division, today, sequence, read=refused.read)
+            raise refused.problem from None
+    now = ctx.current_time()
     name, agent_name = verified_names(principal)
     case = Case(
-        case_no=make_case_number(division, today, sequence),
+        case_no=case_no,
         query_code=make_query_code(),
         matter_code=valid.definition.code,
         matter_version=valid.definition.version,
@@ -186,7 +223,7 @@ async def submit(
         online=True,
         delivery=dumps(body.delivery.model_dump(exclude_none=True)),
         form=dumps(valid.form),
-        materials=dumps(valid.materials),
+        materials=dumps(stored_materials(matter, body.materials, checked) if checked else valid.materials),
         correction_items=None,
         decision_reason=None,
         fees_paid_yuan=body.fees_paid_yuan,
@@ -215,13 +252,21 @@ async def submit(
     )  # fmt: skip
     if await steps.insert_case(session, case, step) is None:
         # The key was claimed first: a retry, or a concurrent duplicate that committed first.
-        ctx.numbers.give_back(division, today, sequence)
+        _release(ctx, division, today, sequence, read=bool(checked))
         existing = await _earlier_submission(session, principal, idempotency_key, digest)
         if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
             raise Problem(409, "idempotency-key-busy", "Submission in progress",
                           "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
         return Submitted(existing, created=False)
     return Submitted(case, created=True, timeline=[step.line])
+
+
+def _release(ctx: Context, division: str, today: Any, sequence: int, *, read: bool) -> None:
+    """A drawn number the submission did not use goes back to be handed out next — unless the
+    licence service may have logged a read of the applicant's licence under it: the holder's access
+    log must never name a case number that becomes someone else's case, so that one is a gap."""
+    if not read:
+        ctx.numbers.give_back(division, today, sequence)
 
 
 async def _bundle_of(session: AsyncSession, code: str) -> tuple[Any, dict[str, Any]]:

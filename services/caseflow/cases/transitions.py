@@ -17,6 +17,8 @@ from kit.auth import Principal
 from kit.errors import Problem, field_problem
 from kit.events import envelope
 from services.caseflow import branches, calendars, notifications, steps
+from services.caseflow.adapters.licences import CheckedLicence
+from services.caseflow.cases import licences
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import (
     Context,
@@ -120,6 +122,7 @@ async def _apply_action(
     body: Any = None,
     principal: Principal | None = None,
     system_detail: dict[str, Any] | None = None,
+    checked_licences: dict[int, CheckedLicence] | None = None,
 ) -> Case:
     """Move the case by one action: guard, effects, clocks, timeline and event, in the caller's
     transaction. ``roles`` says which party acts (``("system",)``, ``("applicant",)`` or an
@@ -146,7 +149,8 @@ async def _apply_action(
         old_state = case.state
         detail: dict[str, Any] = dict(system_detail or {})
         reason = getattr(body, "reason", None)
-        anomaly = await _effects(session, ctx, case, matter, action, actor, body, principal, detail, today)
+        anomaly = await _effects(session, ctx, case, matter, action, actor, body, principal, detail, today,
+                                 checked_licences)  # fmt: skip
         case.state = new_state
         case.updated_at = now
         await recompute_clocks(session, await calendars.load(session), case, matter)
@@ -175,7 +179,8 @@ async def _apply_action(
 
 
 async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict[str, Any], action: str, actor: str,
-                   body: Any, principal: Principal | None, detail: dict[str, Any], today: date) -> str | None:  # fmt: skip
+                   body: Any, principal: Principal | None, detail: dict[str, Any], today: date,
+                   checked_licences: dict[int, CheckedLicence] | None = None) -> str | None:  # fmt: skip
     """What the action changes on the case besides its state; the anomaly it reveals, if any."""
     reason = getattr(body, "reason", None)
     if action in {"reject", "deny"}:
@@ -194,7 +199,7 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
         case.pauses.append(CasePause(case_id=case.id, reason="correction", started_on=today))
         detail["items"] = [i.model_dump() for i in items]
     elif action == "resubmit":
-        await _resubmit(session, case, matter, body, principal, detail, today)
+        await _resubmit(session, ctx, case, matter, body, principal, detail, today, checked_licences)
     elif action in {"accept", "deem_accept"}:
         if action == "deem_accept":
             case.accepted_on = case.resubmitted_on or case.received_on  # Art. 32: as of receipt
@@ -245,8 +250,9 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
     return None
 
 
-async def _resubmit(session: AsyncSession, case: Case, matter: dict[str, Any], body: Any,
-                    principal: Principal | None, detail: dict[str, Any], today: date) -> None:  # fmt: skip
+async def _resubmit(session: AsyncSession, ctx: Context, case: Case, matter: dict[str, Any], body: Any,
+                    principal: Principal | None, detail: dict[str, Any], today: date,
+                    checked_licences: dict[int, CheckedLicence] | None) -> None:  # fmt: skip
     """补正: the changed form fields (the whole form checked again) and the replaced materials."""
     pause = _open_pause(case, correction=True)
     if pause is not None:
@@ -262,7 +268,8 @@ async def _resubmit(session: AsyncSession, case: Case, matter: dict[str, Any], b
                       errors=invalid.errors) from None  # fmt: skip
     case.form = dumps(form)
     if body.materials and principal is not None:
-        replaced = await check_materials(session, principal, matter, body.materials, partial=True)
+        replaced = await check_materials(session, ctx, principal, matter, body.materials, partial=True,
+                                         holder=case.applicant, case_no=case.case_no, checked=checked_licences)  # fmt: skip
         names = {m["name"] for m in replaced}
         case.materials = dumps([m for m in json.loads(case.materials) if m["name"] not in names] + replaced)
     detail["changed"] = sorted(body.form) + [m.name for m in body.materials]
@@ -342,10 +349,32 @@ async def applicant_action(
     """The applicant's (or its agent's, within the mandate) resubmission or withdrawal."""
     version = parse_version(if_match, required=False)
     case = (await authorize(session, principal, f"case.{action}", case_no)).case
+    checked = await _licences_outside_the_transaction(session, ctx, case, action, body, version)
     return await apply_action(
         session, ctx, case, action=action, roles=(states.APPLICANT,), actor="applicant",
-        expected_version=version, body=body, principal=principal,
+        expected_version=version, body=body, principal=principal, checked_licences=checked,
     )  # fmt: skip
+
+
+async def _licences_outside_the_transaction(session: AsyncSession, ctx: Context, case: Case, action: str,
+                                            body: ResubmitRequest | None,
+                                            version: int | None) -> dict[int, CheckedLicence] | None:  # fmt: skip
+    """A resubmission's e-licences, asked about before the case is changed, with the read
+    transaction ended: nothing is written yet and the case's version check catches a concurrent
+    change. None when there is nothing to ask or the step will be refused anyway (asked nothing)."""
+    if action != "resubmit" or body is None or not body.materials:
+        return None
+    if version is not None and version != case.version:
+        return None
+    matter = await matter_of_case(session, case)
+    wanted = licences.wanted(matter, body.materials)
+    if not wanted or action not in states.allowed_actions(case.state, states.APPLICANT, **case_facts(case, matter, [])):
+        return None
+    await session.commit()
+    try:
+        return await licences.check_all(ctx.licences, wanted, holder=case.applicant, case_no=case.case_no)
+    except licences.LicencesRefused as refused:
+        raise refused.problem from None
 
 
 async def recompute_provisional(session: AsyncSession) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +18,7 @@ from contracts.events.catalog import MatterPublished
 from kit.migrate import upgrade
 from kit.testing import TokenSigner, bearer
 from services.caseflow import matters
+from services.caseflow.adapters.licences import SandboxLicences
 from services.caseflow.main import create_app
 from services.caseflow.settings import Settings
 
@@ -99,24 +101,42 @@ class TestClock:
         return self.value
 
 
-@pytest.fixture
-async def caseflow(database_url, nats_server, tmp_path):
-    """An httpx client on a running caseflow app; ``client.clock`` sets today (default Mon 2026-11-02)."""
+@asynccontextmanager
+async def running_caseflow(database_url: str, nats_url: str, tmp_path, **overrides: Any):
+    """An httpx client on a running caseflow app (settings ``overrides``), with the test clock and
+    the demo matter; ``client.clock`` sets today (default Mon 2026-11-02)."""
     await asyncio.to_thread(upgrade, "services.caseflow", database_url)
-    settings = Settings(
-        database_url=database_url, nats_url=nats_server.url, log_json=False, log_level="WARNING",
-        supervision_enabled=False, blob_dir=str(tmp_path / "blobs"), sandbox=True,
-    )  # fmt: skip
+    settings = Settings(**{
+        "database_url": database_url, "nats_url": nats_url, "log_json": False, "log_level": "WARNING",
+        "supervision_enabled": False, "blob_dir": str(tmp_path / "blobs"), "sandbox": True, **overrides,
+    })  # fmt: skip
     app = create_app(settings, key_fetcher=fetch_keys)
     async with app.router.lifespan_context(app):
         clock = TestClock(date(2026, 11, 2))
         app.state.caseflow.now = clock
+        if isinstance(app.state.licences, SandboxLicences):
+            register_licences(app.state.licences, clock)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://caseflow") as client:
             client.app = app
             client.clock = clock
             await add_matter(client, matter_definition())
             yield client
+
+
+@pytest.fixture
+async def caseflow(database_url, nats_server, tmp_path):
+    """An httpx client on a running caseflow app (see ``running_caseflow``)."""
+    async with running_caseflow(database_url, nats_server.url, tmp_path) as client:
+        yield client
+
+
+def register_licences(sandbox: SandboxLicences, clock: TestClock) -> None:
+    """The e-licences the tests' applicants hold, in the sandbox licence service (ADR 0016)."""
+    sandbox.today = lambda: clock().astimezone(CHINA).date()
+    sandbox.register("LIC-ID-1", licence_type="resident_id_card", holder=ZHANG_SAN, number="11010519491231002X-ID")
+    sandbox.register("L1", licence_type="resident_id_card", holder=ZHANG_SAN, number="ID-L1")
+    sandbox.register("LIC-BL-1", licence_type="business_licence", holder=COMPANY, number="91350100M000100Y43")
 
 
 async def add_matter(client: httpx.AsyncClient, data: dict[str, Any]) -> None:

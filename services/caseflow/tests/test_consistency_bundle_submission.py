@@ -54,6 +54,9 @@ async def test_a_person_founding_a_company_applies_for_kbqy(caseflow):
         else {"name": m["name"], "blob_id": blob}
         for index, m in enumerate(required)
     ]  # fmt: skip
+    for index, m in enumerate(required):  # the founder's own e-licences, in the sandbox licence service
+        if m.get("licence_type"):
+            caseflow.app.state.licences.register(f"LIC-{index}", licence_type=m["licence_type"], holder=ZHANG_SAN)
     assert "法定代表人居民身份证" in {m["name"] for m in required}
     assert "营业执照" not in {m["name"] for m in required}  # issued by the lead matter of this very bundle
     form = {f["name"]: FOUNDER_FORM[f["name"]] for f in shown["form_fields"] if f["name"] in FOUNDER_FORM}
