@@ -1,0 +1,1 @@
+"""The e-licence service's rules: pure functions, no I/O."""
