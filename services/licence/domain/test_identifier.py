@@ -69,9 +69,15 @@ def test_the_check_leaves_out_prefix_and_dots():
     from stdnum.iso7064 import mod_37_36
 
     body = "11100000000013338W087" + "11370800MB28559184" + "37080001202411010001" + "001"
-    assert check_character(
-        type_code="11100000000013338W087", issuer_code="11370800MB28559184", serial="37080001202411010001", version=1
-    ) == "3"
+    assert (
+        check_character(
+            type_code="11100000000013338W087",
+            issuer_code="11370800MB28559184",
+            serial="37080001202411010001",
+            version=1,
+        )
+        == "3"
+    )
     assert mod_37_36.calc_check_digit(PREFIX.replace(".", "") + body) != "3"
 
 
@@ -133,9 +139,7 @@ def test_build_refuses_bad_parts():
     with pytest.raises(InvalidIdentifier):
         build_identifier(type_code="11100000000013338W009", issuer_code="11330105002500287C", serial="", version=1)
     with pytest.raises(InvalidIdentifier):
-        build_identifier(
-            type_code="11100000000013338W009", issuer_code="11330105002500287C", serial="1", version=1000
-        )
+        build_identifier(type_code="11100000000013338W009", issuer_code="11330105002500287C", serial="1", version=1000)
 
 
 def test_every_check_character_is_alphanumeric():

@@ -74,7 +74,10 @@ def test_sm2_keys_load_but_cannot_verify():
         ([], "keys"),
         ({"keys": []}, "keys"),
         ({"keys": ["x"]}, "keys[0]"),
-        ({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}, "keys[0].kid"),
+        (
+            {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]},
+            "keys[0].kid",
+        ),
         ({"keys": [{"kty": "RSA", "kid": "a", "n": "x", "e": "AQAB"}]}, "keys[0].kty"),
         ({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "short", "kid": "a"}]}, "keys[0].x"),
         ({"keys": [RFC8037_PRIVATE]}, "keys[0].d"),
