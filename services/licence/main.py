@@ -9,6 +9,7 @@ from kit.auth import KeyFetcher
 from kit.consumer import EventConsumer
 from services.licence.api.routes import router
 from services.licence.context import Context
+from services.licence.credentials import Credentials
 from services.licence.expiry import ExpiryTimer
 from services.licence.handlers import CASE_APPROVED, case_approved_handler
 from services.licence.models import inbox, outbox
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
 
     async def start(app: FastAPI) -> None:
         app.state.licence = Context(settings=settings)
+        app.state.credentials = Credentials(settings)
         app.state.expiry_timer = None
         if settings.expiry_enabled:
             app.state.expiry_timer = ExpiryTimer(app.state.sessionmaker, app.state.licence)

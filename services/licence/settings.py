@@ -36,6 +36,14 @@ class Settings(ServiceSettings):
     # POST /licences/verify is public: at most this many verifications per client address per minute.
     verify_per_minute: int = Field(default=60, ge=1)
 
+    # The Ed25519 private JWK that signs QR credentials and the status list (one for all replicas);
+    # empty: a development key kept in signing_key_file. Retired public JWKs stay published (JSON list).
+    signing_key: SecretStr = SecretStr("")
+    signing_key_file: str = ".data/licence-signing-key.json"
+    retired_keys: str = "[]"
+    # The status list is rebuilt at most this often per process; verifiers may cache it twice as long.
+    status_list_ttl_seconds: int = Field(default=60, ge=1, le=86_400)
+
     @field_validator("service_keys", mode="before")
     @classmethod
     def _keys_from_json(cls, value: Any) -> Any:

@@ -94,7 +94,17 @@ def validate_holder(code: str, code_type: str | None = None, *, today: dt.date |
 
     Raises RuleViolation: ``code_type`` for an unknown type, else the rule the code breaks."""
     if code_type is None:
-        code_type = code_type_for(holder_kind_of(code or ""))
+        code = code or ""
+        try:
+            return validate_id_number(code, today=today), PERSON_CODE_TYPE
+        except RuleViolation as as_person:
+            try:
+                return validate_uscc(code), ENTERPRISE_CODE_TYPE
+            except RuleViolation:
+                # Neither: say what is wrong with what it looks like (17 digits first: an ID number).
+                if code[:17].isdigit():
+                    raise as_person from None
+                raise
     if code_type == PERSON_CODE_TYPE:
         return validate_id_number(code, today=today), code_type
     if code_type == ENTERPRISE_CODE_TYPE:
