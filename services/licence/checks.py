@@ -89,5 +89,3 @@ async def check(session: AsyncSession, ctx: Context, relation: str, *, identifie
         "version": licence.version,
         "valid_until": licence.valid_until,
     }
-
-

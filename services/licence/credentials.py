@@ -77,9 +77,7 @@ class Credentials:
         if cached is not None and time.monotonic() - cached[0] < self.status_list_ttl:
             return cached[1]
         rows = (
-            await session.execute(
-                select(Licence.identifier, Licence.status).where(Licence.status.in_(tuple(_LISTED)))
-            )
+            await session.execute(select(Licence.identifier, Licence.status).where(Licence.status.in_(tuple(_LISTED))))
         ).all()
         now = ctx.current_time()
         document = build_status_list(

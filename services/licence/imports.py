@@ -88,7 +88,9 @@ class Importer:
     def add(self, line: int, raw: bytes | None) -> bool:
         """Check one line; True when a batch is ready to be written."""
         if raw is None:
-            self.report.reject(line, "line", "line_length", f"longer than {self.ctx.settings.import_max_line_bytes} bytes")
+            self.report.reject(
+                line, "line", "line_length", f"longer than {self.ctx.settings.import_max_line_bytes} bytes"
+            )
             return False
         if not raw.strip():
             return False  # blank lines separate nothing and count as nothing

@@ -72,8 +72,14 @@ def log_read(session: AsyncSession, ctx: Context, licence: Licence, *, reader: s
              case_no: str | None, purpose: str) -> None:  # fmt: skip
     """Write one access-log entry (flushed with the request's transaction)."""
     session.add(
-        AccessEntry(licence_id=licence.id, reader=reader, reader_kind=reader_kind, case_no=case_no, purpose=purpose,
-                    at=ctx.current_time())  # fmt: skip
+        AccessEntry(
+            licence_id=licence.id,
+            reader=reader,
+            reader_kind=reader_kind,
+            case_no=case_no,
+            purpose=purpose,
+            at=ctx.current_time(),
+        )  # fmt: skip
     )
 
 
@@ -120,8 +126,13 @@ async def access_log(session: AsyncSession, principal: Principal, identifier: st
         "page": page,
         "page_size": page_size,
         "items": [
-            {"reader": e.reader, "reader_kind": e.reader_kind, "case_no": e.case_no, "purpose": e.purpose,
-             "at": e.at}  # fmt: skip
+            {
+                "reader": e.reader,
+                "reader_kind": e.reader_kind,
+                "case_no": e.case_no,
+                "purpose": e.purpose,
+                "at": e.at,
+            }  # fmt: skip
             for e in rows
         ],
     }

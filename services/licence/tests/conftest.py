@@ -125,7 +125,11 @@ async def licence(database_url, nats_server):
             yield client
 
 
-FOOD = {"enterprise_name": "淮安某某餐饮有限公司", "address": "德州市德城区新华路1号", "business_items": "热食类食品制售"}
+FOOD = {
+    "enterprise_name": "淮安某某餐饮有限公司",
+    "address": "德州市德城区新华路1号",
+    "business_items": "热食类食品制售",
+}
 
 
 async def issue(client: httpx.AsyncClient, *, licence_type: str = "food_business_licence", holder: str = COMPANY,

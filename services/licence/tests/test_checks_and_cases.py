@@ -72,7 +72,9 @@ async def test_checks_need_a_fresh_valid_signature_used_once(licence):
     replay = await licence.post("/checks", content=raw, headers=headers)
     assert replay.status_code == 401 and replay.json()["reason"] == "replay"
     tampered = raw.replace(b"0001", b"0002")
-    assert (await licence.post("/checks", content=tampered, headers={**headers, "X-Nonce": "n" * 20})).status_code == 401
+    assert (
+        await licence.post("/checks", content=tampered, headers={**headers, "X-Nonce": "n" * 20})
+    ).status_code == 401
     # a person's token is no signature
     assert (await licence.post("/checks", json=body, headers=person())).status_code == 401
 

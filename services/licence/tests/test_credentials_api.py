@@ -38,7 +38,9 @@ async def test_qr_is_signed_readable_and_verifies_offline_and_online(licence):
 
 async def test_verify_by_identifier_and_number_masks_a_person(licence):
     mine = await issue(licence, holder=ZHANG_SAN, holder_name="张三丰")
-    found = (await licence.post("/licences/verify", json={"identifier": mine["identifier"], "number": mine["number"]})).json()
+    found = (
+        await licence.post("/licences/verify", json={"identifier": mine["identifier"], "number": mine["number"]})
+    ).json()
     assert found["status"] == "valid" and found["claims"]["holder_name"] == "张**"
     wrong = await licence.post("/licences/verify", json={"identifier": mine["identifier"], "number": "1"})
     assert wrong.json() == {"status": "unknown", "claims": {}, "reason": "no licence with this identifier and number"}

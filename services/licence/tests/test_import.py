@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from stdnum.cn import ric
 from sqlalchemy import func, select
+from stdnum.cn import ric
 
 from services.licence.domain.identifier import build_identifier
 from services.licence.models import Licence, outbox
@@ -33,7 +33,11 @@ BAD = {  # line → (row change, field, rule)
     120: ({"issued_on": "2024-02-30"}, "issued_on", "date"),
     200: ({"data": {"address": 5}}, "data.address", "type"),
     333: ({"data": {}}, "data.address", "required"),
-    404: ({"identifier": "1.2.156.3005.2.11100000000000019F003.11371400MB00000190.L0000404.001.0"}, "identifier", "check"),
+    404: (
+        {"identifier": "1.2.156.3005.2.11100000000000019F003.11371400MB00000190.L0000404.001.0"},
+        "identifier",
+        "check",
+    ),
     500: ({"licence_type": "marriage_certificate"}, "licence_type", "issuer"),
     640: ({"holder_name": "坏\x00名"}, "holder_name", "no_control_characters"),
     777: ({"valid_until": "2020-01-01"}, "valid_until", "order"),
@@ -79,7 +83,9 @@ async def test_thousand_rows_ten_bad(licence):
         events = (await session.execute(select(func.count()).select_from(outbox.table))).scalar_one()
         one = (await session.execute(select(Licence).where(Licence.holder == person_code(1)))).scalar_one()
     assert count == 990 and events == 990
-    assert one.valid_until.isoformat() == "2029-02-28" and one.source == "import" and one.number.startswith("3714002024")
+    assert (
+        one.valid_until.isoformat() == "2029-02-28" and one.source == "import" and one.number.startswith("3714002024")
+    )
     print(f"import: 1000 rows in {elapsed:.2f}s = {1000 / elapsed:.0f} rows/s")
     # the same file again: every good row is a duplicate, nothing new
     again = (await post(licence, ndjson(thousand_rows()))).json()

@@ -16,7 +16,11 @@ async def events(client, kind: str | None = None) -> list[dict]:
 
     async with client.app.state.sessionmaker() as session:
         rows = (await session.execute(select(outbox.table.c.event_type, outbox.table.c.payload))).all()
-    found = [json.loads(payload)["data"] for event_type, payload in rows if kind is None or event_type.endswith(f".{kind}.v1")]
+    found = [
+        json.loads(payload)["data"]
+        for event_type, payload in rows
+        if kind is None or event_type.endswith(f".{kind}.v1")
+    ]
     return found
 
 
@@ -53,26 +57,45 @@ async def test_business_licence_of_an_enterprise_carries_its_credit_code(licence
 
 
 async def test_issuing_refusals_name_field_and_rule(licence):
-    bad_holder = await licence.post("/licences", headers=officer(), json={
-        "licence_type": "food_business_licence", "holder": "91350100M000100Y44", "holder_name": "x", "data": {}})
+    bad_holder = await licence.post(
+        "/licences",
+        headers=officer(),
+        json={"licence_type": "food_business_licence", "holder": "91350100M000100Y44", "holder_name": "x", "data": {}},
+    )
     assert bad_holder.status_code == 422
     assert bad_holder.json()["errors"][0]["field"] == "body.holder"
     assert bad_holder.json()["errors"][0]["rule"] == "checksum"
-    missing = await licence.post("/licences", headers=officer(), json={
-        "licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {}})
+    missing = await licence.post(
+        "/licences",
+        headers=officer(),
+        json={"licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {}},
+    )
     assert missing.status_code == 422 and missing.json()["errors"][0] == {
-        "field": "data.address", "rule": "required", "message": "'address' is a required property"}
-    other_department = await licence.post("/licences", headers=officer("BDCDJ"), json={
-        "licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {"address": "a"}})
+        "field": "data.address",
+        "rule": "required",
+        "message": "'address' is a required property",
+    }
+    other_department = await licence.post(
+        "/licences",
+        headers=officer("BDCDJ"),
+        json={"licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {"address": "a"}},
+    )
     assert other_department.status_code == 403 and other_department.json()["rule"] == "relation"
-    acceptor = await licence.post("/licences", headers=officer("SCJGJ", "acceptor"), json={
-        "licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {"address": "a"}})
+    acceptor = await licence.post(
+        "/licences",
+        headers=officer("SCJGJ", "acceptor"),
+        json={"licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "x", "data": {"address": "a"}},
+    )
     assert acceptor.status_code == 403 and acceptor.json()["rule"] == "role"
-    unknown = await licence.post("/licences", headers=officer(), json={
-        "licence_type": "no_such_type", "holder": COMPANY, "holder_name": "x"})
+    unknown = await licence.post(
+        "/licences", headers=officer(), json={"licence_type": "no_such_type", "holder": COMPANY, "holder_name": "x"}
+    )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["rule"] == "unknown"
-    person_only = await licence.post("/licences", headers=officer("MZJ"), json={
-        "licence_type": "marriage_certificate", "holder": COMPANY, "holder_name": "x"})
+    person_only = await licence.post(
+        "/licences",
+        headers=officer("MZJ"),
+        json={"licence_type": "marriage_certificate", "holder": COMPANY, "holder_name": "x"},
+    )
     assert person_only.status_code == 422 and person_only.json()["errors"][0]["rule"] == "holder_kind"  # fmt: skip
 
 
@@ -120,7 +143,9 @@ async def test_suspend_reinstate_revoke_with_reasons_and_events(licence):
     assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
     again = await licence.post(path + "/suspend", json={"reason": "x"}, headers=officer())
     assert again.status_code == 409 and again.json()["rule"] == "status"
-    assert (await licence.post(path + "/reinstate", json={"reason": "整改完成"}, headers=officer())).json()["status"] == "valid"
+    assert (await licence.post(path + "/reinstate", json={"reason": "整改完成"}, headers=officer())).json()[
+        "status"
+    ] == "valid"
     holder_try = await licence.post(path + "/revoke", json={"reason": "x"}, headers=enterprise())
     assert holder_try.status_code == 403
     no_reason = await licence.post(path + "/revoke", json={"reason": ""}, headers=officer())
