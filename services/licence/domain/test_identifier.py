@@ -156,3 +156,13 @@ def test_every_check_character_is_alphanumeric():
 def test_mask_holder_code():
     assert mask_holder_code("371402199001010012") == "3714**********0012"
     assert mask_holder_code("1234") == "****"
+
+
+def test_rule_errors_become_problems_naming_field_and_rule():
+    with pytest.raises(InvalidIdentifier) as caught:
+        parse_identifier(HEFEI[:-1] + "0")
+    body = caught.value.problem().body()
+    assert body["status"] == 422
+    assert body["errors"] == [
+        {"field": "identifier", "rule": "check", "message": "the check character does not match (mistyped or altered)"}
+    ]
