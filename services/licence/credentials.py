@@ -49,6 +49,21 @@ def load_signer(settings: Settings) -> Ed25519Signer:
     return signer
 
 
+def load_seal(settings: Settings):
+    """The PDF seal (key and chain) from the settings, or None."""
+    key_pem = settings.pdf_seal_key.get_secret_value()
+    if not key_pem or not settings.pdf_seal_certificates:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from services.licence.domain.pdf import SealCredentials
+
+    chain = x509.load_pem_x509_certificates(settings.pdf_seal_certificates.encode())
+    key = load_pem_private_key(key_pem.encode(), password=None)
+    return SealCredentials(private_key=key, certificate=chain[0], chain=tuple(chain[1:]))  # type: ignore[arg-type]
+
+
 class Credentials:
     """The signer, the published key set and a cached status list for one app."""
 
@@ -58,17 +73,31 @@ class Credentials:
         self.key_set = KeySet.from_jwks(self.jwks)
         self.status_list_ttl = settings.status_list_ttl_seconds
         self._status_list: tuple[float, bytes] | None = None
+        self.seal = load_seal(settings)
 
-    def qr(self, licence: Licence) -> dict[str, Any]:
-        """The holder's signed offline credential (default disclosure) and a PNG of it."""
-        claims = default_claims(
+    @staticmethod
+    def _claims(licence: Licence):
+        return default_claims(
             identifier=parse_identifier(licence.identifier), licence_number=licence.number,
             holder_name=licence.holder_name, holder_code=licence.holder,
             holder_is_person=licence.holder_code_type == "111", issued_on=licence.issued_on,
             valid_until=licence.valid_until, type_name=licence.name, issuer_name=licence.issuer_name,
         )  # fmt: skip
-        text = encode(claims, self.signer)
+
+    def qr(self, licence: Licence) -> dict[str, Any]:
+        """The holder's signed offline credential (default disclosure) and a PNG of it."""
+        text = encode(self._claims(licence), self.signer)
         return {"text": text, "version": licence.version, "png_base64": _png(text)}
+
+    def pdf(self, licence: Licence) -> bytes | None:
+        """The printable licence with its QR, sealed; None when no seal is configured."""
+        if self.seal is None:
+            return None
+        from services.licence.domain.pdf import render_licence_pdf, sign_pdf
+
+        qr = encode(self._claims(licence), self.signer)
+        document = render_licence_pdf(claims=self._claims(licence), qr_text=qr, title=licence.name)
+        return sign_pdf(document, seal=self.seal, location=licence.issuer_name)
 
     async def status_list(self, session: AsyncSession, ctx: Context) -> bytes:
         """The signed status list of licences not in force (revoked, suspended), rebuilt at most

@@ -44,6 +44,11 @@ class Settings(ServiceSettings):
     # The status list is rebuilt at most this often per process; verifiers may cache it twice as long.
     status_list_ttl_seconds: int = Field(default=60, ge=1, le=86_400)
 
+    # The seal of printable PDFs (PAdES): a PEM private key and the PEM certificate chain, leaf first.
+    # Empty: GET /licences/{identifier}/pdf answers 501 (nothing unsigned is handed out as a licence).
+    pdf_seal_key: SecretStr = SecretStr("")
+    pdf_seal_certificates: str = ""
+
     @field_validator("service_keys", mode="before")
     @classmethod
     def _keys_from_json(cls, value: Any) -> Any:

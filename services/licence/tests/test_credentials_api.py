@@ -60,3 +60,46 @@ async def test_status_list_lists_revoked_and_suspended(licence):
     assert dict(listed.entries) == {first["identifier"]: LicenceStatus.REVOKED,
                                     second["identifier"]: LicenceStatus.SUSPENDED}  # fmt: skip
     assert listed.status_of(third["identifier"]) is None
+
+
+async def test_pdf_is_sealed_and_validates_against_the_issuers_root(database_url, nats_server):
+    import asyncio
+
+    import httpx
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kit.migrate import upgrade
+    from services.licence.cli import seed_demo
+    from services.licence.domain.pdf import validate_signed_pdf
+    from services.licence.domain.test_pdf import _certificate, _name
+    from services.licence.main import create_app
+    from services.licence.tests.conftest import fetch_keys, settings_for
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(_name("yiwang test root"), _name("yiwang test root"), ca_key.public_key(), ca_key, ca=True)
+    seal_key = ec.generate_private_key(ec.SECP256R1())
+    seal = _certificate(_name("德州市市场监督管理局 电子印章"), ca.subject, seal_key.public_key(), ca_key, ca=False)
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
+    key_pem = seal_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()  # fmt: skip
+    await asyncio.to_thread(upgrade, "services.licence", database_url)
+    await seed_demo(database_url)
+    settings = settings_for(
+        database_url, nats_server.url, pdf_seal_key=key_pem, pdf_seal_certificates=pem(seal) + pem(ca)
+    )
+    app = create_app(settings, key_fetcher=fetch_keys)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://licence") as client:
+            food = await issue(client)
+            assert (await client.get(f"/licences/{food['identifier']}/pdf", headers=person())).status_code == 404
+            response = await client.get(f"/licences/{food['identifier']}/pdf", headers=enterprise())
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    check = await asyncio.to_thread(validate_signed_pdf, response.content, trust_roots=[ca])
+    assert check.ok and "电子印章" in check.signer
+
+
+async def test_pdf_without_a_seal_is_not_handed_out(licence):
+    food = await issue(licence)
+    response = await licence.get(f"/licences/{food['identifier']}/pdf", headers=enterprise())
+    assert response.status_code == 501
