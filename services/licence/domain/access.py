@@ -1,0 +1,164 @@
+"""Who may do what with e-licences: ONE table, action × relation × role — pure.
+
+The relation says where the caller stands to the licence (or, without a licence, to the licence
+type or its own wallet), computed from the verified token only:
+
+- ``holder``: the licence's holder itself (a person, or an enterprise token without an agent);
+- ``agent``: a person acting for the holder (``act``) whose mandate covers licences
+  (scope ``*``, ``licence`` or ``licence:<type>``); ``agent_outside_scope`` otherwise;
+- ``issuer_officer``: an officer of the department that issued the licence (for issuing and
+  importing: of a department that issues the type);
+- ``caseflow``: the caseflow service, authenticated by its HMAC signature on ``POST /checks``;
+- ``none``: everybody else (another citizen, another department's officer).
+
+A cell lists the officer roles that may act from that relation; ``ANY`` is for holders, agents
+and services, who hold no roles. Every route ends in ``check``; nothing else decides.
+
+Refusals: who may not read a licence learns nothing about it — 404, exactly as for a licence that
+does not exist (another citizen gets 404 on my licence, never 403). Who may read it but not take
+the action gets 403 naming the rule (``role``, ``relation`` or ``mandate_scope``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from kit.auth import Principal
+from kit.errors import Problem
+
+# ---- relations ------------------------------------------------------------------------------
+HOLDER: Final = "holder"
+AGENT: Final = "agent"
+AGENT_OUTSIDE_SCOPE: Final = "agent_outside_scope"
+ISSUER_OFFICER: Final = "issuer_officer"
+CASEFLOW: Final = "caseflow"
+NONE: Final = "none"
+RELATIONS: Final = (HOLDER, AGENT, AGENT_OUTSIDE_SCOPE, ISSUER_OFFICER, CASEFLOW, NONE)
+
+# ---- roles (identity's officer roles) ---------------------------------------------------------
+ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN = (
+    "acceptor", "reviewer", "decider", "counter", "supervisor", "admin",
+)  # fmt: skip
+OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN)
+ANY: Final = frozenset({"*"})
+
+_HOLDING = {HOLDER: ANY, AGENT: ANY}
+_READERS = frozenset({ACCEPTOR, REVIEWER, DECIDER, ADMIN})  # those who work on the issuer's cases
+_DECIDERS = frozenset({DECIDER, ADMIN})
+
+# action → relation → roles that may take it from there. Not listed: refused.
+TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "wallet.list": _HOLDING,
+    "licence.read": {**_HOLDING, ISSUER_OFFICER: _READERS},
+    "licence.access_log": _HOLDING,  # who read my licence: the holder's side only
+    "licence.qr": _HOLDING,
+    "licence.pdf": _HOLDING,
+    "licence.issue": {ISSUER_OFFICER: _DECIDERS},
+    "licence.suspend": {ISSUER_OFFICER: _DECIDERS},
+    "licence.reinstate": {ISSUER_OFFICER: _DECIDERS},
+    "licence.revoke": {ISSUER_OFFICER: _DECIDERS},
+    "licence.import": {ISSUER_OFFICER: frozenset({ADMIN})},
+    "licence.check": {CASEFLOW: ANY},
+}
+ACTIONS: Final = tuple(TABLE)
+# Actions on one existing licence: a caller who cannot read it gets 404.
+LICENCE_ACTIONS: Final = frozenset(
+    {"licence.read", "licence.access_log", "licence.qr", "licence.pdf", "licence.suspend", "licence.reinstate",
+     "licence.revoke"}
+)  # fmt: skip
+# Reads that are written to the licence's access log (a read by anyone but the holder's side).
+LOGGED_RELATIONS: Final = frozenset({ISSUER_OFFICER, CASEFLOW})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The table's answer: allowed, or the status and rule of the refusal."""
+
+    allowed: bool
+    status: int = 200
+    rule: str = ""
+    detail: str = ""
+
+    def problem(self) -> Problem:
+        if self.status == 404:
+            return Problem(404, "not-found", "Not found", self.detail or "no such licence")
+        return Problem(self.status, "forbidden", "Not allowed", self.detail, rule=self.rule)
+
+
+def permitted(action: str, relation: str, roles: Iterable[str]) -> bool:
+    """Whether the table has a cell for (action, relation) that the roles satisfy."""
+    cell = TABLE[action].get(relation)
+    return cell is not None and ("*" in cell or bool(cell & set(roles)))
+
+
+def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
+    """The table's answer for one caller. An unknown action is a programming error (KeyError)."""
+    roles = tuple(roles)
+    if permitted(action, relation, roles):
+        return Decision(True)
+    if action in LICENCE_ACTIONS and not permitted("licence.read", relation, roles):
+        return Decision(False, 404, "visible", "no such licence")
+    if relation == AGENT_OUTSIDE_SCOPE:
+        return Decision(False, 403, "mandate_scope", "the mandate does not cover licences (scope licence)")
+    cells = TABLE[action]
+    if relation in cells:
+        needed = ", ".join(sorted(cells[relation]))
+        return Decision(False, 403, "role", f"{action} needs one of the roles {needed}")
+    where = ", ".join(sorted(cells))
+    return Decision(False, 403, "relation", f"{action} is for: {where} (you are: {relation})")
+
+
+def check(action: str, relation: str, roles: Iterable[str]) -> None:
+    """Raise the refusal's problem unless the table allows the action."""
+    decision = decide(action, relation, roles)
+    if not decision.allowed:
+        raise decision.problem()
+
+
+def mandate_covers(principal: Principal, licence_type: str | None) -> bool:
+    """An agent's mandate covers licences: ``*``, ``licence`` or ``licence:<type>`` (any type when
+    ``licence_type`` is None, as for the wallet: it then shows only the types covered)."""
+    scopes = set(principal.scopes)
+    if {"*", "licence"} & scopes:
+        return True
+    if licence_type is None:
+        return any(scope.startswith("licence:") for scope in scopes)
+    return f"licence:{licence_type}" in scopes
+
+
+def covered_types(principal: Principal) -> frozenset[str] | None:
+    """The licence types an agent's mandate covers; None when it covers all (or no agent)."""
+    if principal.actor is None or {"*", "licence"} & set(principal.scopes):
+        return None
+    return frozenset(scope.split(":", 1)[1] for scope in principal.scopes if scope.startswith("licence:"))
+
+
+def holder_relation(principal: Principal, *, holder: str, licence_type: str | None) -> str:
+    """How a citizen or enterprise caller stands to a holder's licence (or wallet)."""
+    if principal.kind not in {"person", "enterprise"} or principal.subject != holder:
+        return NONE
+    if principal.actor is None:
+        return HOLDER
+    return AGENT if mandate_covers(principal, licence_type) else AGENT_OUTSIDE_SCOPE
+
+
+def licence_relation(principal: Principal, *, holder: str, issuer: str, licence_type: str) -> str:
+    """The caller's relation to one licence (its holder, issuing department and type)."""
+    if principal.kind == "officer":
+        return ISSUER_OFFICER if principal.department and principal.department == issuer else NONE
+    return holder_relation(principal, holder=holder, licence_type=licence_type)
+
+
+def issuing_relation(principal: Principal, *, issuers: Iterable[str]) -> str:
+    """The caller's relation to a licence type it wants to issue or import: an officer of one of
+    the type's issuing departments, or nobody."""
+    if principal.kind == "officer" and principal.department and principal.department in set(issuers):
+        return ISSUER_OFFICER
+    return NONE
+
+
+def wallet_relation(principal: Principal) -> str:
+    """The caller's relation to its own wallet (the subject's licences)."""
+    return holder_relation(principal, holder=principal.subject, licence_type=None)

@@ -1,0 +1,117 @@
+"""The expiry timer: licences past ``valid_until`` become expired; holders are reminded before.
+
+Safe with several replicas: each batch is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+(rows another replica holds are skipped; once it commits they no longer match), and the claim's
+condition is the state it changes — an expired licence is no longer ``valid``/``suspended``, a
+reminded one has ``expiring_notice_for = valid_until`` — so a licence is expired once and reminded
+once per window (a renewal that moves ``valid_until`` opens a new window). On SQLite one process
+runs the timer (writes are serialised anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.events import licence as contract
+from kit.events import envelope
+from kit.tasks import BackgroundLoop
+from services.licence.context import SOURCE, Context
+from services.licence.domain import states
+from services.licence.issuance import event_fields
+from services.licence.models import Licence, outbox
+
+log = logging.getLogger("yiwang.licence.expiry")
+
+
+def _claimable(session: AsyncSession, query):
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+async def _expire_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, today: date, size: int) -> int:
+    async with sessionmaker() as session, session.begin():
+        query = (
+            select(Licence)
+            .where(Licence.status.in_((states.VALID, states.SUSPENDED)), Licence.valid_until < today)
+            .order_by(Licence.id)
+            .limit(size)
+        )
+        rows = list((await session.execute(_claimable(session, query))).scalars())
+        now = ctx.current_time()
+        for licence in rows:
+            licence.status = states.next_status(licence.status, "expire")
+            licence.status_reason = f"valid until {licence.valid_until.isoformat()}" if licence.valid_until else None
+            licence.updated_at = now
+            assert licence.valid_until is not None
+            event = contract.LicenceExpired(**event_fields(licence, now), valid_until=licence.valid_until)
+            await outbox.add(session, envelope(event, source=SOURCE, subject=licence.identifier))
+    return len(rows)
+
+
+async def _remind_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, today: date, size: int) -> int:
+    horizon = today + timedelta(days=ctx.settings.expiring_reminder_days)
+    async with sessionmaker() as session, session.begin():
+        query = (
+            select(Licence)
+            .where(
+                Licence.status == states.VALID,
+                Licence.valid_until >= today,
+                Licence.valid_until <= horizon,
+                or_(Licence.expiring_notice_for.is_(None), Licence.expiring_notice_for != Licence.valid_until),
+            )
+            .order_by(Licence.id)
+            .limit(size)
+        )
+        rows = list((await session.execute(_claimable(session, query))).scalars())
+        now = ctx.current_time()
+        for licence in rows:
+            assert licence.valid_until is not None
+            licence.expiring_notice_for = licence.valid_until
+            event = contract.LicenceExpiring(
+                **event_fields(licence, now), valid_until=licence.valid_until,
+                days_left=(licence.valid_until - today).days,
+            )  # fmt: skip
+            await outbox.add(session, envelope(event, source=SOURCE, subject=licence.identifier))
+    return len(rows)
+
+
+async def run_expiry_once(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context) -> dict[str, int]:
+    """One round: expire what has ended, then remind what ends within the reminder window."""
+    today = ctx.today()
+    size = ctx.settings.expiry_batch_size
+    counts = {"expired": 0, "expiring": 0}
+    for key, batch in (("expired", _expire_batch), ("expiring", _remind_batch)):
+        while True:
+            handled = await batch(sessionmaker, ctx, today, size)
+            counts[key] += handled
+            if handled < size:
+                break
+    return counts
+
+
+class ExpiryTimer(BackgroundLoop):
+    """Runs ``run_expiry_once`` every ``expiry_interval_seconds``."""
+
+    task_name = "licence-expiry-timer"
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context) -> None:
+        self.sessionmaker = sessionmaker
+        self.ctx = ctx
+
+    async def run(self) -> None:
+        while True:
+            try:
+                counts = await run_expiry_once(self.sessionmaker, self.ctx)
+                if any(counts.values()):
+                    log.info("expiry round: %s", counts)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away, not migrated yet: next round
+                log.warning("expiry round failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.ctx.settings.expiry_interval_seconds)

@@ -1,0 +1,138 @@
+"""Reading licences: the holder's wallet, one licence, its access log.
+
+Every read by anyone but the holder's side (an officer of the issuing department here, caseflow in
+``checks``) is written to the access log in the same transaction as the answer: no unlogged read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.auth import Principal
+from services.licence.context import Context
+from services.licence.domain import access
+from services.licence.models import AccessEntry, Licence
+
+
+def licence_view(licence: Licence) -> dict[str, Any]:
+    """A licence as its holder (or the issuing department) sees it: GB/T 36903 metadata and data."""
+    return {
+        "identifier": licence.identifier,
+        "name": licence.name,
+        "licence_type": licence.type_code,
+        "number": licence.number,
+        "issuer": licence.issuer,
+        "issuer_code": licence.issuer_code,
+        "issuer_name": licence.issuer_name,
+        "issued_on": licence.issued_on,
+        "valid_from": licence.valid_from,
+        "valid_until": licence.valid_until,
+        "holder": licence.holder,
+        "holder_name": licence.holder_name,
+        "holder_code_type": licence.holder_code_type,
+        "jurisdiction": licence.jurisdiction,
+        "data": json.loads(licence.data),
+        "status": licence.status,
+        "status_reason": licence.status_reason,
+        "version": licence.version,
+        "source": licence.source,
+        "case_no": licence.case_no,
+    }
+
+
+async def find(session: AsyncSession, identifier: str, *, lock: bool = False) -> Licence | None:
+    """The licence with this identifier (locked FOR UPDATE on PostgreSQL when ``lock``)."""
+    query = select(Licence).where(Licence.identifier == identifier)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def authorize(session: AsyncSession, principal: Principal, identifier: str, action: str, *,
+                    lock: bool = False) -> tuple[Licence, str]:  # fmt: skip
+    """The licence and the caller's relation to it, after the access table allowed ``action``.
+
+    A licence that does not exist and one the caller may not read are the same 404."""
+    licence = await find(session, identifier, lock=lock)
+    if licence is None:
+        access.check(action, access.NONE, ())  # the same 404 as for a licence one may not see
+        raise AssertionError("unreachable")
+    relation = access.licence_relation(
+        principal, holder=licence.holder, issuer=licence.issuer, licence_type=licence.type_code
+    )
+    access.check(action, relation, principal.roles)
+    return licence, relation
+
+
+def log_read(session: AsyncSession, ctx: Context, licence: Licence, *, reader: str, reader_kind: str,
+             case_no: str | None, purpose: str) -> None:  # fmt: skip
+    """Write one access-log entry (flushed with the request's transaction)."""
+    session.add(
+        AccessEntry(
+            licence_id=licence.id,
+            reader=reader,
+            reader_kind=reader_kind,
+            case_no=case_no,
+            purpose=purpose,
+            at=ctx.current_time(),
+        )  # fmt: skip
+    )
+
+
+async def read_one(session: AsyncSession, ctx: Context, principal: Principal, identifier: str,
+                   *, purpose: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """GET /licences/{identifier}: the holder's side reads freely; an issuing officer's read is logged."""
+    licence, relation = await authorize(session, principal, identifier, "licence.read")
+    if relation in access.LOGGED_RELATIONS:
+        log_read(session, ctx, licence, reader=principal.subject, reader_kind="officer", case_no=None,
+                 purpose=purpose or f"officer:{principal.department}")  # fmt: skip
+    return licence_view(licence)
+
+
+async def wallet(session: AsyncSession, principal: Principal, *, licence_type: str | None, status: str | None,
+                 page: int, page_size: int) -> dict[str, Any]:  # fmt: skip
+    """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate)."""
+    access.check("wallet.list", access.wallet_relation(principal), principal.roles)
+    query = select(Licence).where(Licence.holder == principal.subject)
+    covered = access.covered_types(principal)
+    if covered is not None:
+        query = query.where(Licence.type_code.in_(sorted(covered)))
+    if licence_type:
+        query = query.where(Licence.type_code == licence_type)
+    if status:
+        query = query.where(Licence.status == status)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (
+        await session.execute(query.order_by(Licence.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    ).scalars()
+    return {"total": total, "page": page, "page_size": page_size, "items": [licence_view(row) for row in rows]}
+
+
+async def access_log(session: AsyncSession, principal: Principal, identifier: str, *, page: int,
+                     page_size: int) -> dict[str, Any]:  # fmt: skip
+    """GET /licences/{identifier}/access-log: who read my licence, newest first."""
+    licence, _ = await authorize(session, principal, identifier, "licence.access_log")
+    query = select(AccessEntry).where(AccessEntry.licence_id == licence.id)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (
+        await session.execute(query.order_by(AccessEntry.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    ).scalars()
+    return {
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "items": [
+            {
+                "reader": e.reader,
+                "reader_kind": e.reader_kind,
+                "case_no": e.case_no,
+                "purpose": e.purpose,
+                "at": e.at,
+            }  # fmt: skip
+            for e in rows
+        ],
+    }
