@@ -103,7 +103,13 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     # department pushes reach caseflow only through the signed area below
     rule("/api/v1/caseflow/departments/**", access=DENY),
     # licence
-    rule("/api/v1/licence/licences/verify", "GET POST", PUBLIC),
+    rule("/api/v1/licence/licences/verify", "POST", PUBLIC),  # anyone checks a licence shown to them
+    # a department's bulk import: NDJSON, large and slow (≥ 10,000 rows/s is the target)
+    rule("/api/v1/licence/imports", "POST", TOKEN, kinds={"officer"}, max_body_bytes=64 * MIB, timeout_seconds=300),
+    rule("/api/v1/licence/types", "GET", PUBLIC),
+    rule("/api/v1/licence/keys", "GET", PUBLIC),  # offline verifiers fetch the issuers' keys …
+    rule("/api/v1/licence/status-list", "GET", PUBLIC),  # … and cache the signed revocation list
+    rule("/api/v1/licence/checks", access=DENY),  # caseflow's signed internal check, never from outside
     # signed partner requests
     rule("/api/v1/departments/{code}/events", "POST", SIGNED),
     rule("/api/v1/departments/**", access=DENY),

@@ -53,7 +53,12 @@ TABLE = RouteTable(DEFAULT_RULES, "production")
         ("GET", "/api/v1/caseflow/progress/C2026/", PUBLIC),
         ("GET", "/api/v1/caseflow/progress/C2026/more", "token"),
         ("GET", "/api/v1/caseflow/progress", "token"),
-        ("GET", "/api/v1/licence/licences/verify", PUBLIC),
+        ("GET", "/api/v1/licence/licences/verify", "token"),  # only POST verifies; GET is a licence id
+        ("GET", "/api/v1/licence/keys", PUBLIC),
+        ("GET", "/api/v1/licence/status-list", PUBLIC),
+        ("GET", "/api/v1/licence/types", PUBLIC),
+        ("POST", "/api/v1/licence/checks", DENY),
+        ("POST", "/api/v1/licence/imports", "token"),
         ("POST", "/api/v1/licence/licences/verify", PUBLIC),
         ("GET", "/api/v1/licence/licences", "token"),
         ("POST", "/api/v1/departments/4401/events", SIGNED),

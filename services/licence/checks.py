@@ -1,7 +1,7 @@
 """POST /checks: caseflow asks whether a licence given as application material may be used.
 
 Internal only (the gateway denies the path): the caller signs the request with HMAC-SHA256 under
-its key id (``domain.service_signatures``); a nonce is accepted once (``service_nonces``, shared
+its key id (``kit.signing``, ADR 0003's scheme); a nonce is accepted once (``service_nonces``, shared
 by replicas). The answer names the licence for the case; a refusal is a 422 whose one error says
 which rule failed — ``not_found``, ``holder`` (never revealing whose licence it is),
 ``licence_type`` or ``status``. A successful check is a read of the licence by caseflow and is
@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from kit.errors import Problem, field_problem
+from kit.signing import SignatureRejected, verify_request
 from services.licence.context import Context
 from services.licence.domain import access, states
-from services.licence.domain.service_signatures import SignatureRefused, verify
 from services.licence.issuance import insert_for
 from services.licence.models import ServiceNonce
 from services.licence.reading import find, log_read
@@ -36,13 +36,12 @@ def _unauthorized(reason: str, detail: str) -> Problem:
 async def authenticate(request: Request, session: AsyncSession, ctx: Context) -> str:
     """The relation of a signed internal caller (``caseflow`` for its key id); 401 otherwise."""
     body = await request.body()
-    keys = {key_id: secret.get_secret_value() for key_id, secret in ctx.settings.service_keys.items()}
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    keys = {key_id: [secret.get_secret_value()] for key_id, secret in ctx.settings.service_keys.items()}
     max_age = ctx.settings.signature_max_age_seconds
     try:
-        key_id, nonce = verify(keys, method=request.method, path_with_query=path, headers=request.headers, body=body,
-                               now=time.time(), max_age=max_age)  # fmt: skip
-    except SignatureRefused as exc:
+        key_id, nonce = verify_request(keys, method=request.method, path=request.url.path, query=request.url.query,
+                                       headers=request.headers, body=body, now=time.time(), max_age=max_age)  # fmt: skip
+    except SignatureRejected as exc:
         raise _unauthorized(exc.reason, exc.detail) from exc
     now = ctx.current_time()
     claimed = await session.execute(

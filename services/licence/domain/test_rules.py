@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import date
 
 import pytest
@@ -11,7 +9,6 @@ import pytest
 from kit.errors import Problem, RuleViolation
 from services.licence.domain import rules, states
 from services.licence.domain.holders import validate_holder
-from services.licence.domain.service_signatures import SignatureRefused, canonical_string, signed_headers, verify
 
 
 @pytest.mark.parametrize(("status", "action"), [(s, a) for s in states.STATUSES for a in states.ACTIONS])
@@ -67,24 +64,3 @@ def test_holder_codes():
     with pytest.raises(RuleViolation) as wrong_type:
         validate_holder("11010519491231002X", "002")
     assert wrong_type.value.rule == "code_type"
-
-
-def test_service_signature_follows_adr_0003():
-    body = b'{"identifier": "x"}'
-    message = canonical_string("post", "/checks", "1764547200", "n" * 16, body)
-    assert message == b"POST\n/checks\n1764547200\n" + b"n" * 16 + b"\n" + hashlib.sha256(body).hexdigest().encode()
-    headers = {k.lower(): v for k, v in signed_headers("caseflow", "s3cret", "POST", "/checks", body,
-                                                       nonce="n" * 16, timestamp=1764547200).items()}  # fmt: skip
-    assert headers["x-signature"] == hmac.new(b"s3cret", message, hashlib.sha256).hexdigest()
-    keys = {"caseflow": "s3cret"}
-    assert verify(keys, method="POST", path_with_query="/checks", headers=headers, body=body, now=1764547200,
-                  max_age=300) == ("caseflow", "n" * 16)  # fmt: skip
-    for change, reason in (({"x-signature": "0" * 64}, "bad-signature"), ({"x-nonce": "short"}, "bad-nonce"),
-                           ({"x-timestamp": "1764547501"}, "stale"), ({"x-partner-id": "other"}, "unknown-key")):  # fmt: skip
-        with pytest.raises(SignatureRefused) as refused:
-            verify(keys, method="POST", path_with_query="/checks", headers={**headers, **change}, body=body,
-                   now=1764547200, max_age=300)  # fmt: skip
-        assert refused.value.reason == reason
-    with pytest.raises(SignatureRefused):
-        verify(keys, method="POST", path_with_query="/checks", headers=headers, body=body + b" ", now=1764547200,
-               max_age=300)  # fmt: skip

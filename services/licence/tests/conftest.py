@@ -5,7 +5,6 @@ a clock the test sets, and tokens signed with a test key exactly as identity sig
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import secrets
 import time
@@ -13,50 +12,38 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
-from kit.auth import public_keys_from_jwks
 from kit.migrate import upgrade
+from kit.signing import signed_headers
+from kit.testing import TokenSigner
 from services.licence.cli import seed_demo
-from services.licence.domain.service_signatures import signed_headers
 from services.licence.domain.signing import Ed25519Signer
 from services.licence.main import create_app
 from services.licence.settings import Settings
 
-PRIVATE_KEY = Ed25519PrivateKey.generate()
-_JWK = json.loads(OKPAlgorithm.to_jwk(PRIVATE_KEY.public_key()))
-_JWK["kid"] = "test-key"
+TOKENS = TokenSigner()
 CHINA = timezone(timedelta(hours=8))
 ZHANG_SAN = "11010519491231002X"
 LI_SI = "110105194912310038"
 COMPANY = "91350100M000100Y43"
 CASEFLOW_SECRET = "caseflow-test-secret"
 SIGNER = Ed25519Signer.generate(kid="lic-test")
-_jti = itertools.count()
 
 
-async def fetch_keys():
-    return public_keys_from_jwks({"keys": [_JWK]})
+fetch_keys = TOKENS.fetch_keys
 
 
 def token(subject: str, *, kind: str = "person", level: int = 2, actor: str | None = None, scope: str | None = None,
           roles: tuple[str, ...] = (), department: str | None = None) -> str:  # fmt: skip
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": subject, "kind": kind, "lvl": level, "iss": "yiwang-identity", "aud": "yiwang",
-        "iat": now, "exp": now + 600, "jti": f"t{next(_jti)}",
-    }  # fmt: skip
+    """A token as identity signs it (kit.testing.TokenSigner)."""
+    claims: dict[str, Any] = {"sub": subject, "kind": kind, "lvl": level, "scope": scope}
     if actor:
         claims["act"] = {"sub": actor}
-    if scope is not None:
-        claims["scope"] = scope
     if kind == "officer":
         claims["roles"] = list(roles)
         claims["dept"] = department
-    return jwt.encode(claims, PRIVATE_KEY, algorithm="EdDSA", headers={"kid": "test-key"})
+    return TOKENS.token(**claims)
 
 
 def bearer(value: str) -> dict[str, str]:
