@@ -30,7 +30,8 @@ class MaterialIn(_Body):
 
     name: MaterialName
     blob_id: Annotated[Line, Field(max_length=36)] | None = None
-    licence_id: Annotated[Line, Field(max_length=64)] | None = None
+    # a GB/T 36904 identifier: up to 128 characters, as licence's events carry it
+    licence_id: Annotated[Line, Field(max_length=128)] | None = None
     licence_version: int | None = Field(default=None, ge=1, le=INT32)
 
     @model_validator(mode="after")

@@ -42,6 +42,17 @@ def citizen(client: httpx.Client, id_number: str, name: str, mobile: str) -> dic
     return login(client, id_number)
 
 
+def issued(
+    client: httpx.Client, department_officer: str, licence_type: str, holder: str, name: str, data: dict | None = None
+) -> str:
+    """A licence a department issued directly (licence service): its identifier, for reuse."""
+    response = client.post("/licence/licences", headers=officer(client, department_officer),
+                           json={"licence_type": licence_type, "holder": holder, "holder_name": name,
+                                 "data": data or {}})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return response.json()["identifier"]
+
+
 def upload(client: httpx.Client, headers: dict, content: bytes = JPEG, path: str = "/caseflow/materials") -> str:
     response = client.post(path, files={"file": ("m.jpg", content, "application/octet-stream")}, headers=headers)
     assert response.status_code == 201, response.text
@@ -69,13 +80,14 @@ def act(client: httpx.Client, case_no: str, headers: dict, action: str, **body) 
 
 def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone_checks(gateway):
     zhang = citizen(gateway, APPLICANT, "孙七", "13811110001")
+    id_card = issued(gateway, "gaj.officer", "resident_id_card", APPLICANT, "孙七")  # his e-licence, reused
     lease, form = upload(gateway, zhang), upload(gateway, zhang, PDF)
     body = {
         "matter_code": SOLE_TRADER,
         "form": {"applicant_name": "孙七", "mobile": "13811110001", "business_scope": "餐饮服务",
                  "address": "山东省德州市德城区1号"},
         "materials": [
-            {"name": "申请人居民身份证", "licence_id": "LIC-ID-SUN", "licence_version": 1},
+            {"name": "申请人居民身份证", "licence_id": id_card, "licence_version": 1},
             {"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": lease},
             {"name": "个体工商户登记（备案）申请书", "blob_id": form},
         ],
@@ -139,6 +151,9 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
 def test_j4_one_form_four_departments(gateway):
     # 开办企业一件事 is applied for by the person founding the company: it does not exist yet.
     zhou = citizen(gateway, FOUNDER, "周八", "13811110002")
+    id_card = issued(gateway, "gaj.officer", "resident_id_card", FOUNDER, "周八")
+    premises = issued(gateway, "bdcdj.officer", "real_estate_certificate", FOUNDER, "周八",
+                      {"location": "山东省德州市德城区2号"})  # fmt: skip
     files = {
         name: upload(gateway, zhou, PDF)
         for name in ("公司登记（备案）申请书", "公司章程", "发票领用申请表", "社会保险登记表")
@@ -149,9 +164,9 @@ def test_j4_one_form_four_departments(gateway):
                  "address": "山东省德州市德城区2号", "legal_representative": "周八", "registered_capital": 100,
                  "invoice_kind": "增值税普通发票", "bank_account": "6222000000000000", "seal_kinds": "公章"},
         "materials": [
-            {"name": "申请人居民身份证", "licence_id": "LIC-ID-ZHOU", "licence_version": 1},
-            {"name": "经营场所使用证明（房产证明或租赁合同）", "licence_id": "LIC-BDC-1", "licence_version": 1},
-            {"name": "法定代表人居民身份证", "licence_id": "LIC-ID-ZHOU", "licence_version": 1},
+            {"name": "申请人居民身份证", "licence_id": id_card, "licence_version": 1},
+            {"name": "经营场所使用证明（房产证明或租赁合同）", "licence_id": premises, "licence_version": 1},
+            {"name": "法定代表人居民身份证", "licence_id": id_card, "licence_version": 1},
             *({"name": name, "blob_id": blob} for name, blob in files.items()),
         ],
         "delivery": {"method": "window"},

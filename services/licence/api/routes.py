@@ -80,7 +80,10 @@ _VERIFY_WINDOWS: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
 def _limit_verification(request: Request) -> None:
     limit = _ctx(request).settings.verify_per_minute
-    client = request.client.host if request.client else "unknown"
+    # Behind the gateway every request comes from the gateway: it sets X-Forwarded-For to the one
+    # client address it saw (a client's own header is replaced), so that is whose window counts.
+    forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
+    client = forwarded or (request.client.host if request.client else "unknown")
     now = time.monotonic()
     started, count = _VERIFY_WINDOWS.get(client, (now, 0))
     if now - started >= 60:

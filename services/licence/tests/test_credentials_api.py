@@ -103,3 +103,17 @@ async def test_pdf_without_a_seal_is_not_handed_out(licence):
     food = await issue(licence)
     response = await licence.get(f"/licences/{food['identifier']}/pdf", headers=enterprise())
     assert response.status_code == 501
+
+
+async def test_verification_is_limited_per_client_the_gateway_names(licence):
+    from services.licence.api import routes
+
+    routes._VERIFY_WINDOWS.clear()
+    limit = licence.app.state.licence.settings.verify_per_minute
+    body = {"identifier": "1.2.156.3005.2.x", "number": "1"}
+    one, other = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.9"}
+    answers = [(await licence.post("/licences/verify", json=body, headers=one)).status_code for _ in range(limit + 1)]
+    assert answers[:limit] == [200] * limit and answers[-1] == 429
+    # another client behind the same gateway has a window of its own
+    assert (await licence.post("/licences/verify", json=body, headers=other)).status_code == 200
+    routes._VERIFY_WINDOWS.clear()
