@@ -26,6 +26,7 @@ MATTER_PUBLISHED = "yiwang.catalog.matter.published.v1"
 MATTER_RETIRED = "yiwang.catalog.matter.retired.v1"
 BUNDLE_PUBLISHED = "yiwang.catalog.bundle.published.v1"
 LICENCE_ISSUED = "yiwang.licence.licence.issued.v1"
+LICENCE_EXPIRING = "yiwang.licence.licence.expiring.v1"
 SHIPMENT_DELIVERED = "yiwang.express.shipment.delivered.v1"
 
 
@@ -61,9 +62,17 @@ def consumers_for(settings: Settings):
             async def licence_issued(session, event: CloudEvent) -> None:
                 await licences.on_licence_issued(session, ctx(), event)
 
+            async def licence_expiring(session, event: CloudEvent) -> None:
+                await licences.on_licence_expiring(session, ctx(), event)
+
             built.append(
                 EventConsumer(**common, durable="caseflow-licences", stream="LICENCE",
                               filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued})
+            )  # fmt: skip
+            # A durable of its own: an existing durable keeps its old filter.
+            built.append(
+                EventConsumer(**common, durable="caseflow-licence-reminders", stream="LICENCE",
+                              filter_subject="licence.licence.expiring", handlers={LICENCE_EXPIRING: licence_expiring})
             )  # fmt: skip
         if settings.consume_express_events:
 

@@ -77,6 +77,8 @@ TEMPLATES = {
     "review": "您的办件{case_no}已完成审查。",
     "approve": "您的办件{case_no}已准予许可。",
     "licence_issued": "您的办件{case_no}的电子证照（{licence}）已签发，可在电子证照库中查看和使用。",
+    # Art. 50: renewal is asked for 30 days before expiry
+    "licence_expiring": "您经办件{case_no}取得的电子证照（{licence}）将于{valid_until}到期，如需延续，请在到期30日前申请。",
     "deny": "您的办件{case_no}不予许可：{reason}。您有依法申请行政复议或者提起行政诉讼的权利。",
     "suspend": "您的办件{case_no}进入{reason}程序，预计{days}个工作日，期间不计入办理时限。",
     "resume": "您的办件{case_no}恢复办理。",
@@ -100,6 +102,7 @@ def render(action: str, case: Case, detail: dict) -> str | None:
         reason=detail.get("reason") or detail.get("suspension") or "",
         days=detail.get("expected_days") or detail.get("days") or "",
         licence=detail.get("licence") or "",
+        valid_until=detail.get("valid_until") or "",
     )
 
 

@@ -51,17 +51,38 @@ def load_signer(settings: Settings) -> Ed25519Signer:
 
 def load_seal(settings: Settings):
     """The PDF seal (key and chain) from the settings, or None."""
-    key_pem = settings.pdf_seal_key.get_secret_value()
-    if not key_pem or not settings.pdf_seal_certificates:
-        return None
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from services.licence.domain.pdf import SealCredentials
 
-    chain = x509.load_pem_x509_certificates(settings.pdf_seal_certificates.encode())
+    key_pem, chain_pem = settings.pdf_seal_key.get_secret_value(), settings.pdf_seal_certificates
+    if (not key_pem or not chain_pem) and settings.sandbox:
+        key_pem, chain_pem = _development_seal(Path(settings.signing_key_file).with_name("licence-dev-seal.pem"))
+    if not key_pem or not chain_pem:
+        return None
+    chain = x509.load_pem_x509_certificates(chain_pem.encode())
     key = load_pem_private_key(key_pem.encode(), password=None)
     return SealCredentials(private_key=key, certificate=chain[0], chain=tuple(chain[1:]))  # type: ignore[arg-type]
+
+
+def _development_seal(path: Path) -> tuple[str, str]:
+    """A sandbox platform's seal (key PEM, chain PEM), made once and kept beside the signing key, so
+    that `make run` hands out sealed PDFs a validator reports as untrusted (never in a deployment)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from services.licence.domain.pdf import development_seal
+
+    if not path.exists():
+        seal, _ = development_seal("yiwang 电子证照")
+        key = seal.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+        chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in (seal.certificate, *seal.chain))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key + chain)
+        path.chmod(0o600)
+    text = path.read_text()
+    split = text.index("-----BEGIN CERTIFICATE-----")
+    return text[:split], text[split:]
 
 
 class Credentials:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.licence import LicenceIssued
+from contracts.events.licence import LicenceExpiring, LicenceIssued
 from kit.consumer import PoisonEvent
 from kit.errors import Problem
 from kit.events import CloudEvent
@@ -180,7 +180,7 @@ async def on_licence_issued(session: AsyncSession, ctx: Context, event: CloudEve
     await steps.write(session, case, step)
 
 
-async def _result_name(session: AsyncSession, case: Case, data: LicenceIssued) -> str:
+async def _result_name(session: AsyncSession, case: Case, data: LicenceIssued | LicenceExpiring) -> str:
     """The licence's name for the applicant's SMS: the matter's result (营业执照) when it is this
     type, else the type code."""
     result = (await matter_of_case(session, case)).get("result") or {}
@@ -189,3 +189,27 @@ async def _result_name(session: AsyncSession, case: Case, data: LicenceIssued) -
         if result.get("licence_type") == data.licence_type and result.get("name")
         else data.licence_type
     )
+
+
+async def on_licence_expiring(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
+    """``licence.licence.expiring``: remind the applicant of the case that obtained the licence (the
+    case's contact phone; a licence from no case of ours has no one here to tell). Once per event:
+    the inbox drops a redelivery, and licence announces each reminder window once."""
+    try:
+        data = LicenceExpiring.model_validate(event.data)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a LicenceExpiring: {exc.error_count()} errors") from exc
+    row = (
+        await session.execute(select(CaseLicence).where(CaseLicence.identifier == data.identifier))
+    ).scalar_one_or_none()
+    if row is None:
+        return
+    case = (await session.execute(select(Case).where(Case.id == row.case_id))).scalar_one()
+    now = ctx.current_time()
+    note = {"identifier": data.identifier, "valid_until": data.valid_until.isoformat(), "days_left": data.days_left}
+    result = {"licence": await _result_name(session, case, data), "valid_until": data.valid_until.isoformat()}
+    step = steps.Step(
+        steps.line(case, now, "licence_expiring", "system", case.state, case.state, dumps(note)),
+        message=notifications.message(case, "licence_expiring", result, now),
+    )
+    await steps.write(session, case, step)

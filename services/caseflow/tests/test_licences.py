@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from contracts.events.licence import LicenceIssued
+from contracts.events.licence import LicenceExpiring, LicenceIssued
 from kit.bus import Bus
 from kit.events import envelope
 from kit.signing import SignatureRejected, verify_request
@@ -329,3 +329,31 @@ async def test_the_issued_licence_is_recorded_once_and_shown(database_url, nats_
         assert progress.json()["licence"] == {"identifier": identifier, "licence_type": "business_licence"}
         assert "320802600012345" not in progress.text and ZHANG_SAN not in progress.text
         assert "licence_issued" in [s["action"] for s in progress.json()["steps"]]
+
+        # 30 days before it ends, licence reminds: the case's applicant gets one SMS (Art. 50), however
+        # often the reminder is delivered; a reminder for a licence of no case of ours tells no one.
+        expiring = LicenceExpiring(**issued.model_dump(include=set(LicenceExpiring.model_fields) - {"valid_until",
+                                   "days_left"}), valid_until=date(2031, 11, 1), days_left=30)  # fmt: skip
+        reminder = envelope(expiring, subject=identifier)
+        stranger = envelope(expiring.model_copy(update={"identifier": identifier + ".9"}), subject=identifier + ".9")
+        bus = Bus(nats_server.url, name="licence", streams={"LICENCE": ["licence.>"]})
+        await bus.start()
+        await bus.wait_connected(10)
+        try:
+            js = await bus.jetstream()
+            for sent, msg_id in ((reminder, reminder.id), (reminder, reminder.id + "-again"), (stranger, stranger.id)):
+                await js.publish(expiring.nats_subject, sent.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id})
+            for _ in range(300):
+                async with client.app.state.sessionmaker() as session:
+                    seen = (await session.execute(select(inbox.c.event_id).where(
+                        inbox.c.event_id == stranger.id))).scalar_one_or_none()  # fmt: skip
+                if seen:
+                    break
+                await asyncio.sleep(0.1)
+            assert seen, "the reminders were not consumed"
+        finally:
+            await bus.close()
+        async with client.app.state.sessionmaker() as session:
+            reminders = (await session.execute(select(Notification.text).where(
+                Notification.template == "licence_expiring"))).scalars().all()  # fmt: skip
+        assert reminders == [f"您经办件{case['case_no']}取得的电子证照（营业执照）将于2031-11-01到期，如需延续，请在到期30日前申请。"]

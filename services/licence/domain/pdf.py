@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import segno
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
@@ -61,6 +63,47 @@ class PdfSignatureCheck:
     @property
     def ok(self) -> bool:
         return self.intact and self.valid and self.trusted and self.covers_whole_file
+
+
+def development_seal(common_name: str, *, days: int = 3650) -> tuple[SealCredentials, x509.Certificate]:
+    """A seal for a development platform (``make run``): a throwaway root and a seal certificate
+    under it, both named as development-only. Any validator reports it untrusted — which is the
+    point: a real deployment configures its issuer's seal and chain."""
+
+    def name(text: str) -> x509.Name:
+        return x509.Name(
+            [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"), x509.NameAttribute(NameOID.COMMON_NAME, text)]
+        )
+
+    def certificate(subject: x509.Name, issuer: x509.Name, public_key, signing_key, *, ca: bool) -> x509.Certificate:
+        now = datetime.now(UTC)
+        usage = dict.fromkeys(("key_encipherment", "data_encipherment", "key_agreement", "encipher_only",
+                               "decipher_only"), False)  # fmt: skip
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=not ca, content_commitment=not ca, key_cert_sign=ca, crl_sign=ca, **usage
+                ),
+                critical=True,
+            )  # fmt: skip
+            .sign(signing_key, hashes.SHA256())
+        )
+
+    root_key, seal_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root_name = name(f"{common_name} 开发用根证书（不可信）")
+    root = certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
+    leaf = certificate(
+        name(f"{common_name} 开发用电子印章（不可信）"), root_name, seal_key.public_key(), root_key, ca=False
+    )
+    return SealCredentials(private_key=seal_key, certificate=leaf, chain=(root,)), root
 
 
 def _draw_qr(pdf: canvas.Canvas, text: str, *, x: float, y: float, size: float) -> int:

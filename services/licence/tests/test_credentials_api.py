@@ -117,3 +117,31 @@ async def test_verification_is_limited_per_client_the_gateway_names(licence):
     # another client behind the same gateway has a window of its own
     assert (await licence.post("/licences/verify", json=body, headers=other)).status_code == 200
     routes._VERIFY_WINDOWS.clear()
+
+
+async def test_a_sandbox_platform_seals_with_a_development_seal_no_validator_trusts(
+    database_url, nats_server, tmp_path
+):
+    import asyncio
+
+    import httpx
+
+    from kit.migrate import upgrade
+    from services.licence.cli import seed_demo
+    from services.licence.domain.pdf import development_seal, validate_signed_pdf
+    from services.licence.main import create_app
+    from services.licence.tests.conftest import fetch_keys, settings_for
+
+    await asyncio.to_thread(upgrade, "services.licence", database_url)
+    await seed_demo(database_url)
+    settings = settings_for(database_url, nats_server.url, sandbox=True,
+                            signing_key_file=str(tmp_path / "licence-signing-key.json"))  # fmt: skip
+    app = create_app(settings, key_fetcher=fetch_keys)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://licence") as client:
+            food = await issue(client)
+            response = await client.get(f"/licences/{food['identifier']}/pdf", headers=enterprise())
+    assert response.status_code == 200 and (tmp_path / "licence-dev-seal.pem").exists()
+    _, stranger_root = development_seal("another platform")
+    check = await asyncio.to_thread(validate_signed_pdf, response.content, trust_roots=[stranger_root])
+    assert check.intact and check.valid and not check.trusted and "开发用电子印章（不可信）" in check.signer
