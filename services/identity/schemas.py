@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kit.errors import RuleViolation
+from kit.subject_ids import validate_id_number, validate_uscc
 from kit.text import Line, Name
-from services.identity.domain.subject_ids import validate_id_number, validate_uscc
 from services.identity.passwords import check_password_rules
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")

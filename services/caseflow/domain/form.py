@@ -5,12 +5,9 @@
 "rule": ..., "message": ...}``. Values are scalars (strings, numbers, booleans for nothing);
 nested objects and arrays are refused; a key the form does not have is refused.
 
-Formats: ``mobile`` a mainland mobile number; ``id_number`` GB 11643 (18 characters, the MOD 11-2
-check digit from python-stdnum, a real birth date — not ``stdnum.cn.ric.validate``, which refuses
-numbers of re-coded counties and 港澳台 residence permits, see DESIGN §7); ``uscc`` GB 32100 (the
-check character from python-stdnum over the whole code — ``stdnum.cn.uscc.validate`` refuses codes
-whose first eight characters are not digits, which excludes valid registration-authority letters,
-and accepts lowercase: values are upper-cased here first); ``division_code`` a GB/T 2260 code
+Formats: ``mobile`` a mainland mobile number; ``id_number`` GB 11643 and ``uscc`` GB 32100 exactly
+as identity checks them (``kit.subject_ids``: re-coded counties and 港澳台 residence permits
+accepted, registration-authority letters too; values are upper-cased here first); ``division_code`` a GB/T 2260 code
 (six digits under a province that exists). ``subject_id`` fields take an ID number or a USCC.
 
 The field ``applicant_name`` is filled from the verified name in the token; a value sent must be
@@ -21,12 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from stdnum.cn import ric, uscc
-
+from kit.errors import RuleViolation
+from kit.subject_ids import validate_id_number, validate_uscc
 from kit.text import text_problem
 
 DEFAULT_MAX_LENGTH = 500  # a text field without its own max_length
@@ -34,8 +32,6 @@ MAX_NUMBER = 10**15  # a number field without a range: still a number a form can
 APPLICANT_NAME = "applicant_name"
 
 MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
-ID_NUMBER = re.compile(r"[1-9]\d{16}[\dX]", re.ASCII)
-USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}", re.ASCII)
 DIVISION = re.compile(r"\d{6}", re.ASCII)
 DECIMAL = re.compile(r"-?\d{1,16}(\.\d{1,6})?", re.ASCII)
 # GB/T 2260 provinces (first two digits); 71 台湾, 81 香港, 82 澳门.
@@ -53,19 +49,20 @@ class FormInvalid(Exception):
 
 
 def valid_id_number(value: str) -> bool:
-    """GB 11643: 17 digits and a MOD 11-2 check character, with a real birth date."""
-    if not ID_NUMBER.fullmatch(value):
-        return False
-    try:
-        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return False
-    return ric.calc_check_digit(value) == value[-1]
+    """GB 11643, as identity checks it (kit.subject_ids)."""
+    return _holds(validate_id_number, value)
 
 
 def valid_uscc(value: str) -> bool:
-    """GB 32100: 18 characters of the code's alphabet, digits 3–8 the division, the check character."""
-    return bool(USCC.fullmatch(value)) and uscc.calc_check_digit(value[:-1]) == value[-1]
+    """GB 32100, as identity checks it (kit.subject_ids)."""
+    return _holds(validate_uscc, value)
+
+
+def _holds(validate: Callable[[str], str], value: str) -> bool:
+    try:
+        return validate(value) == value
+    except RuleViolation:
+        return False
 
 
 def valid_division_code(value: str) -> bool:

@@ -2,9 +2,7 @@
 
 A holder is a natural person identified by a resident ID number (GB 11643, code type ``111``
 居民身份证) or a legal person identified by a unified social credit code (GB 32100, code type
-``001`` 统一社会信用代码). Checksums come from python-stdnum; like identity (ADR 0005), a region code
-that existed in some year but not in the birth year is accepted (re-coded counties), and 港澳台
-residence-permit numbers (regions 810000/820000/830000) are accepted.
+``001`` 统一社会信用代码). The codes are checked by ``kit.subject_ids``, as identity checks them (ADR 0005).
 """
 
 from __future__ import annotations
@@ -12,65 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final, Literal
 
-from stdnum import numdb
-from stdnum.cn import ric, uscc
-from stdnum.exceptions import InvalidComponent, ValidationError
-
 from kit.errors import RuleViolation
+from kit.subject_ids import validate_id_number, validate_uscc
 
 PERSON_CODE_TYPE: Final = "111"
 ENTERPRISE_CODE_TYPE: Final = "001"
 CODE_TYPES: Final = {PERSON_CODE_TYPE: "person", ENTERPRISE_CODE_TYPE: "enterprise"}
 HolderKind = Literal["person", "enterprise"]
-
-_RESIDENCE_PERMIT_REGIONS: Final = frozenset({"810000", "820000", "830000"})
-_USCC_AUTHORITIES: Final = frozenset("123456789ABCDEFGNY")
-_USCC_ALPHABET: Final = frozenset("0123456789ABCDEFGHJKLMNPQRTUWXY")
-
-
-def _region_ever_known(region: str) -> bool:
-    return any(props for _, props in numdb.get("cn/loc").info(region))
-
-
-def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
-    """The ID number normalised (upper-case X), or RuleViolation naming the rule it breaks."""
-    number = ric.compact(value or "")
-    if len(number) != 18:
-        raise RuleViolation("length", "a resident ID number has 18 characters")
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        raise RuleViolation("format", "17 digits followed by a digit or X")
-    if number[-1] != ric.calc_check_digit(number):
-        raise RuleViolation("checksum", "the check character (GB 11643, ISO 7064 MOD 11-2) does not match")
-    try:
-        birth = ric.get_birth_date(number)
-    except ValidationError as exc:
-        raise RuleViolation("birth_date", "the birth date part is not a real date") from exc
-    if birth > (today or dt.date.today()):
-        raise RuleViolation("birth_date", "the birth date is in the future")
-    if number[:6] in _RESIDENCE_PERMIT_REGIONS:
-        return number
-    try:
-        ric.get_birth_place(number)
-    except InvalidComponent:
-        if not _region_ever_known(number[:6]):
-            raise RuleViolation("region", "the region code is not an administrative division") from None
-    return number
-
-
-def validate_uscc(value: str) -> str:
-    """The unified social credit code normalised, or RuleViolation naming the rule it breaks."""
-    code = uscc.compact(value or "")
-    if len(code) != 18:
-        raise RuleViolation("length", "a unified social credit code has 18 characters")
-    if any(char not in _USCC_ALPHABET for char in code):
-        raise RuleViolation("format", "only digits and upper-case letters except I, O, Z, S, V")
-    if code[0] not in _USCC_AUTHORITIES:
-        raise RuleViolation("format", "the registration authority code (1st character) is not defined")
-    if not code[2:8].isdigit():
-        raise RuleViolation("format", "characters 3-8 are a region code of digits")
-    if code[-1] != uscc.calc_check_digit(code):
-        raise RuleViolation("checksum", "the check character (GB 32100) does not match")
-    return code
 
 
 def holder_kind_of(code: str) -> HolderKind:

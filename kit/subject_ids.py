@@ -1,7 +1,9 @@
-"""一号: validating resident ID numbers (GB 11643) and unified social credit codes (GB 32100).
+"""Subject ids: resident ID numbers (GB 11643) and unified social credit codes (GB 32100) — pure.
+
+One copy for identity (registration, enterprises), licence (holders) and caseflow (form fields).
 
 Checksums come from python-stdnum (ISO 7064 MOD 11-2 for ID numbers, MOD 31-3 weights for credit
-codes). Two of stdnum's stricter checks are relaxed on purpose (docs/adr/0005-subject-ids.md):
+codes). Two of stdnum's stricter checks are relaxed on purpose (docs/adr/0005):
 a region code that existed in some year but not the birth year is accepted (re-coded counties),
 and credit codes whose registration authority is a letter (e.g. ``N``, ``Y``) are accepted.
 """

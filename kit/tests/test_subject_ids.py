@@ -6,7 +6,7 @@ import pytest
 from stdnum.iso7064 import mod_11_2
 
 from kit.errors import RuleViolation
-from services.identity.domain.subject_ids import subject_kind, validate_id_number, validate_uscc
+from kit.subject_ids import subject_kind, validate_id_number, validate_uscc
 
 # GB 11643-1999 appendix example, and python-stdnum's cn.ric doctest vector (born 1880).
 VALID_ID_NUMBERS = ["11010519491231002X", "440524188001010014"]
