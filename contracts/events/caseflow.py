@@ -128,7 +128,22 @@ class CaseDeliveryRequested(_CaseFields, EventData):
     recipient: str = Field(description="name on the parcel")
     phone: str
     address: str
+    division_code: str | None = Field(default=None, pattern=r"^\d{6}$", description="GB/T 2260 code of the address")
     due: date | None = Field(description="Art. 44: delivered within 10 working days of approval")
+
+
+class CasePickupRequested(_CaseFields, EventData):
+    """The applicant asks the carrier to collect the originals the case needs (上门收件)."""
+
+    event_type: ClassVar[str] = "yiwang.caseflow.case.pickup_requested.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.pickup_requested"
+    applicant: str
+    pickup_id: str = Field(max_length=64, description="caseflow's id of this request (one shipment per id)")
+    sender: str = Field(description="name of the person handing the originals over")
+    phone: str
+    division_code: str = Field(pattern=r"^\d{6}$", description="GB/T 2260 code of the pickup address")
+    address: str
+    items: list[str] = Field(min_length=1, description="the originals to collect, by material name")
 
 
 class CaseCompleted(_CaseFields, EventData):
