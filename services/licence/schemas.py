@@ -154,7 +154,7 @@ class ImportReport(BaseModel):
 class VerifyRequest(_Request):
     """POST /licences/verify: a QR's text, or an identifier with the number printed on the licence."""
 
-    text: str | None = Field(default=None, max_length=8192)
+    text: Line | None = Field(default=None, max_length=8192)  # Base45 and a prefix: one line, no controls
     identifier: Line | None = Field(default=None, max_length=128)
     number: Line | None = Field(default=None, max_length=64)
 

@@ -51,6 +51,8 @@ PATH_VALUES = {
     "department": "GAJ",
     "mandate_id": str(uuid.UUID(int=1)),
     "id_number": CITIZEN_ID,
+    "identifier": "1.2.156.3005.2.11100000000013338W087.11370800MB28559184.37080001202411010001.001.3",
+    "action": "suspend",
 }
 # Plausible values by field name; the schema decides for the rest.
 STRING_VALUES = {
@@ -77,6 +79,12 @@ STRING_VALUES = {
     "reason": "材料齐全",
     "fees_paid_yuan": "0",
     "contact_phone": "13955550002",
+    "licence_type": "business_licence",
+    "holder": valid_id_number("37140219900909005"),
+    "holder_name": "钱十",
+    "identifier": "1.2.156.3005.2.11100000000013338W087.11370800MB28559184.37080001202411010001.001.3",
+    "number": "37140020260000001",
+    "text": "YWL1:NCFOXN*TDLOL%1",
 }
 # A case's form values: the fields of the default matter's form (SCJGJ-XK-0001, 个体工商户设立登记).
 FORM = {

@@ -21,6 +21,8 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
+from kit.text import text_problem
+
 NUMBER_BY_SERIAL: Final = "serial"
 NUMBER_BY_HOLDER_CODE: Final = "holder_code"  # the enterprise holder's credit code (营业执照)
 NUMBER_RULES: Final = (NUMBER_BY_SERIAL, NUMBER_BY_HOLDER_CODE)
@@ -77,5 +79,17 @@ def data_errors(schema_json: str, data: Any) -> list[tuple[str, str, str]]:
             missing = next((name for name in error.validator_value if name not in error.instance), None)
             if missing is not None:
                 path.append(str(missing))
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set((error.schema or {}).get("properties", {}))
+            for key in sorted(k for k in error.instance if k not in allowed):
+                errors.append(
+                    (".".join(["data", *path, str(key)]), "known_field", f"{key} is not a field of this type")
+                )
+            continue
         errors.append((".".join(["data", *path]), str(error.validator), error.message[:300]))
+    # What is printed on a licence is one line of plain text: no controls, no direction overrides.
+    for key, value in data.items() if isinstance(data, dict) else ():
+        problem = text_problem(value, multiline=False) if isinstance(value, str) else None
+        if problem is not None:
+            errors.append((f"data.{key}", problem[0], problem[1]))
     return errors

@@ -52,7 +52,12 @@ def test_data_is_picked_by_schema_and_checked():
     assert rules.data_errors(text, {"address": "德州"}) == []
     assert [e[:2] for e in rules.data_errors(text, {})] == [("data.address", "required")]
     assert [e[:2] for e in rules.data_errors(text, {"address": "x" * 6})] == [("data.address", "maxLength")]
-    assert [e[:2] for e in rules.data_errors(text, {"address": "a", "b": 1})] == [("data", "additionalProperties")]
+    assert [e[:2] for e in rules.data_errors(text, {"address": "a", "b": 1})] == [("data.b", "known_field")]
+    # printed on the licence: one line of plain text
+    assert [e[:2] for e in rules.data_errors(text, {"address": "德\n州"})] == [("data.address", "single_line")]
+    assert [e[:2] for e in rules.data_errors(text, {"address": "德\u202e州"})] == [
+        ("data.address", "no_control_characters")
+    ]
 
 
 def test_holder_codes():
