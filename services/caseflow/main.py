@@ -16,7 +16,7 @@ from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
-from services.caseflow.cases import licences
+from services.caseflow.cases import licences, shipments
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -27,7 +27,6 @@ MATTER_RETIRED = "yiwang.catalog.matter.retired.v1"
 BUNDLE_PUBLISHED = "yiwang.catalog.bundle.published.v1"
 LICENCE_ISSUED = "yiwang.licence.licence.issued.v1"
 LICENCE_EXPIRING = "yiwang.licence.licence.expiring.v1"
-SHIPMENT_DELIVERED = "yiwang.express.shipment.delivered.v1"
 
 
 def consumers_for(settings: Settings):
@@ -76,15 +75,13 @@ def consumers_for(settings: Settings):
             )  # fmt: skip
         if settings.consume_express_events:
 
-            async def shipment_delivered(session, event: CloudEvent) -> None:
-                case_no = event.data.get("case_no")
-                if case_no:
-                    note = {"waybill": event.data.get("waybill"), "signed_for": True}
-                    await cases.complete_by_event(session, ctx(), case_no, action="complete", note=note)
+            async def shipment_event(session, event: CloudEvent) -> None:
+                await shipments.on_shipment_event(session, ctx(), event)
 
             built.append(
                 EventConsumer(**common, durable="caseflow-shipments", stream="EXPRESS",
-                              filter_subject="express.shipment.>", handlers={SHIPMENT_DELIVERED: shipment_delivered})
+                              filter_subject="express.shipment.>",
+                              handlers=dict.fromkeys(shipments.MODELS, shipment_event))
             )  # fmt: skip
         return built
 

@@ -5,7 +5,8 @@ its state, optimistic ``version`` and the current clock (``clock_step``, ``due_o
 for the worklist and the supervision timer; ``case_events`` is the timeline; ``case_pauses`` the
 correction and Art. 45 pauses the clocks are recomputed from; ``supervision_warnings`` the
 ledger, unique per (case, step, level) so concurrent timers raise each warning once;
-``case_licences`` the e-licences issued for cases (from licence's events).
+``case_licences`` the e-licences issued for cases (from licence's events); ``case_shipments`` the
+EMS shipments of a case (its result delivered, its originals collected) as express reports them.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class Case(Base):
     deemed_accepted: Mapped[bool] = mapped_column(Boolean, default=False)
     decided_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     completed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The department recorded the originals as received (``originals_received``): no pickup after it.
+    originals_received_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     # The running clock, denormalised: which step, when it is due, whether provisional, and every
     # clock's explanation (JSON) as last computed.
     clock_step: Mapped[str | None] = mapped_column(String(20), nullable=True)
@@ -289,6 +292,39 @@ class CaseLicence(Base):
     issued_on: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # None: 长期
     recorded_at: Mapped[datetime] = mapped_column(TS)
+
+
+class CaseShipment(Base):
+    """An EMS shipment of the case: ``deliver`` (the result to the applicant) or ``collect`` (a pickup
+    of the originals, 上门收件). A pickup row is written when the applicant asks (``pickup_id`` and the
+    pickup fields) and learns its ``shipment_id`` from express's first event; a deliver row is written
+    by express's first event. ``status`` is express's canonical status (``requested``: a pickup express
+    has not reported yet) reached at ``updated_at`` (the carrier's event time); ``notified`` lists the
+    statuses the applicant was told of, so each is told once."""
+
+    __tablename__ = "case_shipments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # deliver | collect
+    shipment_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    pickup_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    carrier: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    waybill: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # of the last failure
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    recorded_at: Mapped[datetime] = mapped_column(TS)
+    notified: Mapped[str] = mapped_column(String(200), default="")
+    # a pickup's request (collect rows asked for through caseflow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    requested_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    sender: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    division_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    items: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of material names
+    __table_args__ = (UniqueConstraint("case_id", "idempotency_key", name="uq_case_shipments_case_idempotency_key"),)
 
 
 class QueryCodeAttempt(Base):

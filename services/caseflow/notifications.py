@@ -84,12 +84,20 @@ TEMPLATES = {
     "resume": "您的办件{case_no}恢复办理。",
     "extend": "您的办件{case_no}办理时限延长{days}个工作日，理由：{reason}。",
     "deliver": "您的办件{case_no}办理结果已交寄。",
+    # EMS: the officer's "deliver" hands the result to express; the carrier's events tell the rest.
+    "deliver_ems": "您的办件{case_no}办理结果将由EMS寄递，交寄后短信告知运单号。",
+    "shipment_dispatched": "您的办件{case_no}办理结果已交寄EMS，运单号{waybill}。",
+    "shipment_out_for_delivery": "您的办件{case_no}办理结果（EMS运单号{waybill}）正在派送中，请保持电话畅通。",
+    "shipment_signed_for": "您的办件{case_no}办理结果（EMS运单号{waybill}）已签收。",
+    "originals_received": "您的办件{case_no}的材料原件已收到。",
     "complete": "您的办件{case_no}已办结，欢迎评价。",
     "withdraw": "您的办件{case_no}已撤回。",
 }
 
 
 def render(action: str, case: Case, detail: dict) -> str | None:
+    if action == "deliver" and json.loads(case.delivery).get("method") == "ems":
+        action = "deliver_ems"
     template = TEMPLATES.get(action)
     if template is None:
         return None
@@ -103,6 +111,7 @@ def render(action: str, case: Case, detail: dict) -> str | None:
         days=detail.get("expected_days") or detail.get("days") or "",
         licence=detail.get("licence") or "",
         valid_until=detail.get("valid_until") or "",
+        waybill=detail.get("waybill") or "",
     )
 
 
@@ -111,6 +120,8 @@ def message(case: Case, action: str, detail: dict, at: datetime) -> dict | None:
     text = render(action, case, detail)
     if text is None:
         return None
+    if action == "deliver" and json.loads(case.delivery).get("method") == "ems":
+        action = "deliver_ems"
     # attempts is given: on PostgreSQL steps.write inserts every column, a missing one as NULL.
     return {"case_id": case.id, "recipient": case.applicant, "phone": case.contact_phone, "channel": "sms",
             "template": action, "text": text, "created_at": at, "sent_at": None, "attempts": 0}  # fmt: skip

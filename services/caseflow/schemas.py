@@ -9,16 +9,24 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kit.errors import RuleViolation
 from kit.pagination import Page
 from kit.text import Line, Name, Reason, Text
+from services.caseflow.domain.form import valid_division_code
 
 INT32 = 2**31 - 1
 Code = Annotated[Line, Field(min_length=1, max_length=64)]
 MaterialName = Annotated[Line, Field(min_length=1, max_length=200)]
 Mobile = Annotated[str, Field(pattern=r"^1\d{10}$")]
+Address = Annotated[Line, Field(max_length=300)]
+
+
+def _division(value: str | None) -> str | None:
+    if value is not None and not valid_division_code(value):
+        raise RuleViolation("division_code", "not a GB/T 2260 division code (six digits under a province)")
+    return value
 
 
 class _Body(BaseModel):
@@ -45,7 +53,12 @@ class DeliveryIn(_Body):
     method: Literal["window", "ems"]
     recipient: Annotated[Name, Field(max_length=50)] | None = None
     phone: Mobile | None = None
-    address: Annotated[Line, Field(max_length=300)] | None = None
+    address: Address | None = None
+    division_code: str | None = Field(
+        default=None, max_length=6, description="GB/T 2260 code of the address (county level), passed on to express"
+    )
+
+    _division = field_validator("division_code")(_division)
 
     @model_validator(mode="after")
     def _ems_needs_address(self) -> DeliveryIn:
@@ -91,7 +104,7 @@ SuspensionReason = Literal["hearing", "tender", "auction", "testing", "inspectio
 class ActionRequest(_Body):
     action: Literal[
         "accept", "reject", "request_correction", "review", "approve", "deny", "suspend", "resume", "extend",
-        "deliver", "complete",
+        "deliver", "complete", "originals_received",
     ]  # fmt: skip
     reason: Reason | None = None
     items: list[CorrectionItemIn] | None = Field(default=None, max_length=50)
@@ -102,6 +115,19 @@ class ActionRequest(_Body):
 class ResubmitRequest(_Body):
     form: dict[str, Any] = Field(default_factory=dict, max_length=100, description="fields to change")
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50, description="materials to replace")
+
+
+class PickupIn(_Body):
+    """上门收件: the carrier collects the originals of the case's materials from this address."""
+
+    sender: Annotated[Name, Field(min_length=1, max_length=50)] = Field(description="who hands the originals over")
+    phone: Mobile
+    division_code: str = Field(max_length=6, description="GB/T 2260 code of the pickup address")
+    address: Annotated[Line, Field(min_length=1, max_length=300)]
+    items: list[MaterialName] = Field(min_length=1, max_length=50,
+                                      description="materials of the matter asked for in original form")  # fmt: skip
+
+    _division = field_validator("division_code")(_division)
 
 
 class OverridesIn(_Body):
@@ -212,6 +238,31 @@ class IssuedLicenceOut(PublicLicenceOut):
     valid_until: date | None = Field(description="None: valid without a time limit (长期)")
 
 
+class ShipmentOut(_Out):
+    """An EMS shipment of the case as express reported it (no address: the applicant gave it)."""
+
+    kind: Literal["deliver", "collect"]
+    shipment_id: str | None
+    carrier: str | None
+    waybill: str | None = Field(description="UPU S10 number, once the carrier assigned one")
+    status: str = Field(description="express's canonical status, or requested (a pickup not yet reported)")
+    final: bool
+    reason: str | None = Field(description="why the last attempt failed")
+    updated_at: str = Field(description="when the status was reached (the carrier's time), ISO 8601")
+
+
+class PickupOut(ShipmentOut):
+    """A pickup (上门收件) the applicant asked for, with its shipment's progress."""
+
+    pickup_id: str
+    sender: str
+    phone: str = Field(description="masked")
+    division_code: str
+    address: str
+    items: list[str]
+    requested_at: str
+
+
 class CaseDetail(CaseSummary):
     applicant: ApplicantOut
     form: dict[str, Any]
@@ -232,6 +283,9 @@ class CaseDetail(CaseSummary):
     evaluation: EvaluationOut | None
     licence: IssuedLicenceOut | None = Field(default=None, description="the e-licence issued for the case (电子证照)")
     query_code: str | None = Field(default=None, description="the applicant's only (for the public progress page)")
+    originals_received_on: date | None = None
+    shipments: list[ShipmentOut] = Field(default_factory=list, description="EMS shipments: results and pickups")
+    pickups: list[PickupOut] = Field(default_factory=list, description="pickups of the originals (上门收件)")
 
 
 class CaseList(Page[CaseSummary]):
@@ -248,6 +302,15 @@ class ProgressStep(_Out):
     to_state: str
 
 
+class PublicShipmentOut(_Out):
+    """What the public progress page shows of a shipment: the waybill and its status, no address."""
+
+    kind: Literal["deliver", "collect"]
+    waybill: str | None
+    status: str
+    updated_at: str
+
+
 class ProgressOut(_Out):
     case_no: str
     matter: str
@@ -257,6 +320,7 @@ class ProgressOut(_Out):
     received_on: date
     due_on: date | None
     licence: PublicLicenceOut | None = Field(default=None, description="the e-licence issued: identifier and type only")
+    shipments: list[PublicShipmentOut] = Field(default_factory=list, description="waybills and their status")
     steps: list[ProgressStep]
 
 

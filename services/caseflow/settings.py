@@ -50,6 +50,9 @@ class Settings(ServiceSettings):
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False
+    # A shipment still "created" (the carrier has not picked it up) this long after its order is a
+    # supervision anomaly (delivery_stuck / pickup_stuck), raised by the supervision timer.
+    express_stuck_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # Applicant notifications (SMS / WeChat template messages): "sandbox" keeps what it "sent"
     # readable at /sandbox/notifications (dev only); "http" posts to the SMS gateway at sms_gateway_url.
     notification_adapter: Literal["sandbox", "http"] = "sandbox"

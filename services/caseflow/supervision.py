@@ -1,6 +1,6 @@
 """电子监察: the timer that applies Art. 32 and raises yellow/red warnings, and the statistics.
 
-``run_supervision_once`` is safe with several replicas: each case is handled in its own short
+``run_supervision_once`` (with the stuck shipments of cases/shipments.py) is safe with several replicas: each case is handled in its own short
 transaction that claims the row with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (another replica
 busy with it → skipped this round), and the ledger's UNIQUE (case, step, level) makes a warning
 that two runs both decide to raise exist once, with one event.
@@ -25,6 +25,7 @@ from kit.pagination import PageQuery
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
 from services.caseflow.cases import Context, _insert, apply_action, recompute_provisional
+from services.caseflow.cases.shipments import raise_stuck
 from services.caseflow.domain import access, states
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import deadline_from_json, yellow_threshold
@@ -195,7 +196,8 @@ async def _raise_branch_warnings(
 async def run_supervision_once(
     sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, now: datetime | None = None
 ) -> dict[str, int]:
-    """One round: deemed acceptances first (they start decision clocks), then warnings."""
+    """One round: deemed acceptances first (they start decision clocks), then warnings, then
+    shipments the carrier has not picked up in time (``express_stuck_hours``)."""
     if now is not None:
         ctx = dataclasses.replace(ctx, now=lambda: now)
     today = ctx.today()
@@ -203,7 +205,8 @@ async def run_supervision_once(
     async with sessionmaker() as session:
         calendar = await calendars.load(session)
     raised = await _raise_warnings(sessionmaker, ctx, calendar, today)
-    return {"deemed_accepted": deemed, "warnings": raised}
+    stuck = await raise_stuck(sessionmaker, ctx)
+    return {"deemed_accepted": deemed, "warnings": raised, "stuck_shipments": stuck}
 
 
 class SupervisionTimer(BackgroundLoop):

@@ -14,7 +14,16 @@ from kit.errors import Problem
 from kit.pagination import Page, Pagination
 from services.caseflow import blobs, calendars, cases, notifications, supervision
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
-from services.caseflow.cases import branch_actions, common, evaluations, materials, reading, submission, transitions
+from services.caseflow.cases import (
+    branch_actions,
+    common,
+    evaluations,
+    materials,
+    pickups,
+    reading,
+    submission,
+    transitions,
+)
 from services.caseflow.cases.access import authorize, visible_case
 from services.caseflow.domain import access
 from services.caseflow.schemas import (
@@ -25,6 +34,8 @@ from services.caseflow.schemas import (
     EvaluationIn,
     EvaluationOut,
     OverridesIn,
+    PickupIn,
+    PickupOut,
     ProgressOut,
     PublishedResults,
     ResubmitRequest,
@@ -60,6 +71,18 @@ async def _answer(session, response: Response, case, caller) -> dict[str, Any]:
     return await reading.detail_out(session, case, caller)
 
 
+def _check_key(idempotency_key: str | None, what: str) -> None:
+    """The Idempotency-Key a retried write needs: present (428) and visible ASCII (422)."""
+    if idempotency_key is None:
+        raise Problem(428, "idempotency-key-required", "Idempotency-Key required",
+                      f"send an Idempotency-Key header (e.g. a UUID) so that a retry cannot create a second {what}",
+                      header="Idempotency-Key")  # fmt: skip
+    if not re.fullmatch(IDEMPOTENCY_KEY, idempotency_key):
+        raise Problem(422, "validation", "Request is not valid", "Idempotency-Key: 1–100 visible ASCII characters",
+                      errors=[{"field": "header.Idempotency-Key", "rule": "pattern",
+                               "message": "1–100 visible ASCII characters"}])  # fmt: skip
+
+
 @router.post("/cases", status_code=201, tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
 async def submit_case(
     body: SubmitRequest,
@@ -72,14 +95,8 @@ async def submit_case(
     ] = None,
 ) -> dict[str, Any]:
     """Submit a case (201), or get back the one this Idempotency-Key already made (200)."""
-    if idempotency_key is None:
-        raise Problem(428, "idempotency-key-required", "Idempotency-Key required",
-                      "send an Idempotency-Key header (e.g. a UUID) so that a retry cannot create a second case",
-                      header="Idempotency-Key")  # fmt: skip
-    if not re.fullmatch(IDEMPOTENCY_KEY, idempotency_key):
-        raise Problem(422, "validation", "Request is not valid", "Idempotency-Key: 1–100 visible ASCII characters",
-                      errors=[{"field": "header.Idempotency-Key", "rule": "pattern",
-                               "message": "1–100 visible ASCII characters"}])  # fmt: skip
+    _check_key(idempotency_key, "case")
+    assert idempotency_key is not None
     submitted = await submission.submit(session, context(request), caller, body, idempotency_key)
     case = submitted.case
     _with_etag(response, case)
@@ -176,6 +193,27 @@ async def resubmit(
     """补正: the applicant sends the corrections asked for (changed form fields, replaced materials)."""
     case = await transitions.applicant_action(session, context(request), caller, case_no, "resubmit", body, if_match)
     return await _answer(session, response, case, caller)
+
+
+@router.post("/cases/{case_no}/pickups", status_code=201, tags=["cases"], response_model=PickupOut)
+async def request_pickup(
+    case_no: CaseNo,
+    body: PickupIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    idempotency_key: Annotated[
+        str | None, Header(description="required: a retry with the same key returns the same pickup")
+    ] = None,
+) -> dict[str, Any]:
+    """上门收件: the carrier collects the case's originals (201), or the pickup this key made (200)."""
+    _check_key(idempotency_key, "pickup")
+    assert idempotency_key is not None
+    _, row, created = await pickups.request_pickup(session, context(request), caller, case_no, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return pickups.pickup_out(row, access.APPLICANT)
 
 
 @router.post("/cases/{case_no}/withdraw", tags=["cases"], response_model=CaseDetail,

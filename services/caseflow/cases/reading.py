@@ -21,10 +21,11 @@ from services.caseflow.cases.access import relation_to
 from services.caseflow.cases.common import Context, matter_of_case, not_found
 from services.caseflow.cases.evaluations import evaluation_out
 from services.caseflow.cases.licences import issued_licence, licence_out, public_licence_out
+from services.caseflow.cases.pickups import pickup_out, public_shipment_out, shipment_out, shipments_of
 from services.caseflow.cases.transitions import case_facts
 from services.caseflow.domain import access, states
 from services.caseflow.domain.case_number import valid_case_number
-from services.caseflow.models import OPEN_CASES, Case, CaseBranch, CaseEvent, CasePause, Evaluation
+from services.caseflow.models import OPEN_CASES, Case, CaseBranch, CaseEvent, CasePause, CaseShipment, Evaluation
 
 # Timeline lines that are records, not steps of the case: not on the public progress page.
 NOT_STEPS = frozenset({"material_read"})
@@ -67,6 +68,7 @@ async def detail_out(session: AsyncSession, case: Case, principal: Principal, *,
         case,
         matter=matter,
         relation=relation or await relation_to(session, principal, case),
+        shipments=await shipments_of(session, case.id),
         roles=principal.roles,
         pauses=list(await case.awaitable_attrs.pauses),
         timeline=list(await case.awaitable_attrs.timeline),
@@ -89,6 +91,7 @@ def detail_of(
     evaluation: Evaluation | None,
     with_query_code: bool,
     licence: dict[str, Any] | None = None,
+    shipments: list[CaseShipment] | None = None,
 ) -> dict[str, Any]:
     """The case detail (schemas.CaseDetail) from what is loaded."""
     out = summary_out(case)
@@ -137,6 +140,9 @@ def detail_of(
         branches=[branch_out(b) for b in branches],
         evaluation=evaluation_out(evaluation) if evaluation else None,
         licence=licence,
+        originals_received_on=case.originals_received_on.isoformat() if case.originals_received_on else None,
+        shipments=[shipment_out(s) for s in shipments or []],
+        pickups=[pickup_out(s, relation) for s in shipments or [] if s.pickup_id],
     )
     if with_query_code:
         out["query_code"] = case.query_code
@@ -165,6 +171,7 @@ async def progress(
         "received_on": case.received_on.isoformat(),
         "due_on": case.due_on.isoformat() if case.due_on else None,
         "licence": public_licence_out(await issued_licence(session, case.id)) if case.decided_on else None,
+        "shipments": [public_shipment_out(s) for s in await shipments_of(session, case.id)],
         "steps": [
             {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
             for e in case.timeline

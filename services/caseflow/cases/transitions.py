@@ -33,6 +33,7 @@ from services.caseflow.domain import states
 from services.caseflow.domain.application import fee_mismatch
 from services.caseflow.domain.case_clock import extension_limit
 from services.caseflow.domain.form import FormInvalid, check_changes
+from services.caseflow.domain.shipments import original_materials
 from services.caseflow.models import Case, CasePause
 from services.caseflow.schemas import ActionRequest, ResubmitRequest
 
@@ -66,6 +67,10 @@ def _refusal(exc: states.TransitionError, case: Case) -> Problem:
         return Problem(403, "role-not-allowed", "Not allowed", str(exc), rule="party", state=case.state)
     if isinstance(exc, states.AlreadyExtended):
         return Problem(409, "already-extended", "Already extended", str(exc), state=case.state)
+    if isinstance(exc, states.OriginalsReceived):
+        return Problem(409, "originals-received", "Originals received", str(exc), state=case.state)
+    if isinstance(exc, states.NoOriginals):
+        return Problem(409, "no-originals", "No originals", str(exc), state=case.state)
     if isinstance(exc, states.BranchesPending):
         return Problem(409, "branches-pending", "Parallel branches pending", str(exc), state=case.state,
                        pending=list(exc.pending))  # fmt: skip
@@ -97,6 +102,8 @@ def case_facts(case: Case, matter: dict[str, Any], pending: list[str]) -> dict[s
         corrections=case.correction_count,
         extended=case.extension_days > 0,
         pending_branches=tuple(pending),
+        originals_received=case.originals_received_on is not None,
+        needs_originals=bool(original_materials(matter)),
     )
 
 
@@ -242,7 +249,17 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
         case.extension_reason = reason
         detail.update(days=case.extension_days, reason=reason, approved_by=actor)
     elif action == "complete":
-        case.completed_on = today
+        # Art. 44's delivery clock closes with the case: kept on the line for the on-time rate. Completed
+        # by express's signature, the case is completed on the day of the signature (the carrier's time),
+        # never before the decision nor after today, however late the event arrives.
+        running = json.loads(case.deadlines).get("delivery")
+        detail["delivery_due"] = running["due"] if running else None
+        signed = detail.get("signed_on")
+        completed = date.fromisoformat(signed) if signed else today
+        case.completed_on = min(max(completed, case.decided_on or completed), today)
+    elif action == "originals_received":
+        case.originals_received_on = today
+        detail["received_on"] = today.isoformat()
     elif action == "withdraw":
         for pause in case.pauses:
             if pause.ended_on is None:
@@ -308,7 +325,8 @@ def _events(case: Case, matter: dict[str, Any], action: str, fields: dict[str, A
         due = deadlines.get("delivery", {}).get("due")
         return [contract.CaseDeliveryRequested(
             **fields, applicant=case.applicant, recipient=delivery["recipient"], phone=delivery["phone"],
-            address=delivery["address"], due=date.fromisoformat(due) if due else None,
+            address=delivery["address"], division_code=delivery.get("division_code"),
+            due=date.fromisoformat(due) if due else None,
         )]  # fmt: skip
     if action == "complete":
         return [contract.CaseCompleted(**fields)]

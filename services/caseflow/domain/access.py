@@ -65,6 +65,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "case.resubmit": _APPLYING,
     "case.withdraw": _APPLYING,
     "case.evaluate": _APPLYING,
+    "case.request_pickup": _APPLYING,  # 上门收件: the carrier collects the originals (domain/states.py: when)
     # reading
     "case.read": {
         **_APPLYING,
@@ -87,6 +88,8 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "case.resume": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
     "case.deliver": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
     "case.complete": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    # the originals checked against the uploaded copies: those who accept or review the case
+    "case.originals_received": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, REVIEWER)},
     # a parallel department decides its own branch, never the lead's case
     "branch.approve": {BRANCH_OFFICER: _roles(DECIDER)},
     "branch.deny": {BRANCH_OFFICER: _roles(DECIDER)},
@@ -103,9 +106,9 @@ CASE_ACTIONS: Final = frozenset(a for a in ACTIONS if a.startswith(("case.", "br
 # The state-machine actions officers take through POST /cases/{case_no}/actions.
 OFFICER_STEPS: Final = (
     "accept", "reject", "request_correction", "review", "approve", "deny", "extend", "suspend", "resume", "deliver",
-    "complete",
+    "complete", "originals_received",
 )  # fmt: skip
-APPLICANT_STEPS: Final = ("resubmit", "withdraw")
+APPLICANT_STEPS: Final = ("resubmit", "withdraw", "request_pickup")
 # Refused as if absent (404) even to those who may read the case: a material is shown to those
 # who handle it, and to nobody else is it said to exist.
 HIDDEN_WHEN_REFUSED: Final = frozenset({"case.read_material"})

@@ -11,6 +11,10 @@ submitted ─accept→ accepted (instant matters: approved) ─review→ reviewe
 approved ─deliver→ delivering ─complete→ completed (window pickup may complete at once)
 accepted/reviewed ─suspend→ suspended ─resume→ the state it was suspended from
 withdraw (applicant) from any state before a decision.
+
+Two steps change no state (like ``extend``): before a decision the applicant may ask the carrier to
+collect the originals (``request_pickup``, 上门收件) until the department has them, and an officer of
+the department records that the originals arrived (``originals_received``, once).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ BEFORE_DECISION = frozenset({"submitted", "correction_requested", "resubmitted",
 AWAITING_ACCEPTANCE = frozenset({"submitted", "resubmitted"})
 # States in which the decision clock (Art. 42) runs; suspended stops it.
 IN_DECISION = frozenset({"accepted", "reviewed", "suspended"})
+
+# States in which the department may still need the applicant's originals (checked before the
+# decision): a pickup may be asked for and their arrival recorded.
+AWAITING_ORIGINALS = BEFORE_DECISION
 
 # Who takes an action: an officer (which officer, by role and relation, is domain/access.py's
 # table), the applicant (or its agent), or the system (timers, other services' events).
@@ -68,6 +76,8 @@ _allow(("accepted", "reviewed"), "extend", "", OFFICER)  # "" = the state does n
 _allow(("approved",), "deliver", "delivering", OFFICER, SYSTEM)
 _allow(("approved", "delivering"), "complete", "completed", OFFICER, SYSTEM)
 _allow(tuple(BEFORE_DECISION), "withdraw", "withdrawn", APPLICANT)
+_allow(tuple(AWAITING_ORIGINALS), "request_pickup", "", APPLICANT)
+_allow(tuple(AWAITING_ORIGINALS), "originals_received", "", OFFICER)
 
 ACTIONS = frozenset(action for _, action in TABLE)
 OFFICER_ACTIONS = frozenset(action for (_, action), (_, parties) in TABLE.items() if OFFICER in parties)
@@ -116,6 +126,26 @@ class AlreadyExtended(TransitionError):
 
 
 @dataclass
+class OriginalsReceived(TransitionError):
+    """The department already has the originals: no pickup to ask for, nothing to record twice."""
+
+    state: str
+
+    def __str__(self) -> str:
+        return "the department has recorded the originals as received already"
+
+
+@dataclass
+class NoOriginals(TransitionError):
+    """The matter asks for no material in original form: there is nothing to collect or receive."""
+
+    state: str
+
+    def __str__(self) -> str:
+        return "this matter asks for no originals"
+
+
+@dataclass
 class BranchesPending(TransitionError):
     """并联审批: the lead approves only when every parallel branch has approved."""
 
@@ -136,6 +166,8 @@ def transition(
     corrections: int = 0,
     extended: bool = False,
     pending_branches: tuple[str, ...] = (),
+    originals_received: bool = False,
+    needs_originals: bool = True,
 ) -> str:
     """The state after ``action`` taken by ``party`` (officer, applicant or system); raises a
     ``TransitionError``. Which officer may take it is domain/access.py's question."""
@@ -149,9 +181,14 @@ def transition(
         raise SecondCorrection(state)
     if action == "approve" and pending_branches:
         raise BranchesPending(state, tuple(pending_branches))
-    if action == "extend":
-        if extended:
-            raise AlreadyExtended(state)
+    if action == "extend" and extended:
+        raise AlreadyExtended(state)
+    if action in {"request_pickup", "originals_received"}:
+        if not needs_originals:
+            raise NoOriginals(state)
+        if originals_received:
+            raise OriginalsReceived(state)
+    if new_state == "":  # a step that changes no state
         return state
     if action == "resume":
         return suspended_from or new_state

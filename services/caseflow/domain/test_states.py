@@ -12,6 +12,8 @@ from services.caseflow.domain.states import (
     AlreadyExtended,
     BranchesPending,
     IllegalTransition,
+    NoOriginals,
+    OriginalsReceived,
     PartyNotAllowed,
     SecondCorrection,
     allowed_actions,
@@ -42,6 +44,9 @@ EXPECTED = {
     ("approved", "complete"): "completed",
     ("delivering", "complete"): "completed",
     **{(s, "withdraw"): "withdrawn" for s in states.BEFORE_DECISION},
+    # steps that change no state: a pickup of the originals asked for, their arrival recorded
+    **{(s, "request_pickup"): s for s in states.BEFORE_DECISION},
+    **{(s, "originals_received"): s for s in states.BEFORE_DECISION},
 }
 
 
@@ -83,7 +88,7 @@ def test_one_correction_only_and_it_is_not_offered_after_a_resubmission():
     with pytest.raises(SecondCorrection):
         transition("resubmitted", "request_correction", "officer", corrections=1)
     assert "request_correction" in allowed_actions("submitted", "officer", corrections=0)
-    assert allowed_actions("resubmitted", "officer", corrections=1) == ["accept", "reject"]
+    assert allowed_actions("resubmitted", "officer", corrections=1) == ["accept", "originals_received", "reject"]
 
 
 def test_one_extension_only():
@@ -125,3 +130,20 @@ def test_offered_is_exactly_accepted(state, corrections, extended, pending):
             except states.TransitionError:
                 accepted = False
             assert accepted == (action in offered), (state, party, action)
+
+
+def test_originals_are_asked_for_and_recorded_until_the_department_has_them():
+    for state in sorted(states.BEFORE_DECISION):
+        assert transition(state, "request_pickup", "applicant") == state
+        assert transition(state, "originals_received", "officer") == state
+        for action, party in (("request_pickup", "applicant"), ("originals_received", "officer")):
+            with pytest.raises(OriginalsReceived):
+                transition(state, action, party, originals_received=True)
+            assert action not in allowed_actions(state, party, originals_received=True)
+    with pytest.raises(NoOriginals):
+        transition("submitted", "request_pickup", "applicant", needs_originals=False)
+    assert "originals_received" not in allowed_actions("accepted", "officer", needs_originals=False)
+    with pytest.raises(IllegalTransition):  # decided: the originals are no longer needed
+        transition("approved", "request_pickup", "applicant")
+    with pytest.raises(PartyNotAllowed):
+        transition("accepted", "originals_received", "applicant")

@@ -59,13 +59,16 @@ STEP_BODIES: dict[str, dict[str, Any]] = {
     "request_correction": {"items": [{"material": "经营场所租赁合同", "problem": "不清晰"}]},
     "review": {}, "approve": {"reason": "符合法定条件"}, "deny": {"reason": "不符合法定条件"},
     "extend": {"reason": "需现场核查"}, "suspend": {"suspension": "testing", "expected_days": 5},
-    "resume": {}, "deliver": {}, "complete": {},
+    "resume": {}, "deliver": {}, "complete": {}, "originals_received": {},
 }  # fmt: skip
+PICKUP = {"sender": "王五", "phone": "13800138000", "division_code": "320802", "address": "淮安市清江浦区1号",
+          "items": ["经营场所产权证明"]}  # fmt: skip
 NEEDS = {
     "accept": "submitted", "reject": "submitted", "request_correction": "submitted", "review": "accepted",
     "approve": "reviewed", "deny": "reviewed", "extend": "accepted", "suspend": "accepted", "resume": "suspended",
     "deliver": "approved", "complete": "approved", "resubmit": "correction_requested", "withdraw": "submitted",
     "evaluate": "completed", "branch.approve": "accepted", "branch.deny": "accepted",
+    "request_pickup": "submitted", "originals_received": "accepted",
 }  # fmt: skip
 # (state reached) → the lead's steps that reach it from "submitted"
 PATH = {
@@ -79,7 +82,8 @@ PATH = {
 async def setup_matter(client) -> None:
     await add_matter(client, matter_definition(
         MATTER, audience=["person", "enterprise"], parallel_departments=["GAJ"], promised_limit_days=None,
-        materials=[{"name": "经营场所租赁合同", "required": True, "forms": ["copy"], "count": 1}],
+        materials=[{"name": "经营场所租赁合同", "required": True, "forms": ["copy"], "count": 1},
+                   {"name": "经营场所产权证明", "required": False, "forms": ["original"], "count": 1}],
     ))  # fmt: skip
 
 
@@ -155,6 +159,8 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
                                  headers={**headers, **version})  # fmt: skip
     if action == "case.withdraw":
         return await client.post(f"/cases/{no}/withdraw", headers={**headers, **version})
+    if action == "case.request_pickup":
+        return await client.post(f"/cases/{no}/pickups", json=PICKUP, headers=keyed(headers))
     if action == "case.evaluate":
         return await client.post(f"/cases/{no}/evaluation", json={"score": 4}, headers=headers)
     if action.startswith("branch."):
@@ -173,7 +179,8 @@ def _state_for(action: str) -> str | None:
 
 
 CHANGES_STATE = {f"case.{s}" for s in STEP_BODIES} | {"case.resubmit", "case.withdraw", "case.evaluate",
-                                                       "branch.approve", "branch.deny", "case.submit"}  # fmt: skip
+                                                       "branch.approve", "branch.deny", "case.submit",
+                                                       "case.request_pickup"}  # fmt: skip
 _ACTIONS = list(access.ACTIONS)
 
 
