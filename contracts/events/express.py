@@ -29,6 +29,7 @@ class _ShipmentFields(BaseModel):
     shipment_id: str = Field(max_length=64)
     kind: Literal["deliver", "collect"] = Field(description="deliver a result, or collect originals (pickup)")
     case_no: str = Field(max_length=32)
+    pickup_id: str | None = Field(default=None, max_length=64, description="for collect: caseflow's pickup request")
     department: str = Field(description="the case's department (the sender of a result, the receiver of originals)")
     carrier: str = Field(description="carrier code, e.g. ems")
     waybill: str | None = Field(default=None, description="UPU S10 number, once the carrier assigned one")

@@ -6,8 +6,8 @@ transaction with its inbox row, so a redelivery changes nothing; an event announ
 case already knows (another event id) is a line on the timeline and nothing more.
 
 - The shipment's row (``case_shipments``) is found by express's ``shipment_id``; the first event of
-  a ``collect`` shipment binds it to the case's pickup that has none yet (one pickup is open at a
-  time, so that is the one express made it for: its events carry no pickup id). On PostgreSQL the
+  a ``collect`` shipment binds it to its pickup (by ``pickup_id``; events without one bind to the case's
+  pickup that has no shipment yet — one pickup is open at a time). On PostgreSQL the
   row is locked, so two replicas applying two events of one shipment take turns.
 - A ``deliver`` shipment tells the applicant: dispatched with the waybill, out for delivery, signed
   for — each once (domain/shipments.py). Signed for completes the case as the system, on the day of
@@ -58,11 +58,11 @@ async def _row(session: AsyncSession, ctx: Context, case: Case, data: ShipmentEv
     if row is not None:
         return row
     if data.kind == "collect":
+        # The pickup it was made for: by its id when express names it, else the case's open one.
+        mine = CaseShipment.pickup_id == data.pickup_id if data.pickup_id else CaseShipment.shipment_id.is_(None)
         open_pickup = (
             select(CaseShipment)
-            .where(
-                CaseShipment.case_id == case.id, CaseShipment.kind == "collect", CaseShipment.shipment_id.is_(None)
-            )  # fmt: skip
+            .where(CaseShipment.case_id == case.id, CaseShipment.kind == "collect", mine)
             .order_by(CaseShipment.id)
             .limit(1)
         )
