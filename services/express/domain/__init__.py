@@ -1,0 +1,1 @@
+"""The express service's rules: pure functions, no I/O."""

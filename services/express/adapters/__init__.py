@@ -1,0 +1,1 @@
+"""External systems express talks to: the carrier (EMS)."""
