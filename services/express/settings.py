@@ -19,7 +19,7 @@ class Settings(ServiceSettings):
     # Orders are HMAC-signed (kit.signing, ADR 0003 canonical string) with this key id and secret.
     carrier: str = "ems"
     carrier_url: str = "http://127.0.0.1:8090"
-    carrier_key_id: str = "yiwang-express"
+    carrier_key_id: str = "express"
     carrier_secret: SecretStr = SecretStr("")
     carrier_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # The order worker: claims due carrier_orders rows in batches; a carrier that is away
