@@ -24,9 +24,14 @@ def consumers_for(settings: Settings):
         # One durable per subject: each reads only its own requests from the CASEFLOW stream.
         return [
             EventConsumer(
-                bus=app.state.bus, sessionmaker=app.state.sessionmaker, inbox=inbox,
-                max_deliveries=settings.max_deliveries, durable=f"express-{name}", stream="CASEFLOW",
-                filter_subject=f"caseflow.case.{name.replace('-', '_')}", handlers={event_type: handlers[event_type]},
+                bus=app.state.bus,
+                sessionmaker=app.state.sessionmaker,
+                inbox=inbox,
+                max_deliveries=settings.max_deliveries,
+                durable=f"express-{name}",
+                stream="CASEFLOW",
+                filter_subject=f"caseflow.case.{name.replace('-', '_')}",
+                handlers={event_type: handlers[event_type]},
             )  # fmt: skip
             for name, event_type in (("delivery-requested", DELIVERY_REQUESTED), ("pickup-requested", PICKUP_REQUESTED))
         ]
@@ -44,7 +49,9 @@ def create_app(
     async def start(app: FastAPI) -> None:
         app.state.express = Context(settings=settings)
         app.state.carrier = carrier or HttpCarrier(
-            settings.carrier_url, key_id=settings.carrier_key_id, secret=settings.carrier_secret.get_secret_value(),
+            settings.carrier_url,
+            key_id=settings.carrier_key_id,
+            secret=settings.carrier_secret.get_secret_value(),
             timeout=settings.carrier_timeout_seconds,
         )
         app.state.order_worker = None

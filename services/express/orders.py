@@ -64,14 +64,22 @@ def order_for(shipment: Shipment, settings: Settings) -> ShipmentOrder:
     """What the carrier is asked to carry: the applicant's party as caseflow gave it, the
     department's from the settings; the shipment id is the carrier's idempotency key."""
     if shipment.kind == "collect":
-        sender = Party(name=shipment.sender_name, phone=shipment.sender_phone or "",
-                       address=shipment.sender_address or "", division_code=shipment.sender_division_code)
+        sender = Party(
+            name=shipment.sender_name,
+            phone=shipment.sender_phone or "",
+            address=shipment.sender_address or "",
+            division_code=shipment.sender_division_code,
+        )
         recipient = department_party(settings, shipment.department)
         note = "、".join(json.loads(shipment.items or "[]"))[:200]
     else:
         sender = department_party(settings, shipment.department)
-        recipient = Party(name=shipment.recipient_name, phone=shipment.recipient_phone or "",
-                          address=shipment.recipient_address or "", division_code=shipment.recipient_division_code)
+        recipient = Party(
+            name=shipment.recipient_name,
+            phone=shipment.recipient_phone or "",
+            address=shipment.recipient_address or "",
+            division_code=shipment.recipient_division_code,
+        )
         note = f"办件 {shipment.case_no} 办理结果"
     return ShipmentOrder(reference=shipment.id, kind=shipment.kind, sender=sender, recipient=recipient,
                          note=note)  # type: ignore[arg-type]  # fmt: skip
@@ -128,8 +136,9 @@ class OrderWorker(BatchLoop):
             claim = (
                 update(CarrierOrder)
                 .where(CarrierOrder.shipment_id == picked.c.shipment_id)
-                .values(attempts=CarrierOrder.attempts + 1,
-                        next_attempt_at=now + timedelta(seconds=self.claim_seconds))  # fmt: skip
+                .values(
+                    attempts=CarrierOrder.attempts + 1, next_attempt_at=now + timedelta(seconds=self.claim_seconds)
+                )  # fmt: skip
                 .returning(CarrierOrder.shipment_id, CarrierOrder.attempts)
             )
             rows = (await session.execute(claim)).all()
@@ -142,7 +151,9 @@ class OrderWorker(BatchLoop):
             return
         async with limit:
             try:
-                accepted = await asyncio.wait_for(self.carrier.create_order(order_for(shipment, self.settings)), self.timeout)
+                accepted = await asyncio.wait_for(
+                    self.carrier.create_order(order_for(shipment, self.settings)), self.timeout
+                )
             except asyncio.CancelledError:
                 raise
             except OrderRefused as exc:

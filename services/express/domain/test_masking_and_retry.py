@@ -11,7 +11,7 @@ from services.express.domain.retry import backoff_seconds
 def test_an_address_keeps_its_divisions_and_hides_street_and_house():
     assert mask_address("山东省德州市德城区新华路1号") == "山东省德州市德城区****"
     assert mask_address("北京市朝阳区建国路88号SOHO现代城") == "北京市朝阳区****"
-    assert mask_address("内蒙古自治区呼和浩特市新城区") .startswith("内蒙古自治区")
+    assert mask_address("内蒙古自治区呼和浩特市新城区").startswith("内蒙古自治区")
     assert "1号" not in mask_address("某某路1号")  # nothing recognisable: most of it hidden
     assert mask_address("") == ""
 
