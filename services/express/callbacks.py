@@ -3,8 +3,9 @@
 The gateway checked the partner's signature and nonce and says who it was (X-Partner-Id); the
 route refuses anyone but the carrier's partner id. Then, in ONE transaction:
 
-- the shipment is found by waybill (404 otherwise) and locked (``FOR UPDATE`` on PostgreSQL) so
-  two callbacks for one parcel are applied one after the other;
+- the shipment is found by waybill (404 otherwise) and locked by a no-op ``UPDATE`` (a row lock on
+  PostgreSQL, the write lock on SQLite) so two callbacks for one parcel are applied one after the
+  other;
 - its tracking is rebuilt from the stored timeline and the event applied with
   ``domain.tracking.advance``: a seen ``event_id`` is a duplicate (nothing changes, 200
   ``{"duplicate": true}``); an event is placed by its event time; the status never goes back;
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,10 +71,15 @@ async def load_tracking(session: AsyncSession, shipment: Shipment) -> tracking.T
 async def receive(session: AsyncSession, ctx: Context, body: EmsCallback) -> Received:
     """Apply one EMS tracking event (module doc). Raises 404 for an unknown waybill, 422 for an
     unknown EMS code."""
-    query = select(Shipment).where(Shipment.waybill == body.waybill)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    shipment = (await session.execute(query)).scalar_one_or_none()
+    # The first statement takes the shipment's write lock (a row lock on PostgreSQL, the database's
+    # write lock on SQLite, which a SELECT would not take): callbacks for one parcel are applied one
+    # after the other, each reading what the previous one committed.
+    locked = await session.execute(
+        update(Shipment).where(Shipment.waybill == body.waybill).values(updated_at=Shipment.updated_at)
+        .returning(Shipment.id)
+    )  # fmt: skip
+    shipment_id = locked.scalar_one_or_none()
+    shipment = await session.get(Shipment, shipment_id) if shipment_id is not None else None
     if shipment is None:
         raise Problem(404, "not-found", "Not found", "no shipment with this waybill")
     try:
