@@ -15,6 +15,8 @@
   ``EMS_SANDBOX_PARTNER_SECRET``. Like a real carrier's push it is imperfect on purpose:
   ``_DUPLICATE_RATE`` of events are sent twice (same event_id, fresh nonce), ``_REORDER_RATE`` of
   events are held back and sent after the next one, and each send waits up to ``_LATE_SECONDS``.
+  Sends run concurrently (one task each), so even with no reordering asked for, two events close
+  together may cross on the wire — receivers must order by ``at``, never by arrival.
   A failed send (no connection, timeout, 5xx, 401/403/404/408/409/425/429) is retried with
   exponential backoff (``_RETRY_BASE_SECONDS`` doubling to ``_RETRY_MAX_SECONDS``, jittered) up
   to ``_CALLBACK_MAX_ATTEMPTS`` times; a 400 or 422 is not retried (the event will not get better).
@@ -237,7 +239,7 @@ class EmsSandbox:
         last = len(order.plan) - 1
         for index, code in enumerate(order.plan):
             await asyncio.sleep(self.settings.step_seconds)  # the parcel's journey, not synchronisation
-            event = {
+            event: dict[str, Any] = {
                 "waybill": order.waybill,
                 "code": code,
                 "text": EMS_CODES[code].text,
@@ -337,7 +339,7 @@ def create_app(settings: SandboxEmsSettings | None = None, *, client: httpx.Asyn
         try:
             order = OrderIn.model_validate_json(body)
         except ValueError as exc:
-            errors = getattr(exc, "errors", lambda: [])()
+            errors: list[Any] = getattr(exc, "errors", list)()
             first = errors[0] if errors else {}
             field_name = ".".join(str(p) for p in first.get("loc", ())) or "body"
             raise Problem(422, "validation", "Request is not valid", f"{field_name}: {first.get('msg', 'invalid')}",
