@@ -27,7 +27,7 @@ from contracts.generate import drift
 from gateway.routes import DEFAULT_RULES
 from gateway.settings import default_upstreams
 from kit.migrate import upgrade
-from tools.platform import Service, backend_services, services
+from tools.platform import Service, backend_services, sandboxes, services
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORM = services()
@@ -121,6 +121,18 @@ def test_a_service_block_matches_its_package(entry: Service):
         f"{entry.name}: settings env_prefix {settings.model_config.get('env_prefix')!r}, platform.toml {entry.env_prefix!r}"
     )
     assert settings.model_fields["service_name"].default == entry.name, f"{entry.name}: settings service_name differs"
+
+
+@by_name(sandboxes())
+def test_a_sandbox_block_is_no_service(entry: Service):
+    """A stand-in for an outside party (ADR 0017): its app exists inside a service package, and it
+    has no database, no gateway area and no common env (so no bus and no service's settings)."""
+    assert _exists(entry.module), f"{entry.name}: module {entry.module} not found"
+    assert hasattr(importlib.import_module(entry.module), entry.app.split(":", 1)[1]), f"{entry.name}: no {entry.app}"
+    assert entry.package in {b.package for b in BACKENDS}, f"{entry.name}: {entry.package} is no service package"
+    assert not entry.migrate and not entry.areas and not entry.common_env and not entry.seed, entry.name
+    assert entry.name in COMPOSE, f"deploy/docker-compose.yml has no service {entry.name!r}"
+    assert entry.app in COMPOSE[entry.name]["command"], f"compose {entry.name}: command does not run {entry.app}"
 
 
 def test_event_modules_belong_to_a_service():

@@ -31,6 +31,10 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     common_env: bool = True
     ready_path: str = "/readyz"
+    # A stand-in for an outside party (the EMS sandbox) that make run and compose start beside the
+    # services: its app lives inside a service package, it has no database, no bus, no gateway
+    # area, and it is no service package of its own (ADR 0017).
+    sandbox: bool = False
 
     @property
     def module(self) -> str:
@@ -77,5 +81,10 @@ def services(path: Path = PLATFORM_TOML) -> list[Service]:
 
 
 def backend_services(path: Path = PLATFORM_TOML) -> list[Service]:
-    """The services under ``services/`` (everything but the gateway)."""
-    return [entry for entry in services(path) if not entry.is_gateway]
+    """The services under ``services/`` (everything but the gateway and the sandboxes)."""
+    return [entry for entry in services(path) if not entry.is_gateway and not entry.sandbox]
+
+
+def sandboxes(path: Path = PLATFORM_TOML) -> list[Service]:
+    """The outside parties' stand-ins (``sandbox = true``)."""
+    return [entry for entry in services(path) if entry.sandbox]

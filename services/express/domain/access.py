@@ -1,0 +1,143 @@
+"""Who may do what with shipments: ONE table, action × relation × role — pure.
+
+The relation says where the caller stands to a shipment, computed from the verified token (or, for
+the carrier, from the partner id the gateway set after checking the signature):
+
+- ``applicant``: the case's applicant itself (a person, or an enterprise token without an agent);
+- ``agent``: a person acting for the applicant (``act``) whose mandate covers the case or
+  express (scope ``*``, ``caseflow`` or ``express``); ``agent_outside_scope`` otherwise;
+- ``department``: an officer of the case's department (the sender of a result, the receiver of
+  originals);
+- ``supervisor``: an officer of another department holding the supervisor role (效能监督: sees
+  every shipment, masked);
+- ``carrier``: EMS, calling back with tracking events (X-Partner-Id: ems);
+- ``none``: everybody else (another citizen, another department's officer).
+
+Refusals: who may not read a shipment learns nothing about it — 404, exactly as for a shipment
+that does not exist. Reading is either full or masked: names, phones and addresses are shown
+only to the applicant's side and the case's department (``shipment.read_unmasked``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from kit.auth import Principal
+from kit.errors import Problem
+
+# ---- relations ------------------------------------------------------------------------------
+APPLICANT: Final = "applicant"
+AGENT: Final = "agent"
+AGENT_OUTSIDE_SCOPE: Final = "agent_outside_scope"
+DEPARTMENT: Final = "department"
+SUPERVISOR_RELATION: Final = "supervisor"
+CARRIER: Final = "carrier"
+NONE: Final = "none"
+RELATIONS: Final = (APPLICANT, AGENT, AGENT_OUTSIDE_SCOPE, DEPARTMENT, SUPERVISOR_RELATION, CARRIER, NONE)
+
+# ---- roles (identity's officer roles) ---------------------------------------------------------
+ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN = (
+    "acceptor", "reviewer", "decider", "counter", "supervisor", "admin",
+)  # fmt: skip
+OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN)
+ANY: Final = frozenset({"*"})
+
+_OWN = {APPLICANT: ANY, AGENT: ANY}
+_STAFF = frozenset(OFFICER_ROLES)  # anyone working the department's cases sends and receives parcels
+
+# action → relation → roles that may take it from there. Not listed: refused.
+TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "shipment.read": {**_OWN, DEPARTMENT: _STAFF, SUPERVISOR_RELATION: frozenset({SUPERVISOR})},
+    "shipment.read_unmasked": {**_OWN, DEPARTMENT: _STAFF},
+    "tracking.callback": {CARRIER: ANY},
+}
+ACTIONS: Final = tuple(TABLE)
+# Actions on one existing shipment: a caller who cannot read it gets 404.
+SHIPMENT_ACTIONS: Final = frozenset({"shipment.read", "shipment.read_unmasked"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The table's answer: allowed, or the status and rule of the refusal."""
+
+    allowed: bool
+    status: int = 200
+    rule: str = ""
+    detail: str = ""
+
+    def problem(self) -> Problem:
+        if self.status == 404:
+            return Problem(404, "not-found", "Not found", self.detail or "no such shipment")
+        if self.status == 401:
+            return Problem(401, "unauthorized", "Not authenticated", self.detail, rule=self.rule)
+        return Problem(self.status, "forbidden", "Not allowed", self.detail, rule=self.rule)
+
+
+def permitted(action: str, relation: str, roles: Iterable[str]) -> bool:
+    """Whether the table has a cell for (action, relation) that the roles satisfy."""
+    cell = TABLE[action].get(relation)
+    return cell is not None and ("*" in cell or bool(cell & set(roles)))
+
+
+def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
+    """The table's answer for one caller. An unknown action is a programming error (KeyError)."""
+    roles = tuple(roles)
+    if permitted(action, relation, roles):
+        return Decision(True)
+    if action == "tracking.callback":
+        return Decision(False, 401, "partner", "tracking callbacks come from the carrier through the gateway")
+    if action in SHIPMENT_ACTIONS and not permitted("shipment.read", relation, roles):
+        return Decision(False, 404, "visible", "no such shipment")
+    cells = TABLE[action]
+    if relation in cells:
+        needed = ", ".join(sorted(cells[relation]))
+        return Decision(False, 403, "role", f"{action} needs one of the roles {needed}")
+    where = ", ".join(sorted(cells))
+    return Decision(False, 403, "relation", f"{action} is for: {where} (you are: {relation})")
+
+
+def check(action: str, relation: str, roles: Iterable[str]) -> None:
+    """Raise the refusal's problem unless the table allows the action."""
+    decision = decide(action, relation, roles)
+    if not decision.allowed:
+        raise decision.problem()
+
+
+def mandate_covers(principal: Principal) -> bool:
+    """An agent's mandate covers shipments: ``*``, ``caseflow`` (the case itself) or ``express``."""
+    return bool({"*", "caseflow", "express"} & set(principal.scopes))
+
+
+def shipment_relation(principal: Principal, *, applicant: str, department: str) -> str:
+    """The caller's relation to one shipment (its case's applicant and department)."""
+    if principal.kind == "officer":
+        if principal.department and principal.department == department:
+            return DEPARTMENT
+        return SUPERVISOR_RELATION if SUPERVISOR in principal.roles else NONE
+    if principal.kind not in {"person", "enterprise"} or principal.subject != applicant:
+        return NONE
+    if principal.actor is None:
+        return APPLICANT
+    return AGENT if mandate_covers(principal) else AGENT_OUTSIDE_SCOPE
+
+
+def carrier_relation(partner_id: str | None, *, carrier_partner: str) -> str:
+    """The caller's relation to the tracking callback: the carrier, as the gateway vouched."""
+    return CARRIER if partner_id and partner_id == carrier_partner else NONE
+
+
+def list_scope(principal: Principal) -> tuple[str, str | None]:
+    """Which shipments a caller's list shows: ``("applicant", subject)``, ``("department", code)``
+    or ``("all", None)`` for a supervisor; ``("none", None)`` when nothing (an agent whose mandate
+    does not cover shipments, an officer without a department)."""
+    if principal.kind == "officer":
+        if SUPERVISOR in principal.roles:
+            return "all", None
+        return ("department", principal.department) if principal.department else ("none", None)
+    if principal.kind in {"person", "enterprise"}:
+        if principal.actor is not None and not mandate_covers(principal):
+            return "none", None
+        return "applicant", principal.subject
+    return "none", None

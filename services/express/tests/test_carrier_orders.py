@@ -1,0 +1,95 @@
+"""Carrier orders: booked once with a waybill and a created event; an outage is retried with
+backoff until the carrier is back; a refusal fails the shipment for good."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from services.express.adapters.carrier import HttpCarrier
+from services.express.domain import s10
+from services.express.models import CarrierOrder, Shipment
+from services.express.orders import OrderWorker
+from services.express.sandbox_ems import SandboxEmsSettings
+from services.express.sandbox_ems import create_app as create_sandbox
+from services.express.tests.conftest import consume, delivery_requested, published
+
+
+def worker(client, carrier) -> OrderWorker:
+    settings = client.app.state.express.settings
+    return OrderWorker(client.app.state.sessionmaker, carrier, settings, clock=client.clock)
+
+
+async def _one(client) -> tuple[Shipment, CarrierOrder | None]:
+    async with client.app.state.sessionmaker() as session:
+        shipment = (await session.execute(select(Shipment))).scalar_one()
+        order = await session.get(CarrierOrder, shipment.id)
+    return shipment, order
+
+
+async def test_an_order_is_booked_once_and_announced(express):
+    await consume(express, delivery_requested())
+    orders = worker(express, express.carrier)
+    assert await orders.run_once() == 1
+    shipment, queued = await _one(express)
+    assert queued is None and s10.is_ems(shipment.waybill) and shipment.expected_delivery is not None
+    [created] = await published(express, "created")
+    assert created["waybill"] == shipment.waybill and created["status"] == "created" and created["kind"] == "deliver"
+    assert "address" not in created and "phone" not in created  # no personal data on the bus
+    [sent] = express.carrier.calls
+    assert sent.reference == shipment.id and sent.recipient.phone == "13800138000" and sent.sender.name == "SCJGJ"
+    assert await orders.run_once() == 0  # nothing left to book
+
+
+async def test_an_outage_is_retried_with_backoff_until_the_carrier_is_back(express):
+    await consume(express, delivery_requested())
+    express.carrier.down = True
+    orders = worker(express, express.carrier)
+    delays = []
+    for _ in range(3):
+        assert await orders.run_once() == 1
+        shipment, queued = await _one(express)
+        assert shipment.waybill is None and "CarrierUnavailable" in queued.last_error
+        delays.append((queued.next_attempt_at - express.clock()).total_seconds())
+        assert await orders.run_once() == 0  # not due yet
+        express.clock.advance(delays[-1] + 0.001)
+    assert 4 <= delays[0] <= 6 and 8 <= delays[1] <= 12 and 16 <= delays[2] <= 24  # 5 s × 2^n, jittered
+    express.carrier.down = False
+    assert await orders.run_once() == 1
+    shipment, queued = await _one(express)
+    assert queued is None and s10.is_valid(shipment.waybill)
+    assert len(await published(express, "created")) == 1 and await published(express, "failed") == []
+
+
+async def test_a_refused_order_fails_the_shipment_for_good(express):
+    await consume(express, delivery_requested())
+    shipment, _ = await _one(express)
+    express.carrier.refuse.add(shipment.id)
+    assert await worker(express, express.carrier).run_once() == 1
+    shipment, queued = await _one(express)
+    assert queued is None and shipment.status == "refused" and "service area" in shipment.failure_reason
+    [failed] = await published(express, "failed")
+    assert failed["final"] is True and failed["status"] == "created" and failed["reason"].startswith("order refused")
+
+
+async def test_the_sandbox_ems_in_outage_then_back(express):
+    """Over HTTP, signed, against the sandbox EMS server: 503 while in outage, booked once it is back."""
+    sandbox_settings = SandboxEmsSettings(order_secret="test-order-secret", refusal_rate=0, step_seconds=3600)
+    sandbox = create_sandbox(sandbox_settings)
+    async with sandbox.router.lifespan_context(sandbox):
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox), base_url="http://ems")
+        carrier = HttpCarrier("http://ems", key_id="express", secret="test-order-secret", client=client)
+        await consume(express, delivery_requested())
+        assert (await client.put("/sandbox/outage", json={"outage": True})).json() == {"outage": True}
+        orders = worker(express, carrier)
+        assert await orders.run_once() == 1
+        shipment, queued = await _one(express)
+        assert shipment.waybill is None and queued.attempts == 1 and "503" in queued.last_error
+        await client.put("/sandbox/outage", json={"outage": False})
+        express.clock.advance(60)
+        assert await orders.run_once() == 1
+        shipment, queued = await _one(express)
+        assert queued is None and s10.is_ems(shipment.waybill)
+        known = (await client.get(f"/orders/{shipment.waybill}")).json()
+        assert known["reference"] == shipment.id and known["kind"] == "deliver"
+        await carrier.aclose()
