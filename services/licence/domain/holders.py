@@ -10,11 +10,12 @@ residence-permit numbers (regions 810000/820000/830000) are accepted.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Final, Literal
 
 from stdnum import numdb
 from stdnum.cn import ric, uscc
-from stdnum.exceptions import InvalidComponent, ValidationError
+from stdnum.exceptions import InvalidComponent
 
 from kit.errors import RuleViolation
 
@@ -25,16 +26,34 @@ HolderKind = Literal["person", "enterprise"]
 
 _RESIDENCE_PERMIT_REGIONS: Final = frozenset({"810000", "820000", "830000"})
 _USCC_AUTHORITIES: Final = frozenset("123456789ABCDEFGNY")
-_USCC_ALPHABET: Final = frozenset("0123456789ABCDEFGHJKLMNPQRTUWXY")
+_USCC_CHARACTERS: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100's 31 characters, in value order
+_USCC_ALPHABET: Final = frozenset(_USCC_CHARACTERS)
+_USCC_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
-def _region_ever_known(region: str) -> bool:
-    return any(props for _, props in numdb.get("cn/loc").info(region))
+def _compact(value: str, module) -> str:
+    # stdnum's compact() folds full-width and other look-alike characters, which costs more than
+    # the rest of the check together; a plain ASCII code (the bulk of an import) has none to fold.
+    if value.isascii() and value.isalnum():
+        return value.upper()
+    return module.compact(value)
+
+
+@lru_cache(maxsize=65_536)
+def _region_known(region: str, birth_year: int) -> bool:
+    """The region was a division in the birth year, or (re-coded counties) in some year.
+
+    Cached: stdnum's division table lookup is slow and an import sees the same few regions."""
+    try:
+        ric.get_birth_place(f"{region}{birth_year:04d}0101")
+    except InvalidComponent:
+        return any(props for _, props in numdb.get("cn/loc").info(region))
+    return True
 
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
     """The ID number normalised (upper-case X), or RuleViolation naming the rule it breaks."""
-    number = ric.compact(value or "")
+    number = _compact(value or "", ric)
     if len(number) != 18:
         raise RuleViolation("length", "a resident ID number has 18 characters")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
@@ -42,24 +61,26 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
     if number[-1] != ric.calc_check_digit(number):
         raise RuleViolation("checksum", "the check character (GB 11643, ISO 7064 MOD 11-2) does not match")
     try:
-        birth = ric.get_birth_date(number)
-    except ValidationError as exc:
-        raise RuleViolation("birth_date", "the birth date part is not a real date") from exc
+        birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        raise RuleViolation("birth_date", "the birth date part is not a real date") from None
     if birth > (today or dt.date.today()):
         raise RuleViolation("birth_date", "the birth date is in the future")
     if number[:6] in _RESIDENCE_PERMIT_REGIONS:
         return number
-    try:
-        ric.get_birth_place(number)
-    except InvalidComponent:
-        if not _region_ever_known(number[:6]):
-            raise RuleViolation("region", "the region code is not an administrative division") from None
+    if not _region_known(number[:6], birth.year):
+        raise RuleViolation("region", "the region code is not an administrative division")
     return number
+
+
+def _uscc_check_character(code: str) -> str:
+    total = sum(_USCC_CHARACTERS.index(char) * weight for char, weight in zip(code, _USCC_WEIGHTS, strict=False))
+    return _USCC_CHARACTERS[(31 - total) % 31]
 
 
 def validate_uscc(value: str) -> str:
     """The unified social credit code normalised, or RuleViolation naming the rule it breaks."""
-    code = uscc.compact(value or "")
+    code = _compact(value or "", uscc)
     if len(code) != 18:
         raise RuleViolation("length", "a unified social credit code has 18 characters")
     if any(char not in _USCC_ALPHABET for char in code):
@@ -68,7 +89,7 @@ def validate_uscc(value: str) -> str:
         raise RuleViolation("format", "the registration authority code (1st character) is not defined")
     if not code[2:8].isdigit():
         raise RuleViolation("format", "characters 3-8 are a region code of digits")
-    if code[-1] != uscc.calc_check_digit(code):
+    if code[-1] != _uscc_check_character(code):
         raise RuleViolation("checksum", "the check character (GB 32100) does not match")
     return code
 
