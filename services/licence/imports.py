@@ -2,9 +2,12 @@
 
 The body is read line by line as it arrives (never held whole); each line is checked on its own
 (``domain.import_rows``); valid rows are written in batches of ``import_batch_size``, each batch
-one transaction with its ``issued`` events (source ``import``). A row is in or out, never half:
-a batch that loses a race on an identifier (another import at the same time) is written again
-row by row, each in a savepoint. Re-importing an identifier that exists is the rule ``duplicate``.
+one transaction with its ``issued`` events (source ``import``): on PostgreSQL by COPY, licences and
+outbox rows, after one lookup of the batch's identifiers (one array parameter, the unique index).
+While a batch is written the next one is read and checked — one batch in flight, in file order, so
+the database's work and this process's overlap (docs/benchmarks.md, Licence). A row is in or out,
+never half: a batch that loses a race on an identifier (another import at the same time) is
+written again row by row, each in a savepoint. Re-importing an identifier that exists is the rule ``duplicate``.
 The report: how many were imported and, per rejected row, its line, field, rule and message.
 """
 

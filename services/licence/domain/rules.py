@@ -76,7 +76,11 @@ _VALUE_KEYWORDS: Final = frozenset(
 
 def _value_check(schema: Any) -> Callable[[Any], bool] | None:
     """A predicate that is True only where jsonschema finds no error; None for a schema it does not cover."""
-    if not isinstance(schema, dict) or not set(schema) <= _VALUE_KEYWORDS or schema.get("type") not in {"string", "number"}:
+    if (
+        not isinstance(schema, dict)
+        or not set(schema) <= _VALUE_KEYWORDS
+        or schema.get("type") not in {"string", "number"}
+    ):
         return None
     bounds = [(schema.get(k), op) for k, op in (("minimum", "ge"), ("maximum", "le"), ("exclusiveMinimum", "gt"),
                                                  ("exclusiveMaximum", "lt")) if k in schema]  # fmt: skip
