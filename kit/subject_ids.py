@@ -11,6 +11,7 @@ and credit codes whose registration authority is a letter (e.g. ``N``, ``Y``) ar
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from stdnum import numdb
 from stdnum.cn import ric, uscc
@@ -25,8 +26,27 @@ USCC_AUTHORITIES = set("123456789ABCDEFGNY")
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
+@lru_cache(maxsize=65_536)
 def _region_known_in_any_year(region: str) -> bool:
+    # Cached: stdnum's division table lookup is slow, and a bulk import sees the same few regions.
     return any(info for _, _, info in _lookup(region) if info)
+
+
+@lru_cache(maxsize=65_536)
+def _region_known_in(region: str, birth_year: int) -> bool:
+    try:
+        ric.get_birth_place(f"{region}{birth_year:04d}0101")
+    except InvalidComponent:
+        return False
+    return True
+
+
+def _compact(value: str, module) -> str:
+    # stdnum's compact() folds full-width and other look-alike characters, which costs more than the
+    # rest of the check together; a plain ASCII code (the bulk of an import) has none to fold.
+    if value.isascii() and value.isalnum():
+        return value.upper()
+    return module.compact(value)
 
 
 def _lookup(region: str):
@@ -37,7 +57,7 @@ def _lookup(region: str):
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
     """Return the normalised ID number (uppercase X) or raise RuleViolation naming the broken rule."""
-    number = ric.compact(value or "")
+    number = _compact(value or "", ric)
     if len(number) != 18:
         raise RuleViolation("length", "a resident ID number has 18 characters")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
@@ -52,17 +72,14 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
         raise RuleViolation("birth_date", "the birth date is in the future")
     if number[:6] in RESIDENCE_PERMIT_REGIONS:
         return number
-    try:
-        ric.get_birth_place(number)
-    except InvalidComponent:
-        if not _region_known_in_any_year(number[:6]):
-            raise RuleViolation("region", "the region code is not an administrative division") from None
+    if not (_region_known_in(number[:6], birth.year) or _region_known_in_any_year(number[:6])):
+        raise RuleViolation("region", "the region code is not an administrative division")
     return number
 
 
 def validate_uscc(value: str) -> str:
     """Return the normalised unified social credit code or raise RuleViolation."""
-    code = uscc.compact(value or "")
+    code = _compact(value or "", uscc)
     if len(code) != 18:
         raise RuleViolation("length", "a unified social credit code has 18 characters")
     if any(char not in USCC_ALPHABET for char in code):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from stdnum.iso7064 import mod_37_36
 
@@ -59,9 +60,33 @@ class LicenceIdentifier:
         return f"{PREFIX}.{self.type_code}.{self.issuer_code}.{self.serial}.{self.version:03d}.{self.check}"
 
 
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_VALUES = {char: value for value, char in enumerate(_ALPHABET)}
+
+
+def _mod_37_36(state: int, text: str) -> int:
+    # ISO 7064 hybrid MOD 37,36 as python-stdnum's mod_37_36.checksum computes it, from a state.
+    for char in text:
+        state = (((state or 36) * 2) % 37 + _VALUES[char]) % 36
+    return state
+
+
+@lru_cache(maxsize=1024)
+def _state_after(parts: str) -> int:
+    # Type code + issuer code are the same for every licence of a type and issuer (an import
+    # checks thousands): their part of the computation is done once.
+    return _mod_37_36(18, parts)
+
+
 def check_character(*, type_code: str, issuer_code: str, serial: str, version: int) -> str:
-    """The MOD 37,36 check character over the four parts, dots and prefix left out."""
-    return str(mod_37_36.calc_check_digit(f"{type_code}{issuer_code}{serial}{version:03d}"))
+    """The MOD 37,36 check character over the four parts, dots and prefix left out
+    (the same as ``stdnum.iso7064.mod_37_36.calc_check_digit`` of their concatenation)."""
+    text = f"{serial}{version:03d}"
+    try:
+        state = _mod_37_36(_state_after(type_code + issuer_code), text)
+    except KeyError:  # a character outside 0-9/A-Z (parts are checked first): stdnum's own error
+        return str(mod_37_36.calc_check_digit(f"{type_code}{issuer_code}{text}"))
+    return _ALPHABET[(1 - ((state or 36) * 2) % 37) % 36]
 
 
 def _check_parts(type_code: str, issuer_code: str, serial: str, version: int) -> None:

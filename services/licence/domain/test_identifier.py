@@ -166,3 +166,24 @@ def test_rule_errors_become_problems_naming_field_and_rule():
     assert body["errors"] == [
         {"field": "identifier", "rule": "check", "message": "the check character does not match (mistyped or altered)"}
     ]
+
+
+def test_check_character_is_stdnums_mod_37_36():
+    """The check character (computed in parts, the type and issuer codes' share cached) is the same
+    as python-stdnum's MOD 37,36 over the whole string, for many random parts."""
+    import random
+
+    from stdnum.iso7064 import mod_37_36
+
+    from services.licence.domain.identifier import check_character
+
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    rng = random.Random(36)
+    for _ in range(2000):
+        type_code = "".join(rng.choices(alphabet, k=18)) + f"{rng.randrange(1000):03d}"
+        issuer_code = "".join(rng.choices(alphabet, k=18)) if rng.random() < 0.8 else f"{rng.randrange(10**6):06d}"
+        serial = "".join(rng.choices(alphabet, k=rng.randint(1, 32)))
+        version = rng.randint(1, 999)
+        expected = mod_37_36.calc_check_digit(f"{type_code}{issuer_code}{serial}{version:03d}")
+        assert check_character(type_code=type_code, issuer_code=issuer_code, serial=serial, version=version) == expected
+        assert mod_37_36.is_valid(f"{type_code}{issuer_code}{serial}{version:03d}{expected}")

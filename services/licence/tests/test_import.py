@@ -113,3 +113,24 @@ async def test_only_an_issuing_admin_imports_ndjson(licence):
     wrong_type = await licence.post("/imports", content=body, headers={"Content-Type": "application/json",
                                                                         **officer("SCJGJ", "admin")})  # fmt: skip
     assert wrong_type.status_code == 415
+
+
+async def test_one_file_imported_twice_at_once_lands_once_with_its_events(licence):
+    """Small batches (several written while the next are checked) from two imports of one file at
+    the same moment: each row is in exactly once, with one issued event; the other import reports
+    it as a duplicate by its line."""
+    import asyncio
+
+    licence.app.state.licence.settings.import_batch_size = 40
+    rows = [good_row(n) for n in range(1, 301)]
+    first, second = await asyncio.gather(post(licence, ndjson(rows)), post(licence, ndjson(rows)))
+    reports = [first.json(), second.json()]
+    assert sum(r["imported"] for r in reports) == 300 and sum(r["rejected_count"] for r in reports) == 300
+    assert {r["rule"] for report in reports for r in report["rejected"]} == {"duplicate"}
+    lines = sorted(r["line"] for report in reports for r in report["rejected"])
+    assert len(lines) == 300 and set(lines) <= set(range(1, 301))
+    async with licence.app.state.sessionmaker() as session:
+        identifiers = (await session.execute(select(Licence.identifier))).scalars().all()
+        events = (await session.execute(select(outbox.table.c.payload))).scalars().all()
+    assert sorted(identifiers) == sorted(row["identifier"] for row in rows)
+    assert sorted(json.loads(e)["subject"] for e in events) == sorted(identifiers)
