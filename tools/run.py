@@ -140,6 +140,8 @@ class Runner:
         templates = {**(self.config.common_env if entry.common_env else {}), **entry.env}
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         for key, template in templates.items():
+            if entry.env_prefix + key in os.environ:
+                continue  # set in the environment: it wins over platform.toml (a test, an operator)
             try:
                 env[entry.env_prefix + key] = str(template).format_map(values)
             except (KeyError, IndexError) as exc:

@@ -19,7 +19,7 @@ def event_fields(shipment: Shipment, *, status: str, at: datetime) -> dict[str, 
     """The fields every shipment event carries (no name, phone or address: contract module doc)."""
     return {
         "shipment_id": shipment.id, "kind": shipment.kind, "case_no": shipment.case_no,
-        "department": shipment.department, "carrier": shipment.carrier, "waybill": shipment.waybill,
+        "pickup_id": shipment.pickup_id, "department": shipment.department, "carrier": shipment.carrier, "waybill": shipment.waybill,
         "status": status, "at": at,
     }  # fmt: skip
 

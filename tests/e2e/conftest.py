@@ -22,7 +22,15 @@ def running_platform(tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "tools.run", "--free-ports", "--data-dir", str(data)],
         cwd=REPO,
-        env={**os.environ, "YIWANG_NATS_URL": ""},
+        # The sandbox carrier delivers every parcel, quickly; duplicated and reordered pushes stay on.
+        env={
+            **os.environ,
+            "YIWANG_NATS_URL": "",
+            "EMS_SANDBOX_STEP_SECONDS": "1",
+            "EMS_SANDBOX_REFUSAL_RATE": "0",
+            "EMS_SANDBOX_FAILURE_RATE": "0",
+            "EMS_SANDBOX_RETURN_RATE": "0",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from services.express.domain.s10 import is_valid as is_s10
 from tests.e2e.test_journeys import _valid, login, register
 
 # People of their own (the platform is shared with test_journeys.py, and SMS codes are rate-limited).
@@ -91,7 +92,8 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
             {"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": lease},
             {"name": "个体工商户登记（备案）申请书", "blob_id": form},
         ],
-        "delivery": {"method": "ems", "recipient": "孙七", "phone": "13811110001", "address": "山东省德州市德城区1号"},
+        "delivery": {"method": "ems", "recipient": "孙七", "phone": "13811110001", "address": "山东省德州市德城区1号",
+                     "division_code": "371402"},
     }  # fmt: skip
     created = submit_when_announced(gateway, body, {**zhang, "Idempotency-Key": "j1-zhang-1"})
     assert created.status_code == 201, created.text
@@ -124,8 +126,22 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
     for action in ("accept", "review", "approve", "deliver"):
         state = act(gateway, case_no, li_si, action)["state"]
     assert state == "delivering"
-    completed = act(gateway, case_no, li_si, "complete")
-    assert completed["state"] == "completed"
+    # J2's tail: express books the parcel with the (sandbox) carrier, whose signed pushes come in
+    # through the gateway — duplicated and out of order — until the signature completes the case.
+    deadline = time.monotonic() + 90
+    while (completed := gateway.get(f"/caseflow/cases/{case_no}", headers=li_si).json())["state"] != "completed":
+        assert time.monotonic() < deadline, completed.get("shipments")
+        time.sleep(0.5)
+    [shipment] = completed["shipments"]
+    waybill = shipment["waybill"]
+    assert shipment["status"] == "signed_for" and is_s10(waybill), shipment
+    assert completed["timeline"][-1]["actor"] == "system"  # closed by the signature, not an officer
+    parcel = gateway.get(f"/express/shipments/{waybill}", headers=zhang)
+    assert parcel.status_code == 200 and parcel.json()["status"] == "signed_for", parcel.text
+    assert gateway.get(f"/express/shipments/{waybill}", headers=officer(gateway, "swj.officer")).status_code == 404
+    texts = [m["text"] for m in gateway.get("/caseflow/sandbox/notifications", params={"case_no": case_no}).json()]
+    for said in (f"已交寄EMS，运单号{waybill}", "正在派送中", "已签收"):
+        assert sum(said in t for t in texts) == 1, (said, texts)  # each once, whatever the carrier repeated
     assert [e["action"] for e in completed["timeline"]][:3] == ["submit", "request_correction", "resubmit"]
     rated = gateway.post(f"/caseflow/cases/{case_no}/evaluation", json={"score": 5}, headers=zhang)
     assert rated.status_code == 201 and rated.json()["rectification"] is None  # 非常满意
