@@ -4,11 +4,14 @@ citizens and a company that register themselves."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 
 import httpx
 import pytest
 
+from kit.signing import signed_headers
 from services.express.domain.s10 import is_valid as is_s10
 from tests.e2e.test_journeys import _valid, login, register
 
@@ -19,6 +22,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 512
 PDF = b"%PDF-1.7\n" + b"\x00" * 512
 SOLE_TRADER = "SCJGJ-XK-0001"  # 个体工商户设立登记
 OFFICER_PASSWORD = "demo-pass-2026"
+EMS_PARTNER_SECRET = "make-run-only-ems-partner-secret"  # platform.toml: the gateway's partner "ems"
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +159,33 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
     stranger = citizen(gateway, _valid("37140219870303003"), "吴九", "13811110003")
     assert gateway.get(f"/caseflow/cases/{case_no}", headers=stranger).status_code == 404
     assert gateway.get(f"/caseflow/cases/{case_no}", headers=officer(gateway, "swj.officer")).status_code == 404
+    assert gateway.get(f"/express/shipments/{waybill}", headers=stranger).status_code == 404  # nor my address
+
+    # A push the carrier did not sign, or one replayed, is refused at the gateway and stores nothing.
+    timeline = gateway.get(f"/express/shipments/{waybill}", headers=zhang).json()["timeline"]
+    path = "/api/v1/express/callbacks/ems"
+    push = json.dumps({"waybill": waybill, "code": "50", "text": "未妥投", "at": "2027-01-05T10:00:00+08:00",
+                       "event_id": "forged-1"}).encode()  # fmt: skip
+    stamp = dict(nonce=uuid.uuid4().hex, timestamp=int(time.time()))
+    forged = signed_headers("ems", "a-guessed-secret", "POST", path, push, **stamp)
+    refused = gateway.post(path.removeprefix("/api/v1"), content=push,
+                           headers={**forged, "Content-Type": "application/json"})  # fmt: skip
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+    # the carrier repeating its last push, correctly signed: taken as a duplicate; the same request
+    # again (same nonce) is a replay and refused
+    last = timeline[-1]
+    again = json.dumps({"waybill": waybill, "code": last["carrier_code"], "text": last["carrier_text"],
+                        "at": last["at"], "event_id": last["event_id"]}).encode()  # fmt: skip
+    genuine = signed_headers("ems", EMS_PARTNER_SECRET, "POST", path, again, **stamp)
+    first = gateway.post(
+        path.removeprefix("/api/v1"), content=again, headers={**genuine, "Content-Type": "application/json"}
+    )
+    assert first.status_code == 200, first.text
+    replay = gateway.post(
+        path.removeprefix("/api/v1"), content=again, headers={**genuine, "Content-Type": "application/json"}
+    )
+    assert replay.status_code == 401 and replay.json().get("reason") == "replay"
+    assert gateway.get(f"/express/shipments/{waybill}", headers=zhang).json()["timeline"] == timeline
 
     # J5: the supervisor sees the department's figures and the anomaly of the second correction.
     supervisor = officer(gateway, "supervisor")
