@@ -20,12 +20,10 @@ only to the applicant's side and the case's department (``shipment.read_unmasked
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
+from kit.access import ANY, AccessTable, Decision
 from kit.auth import Principal
-from kit.errors import Problem
 
 # ---- relations ------------------------------------------------------------------------------
 APPLICANT: Final = "applicant"
@@ -42,7 +40,6 @@ ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN = (
     "acceptor", "reviewer", "decider", "counter", "supervisor", "admin",
 )  # fmt: skip
 OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN)
-ANY: Final = frozenset({"*"})
 
 _OWN = {APPLICANT: ANY, AGENT: ANY}
 _STAFF = frozenset(OFFICER_ROLES)  # anyone working the department's cases sends and receives parcels
@@ -58,51 +55,15 @@ ACTIONS: Final = tuple(TABLE)
 SHIPMENT_ACTIONS: Final = frozenset({"shipment.read", "shipment.read_unmasked"})
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The table's answer: allowed, or the status and rule of the refusal."""
-
-    allowed: bool
-    status: int = 200
-    rule: str = ""
-    detail: str = ""
-
-    def problem(self) -> Problem:
-        if self.status == 404:
-            return Problem(404, "not-found", "Not found", self.detail or "no such shipment")
-        if self.status == 401:
-            return Problem(401, "unauthorized", "Not authenticated", self.detail, rule=self.rule)
-        return Problem(self.status, "forbidden", "Not allowed", self.detail, rule=self.rule)
-
-
-def permitted(action: str, relation: str, roles: Iterable[str]) -> bool:
-    """Whether the table has a cell for (action, relation) that the roles satisfy."""
-    cell = TABLE[action].get(relation)
-    return cell is not None and ("*" in cell or bool(cell & set(roles)))
-
-
-def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
-    """The table's answer for one caller. An unknown action is a programming error (KeyError)."""
-    roles = tuple(roles)
-    if permitted(action, relation, roles):
-        return Decision(True)
+def _refusal(action: str, relation: str) -> Decision | None:
     if action == "tracking.callback":
         return Decision(False, 401, "partner", "tracking callbacks come from the carrier through the gateway")
-    if action in SHIPMENT_ACTIONS and not permitted("shipment.read", relation, roles):
-        return Decision(False, 404, "visible", "no such shipment")
-    cells = TABLE[action]
-    if relation in cells:
-        needed = ", ".join(sorted(cells[relation]))
-        return Decision(False, 403, "role", f"{action} needs one of the roles {needed}")
-    where = ", ".join(sorted(cells))
-    return Decision(False, 403, "relation", f"{action} is for: {where} (you are: {relation})")
+    return None
 
 
-def check(action: str, relation: str, roles: Iterable[str]) -> None:
-    """Raise the refusal's problem unless the table allows the action."""
-    decision = decide(action, relation, roles)
-    if not decision.allowed:
-        raise decision.problem()
+ACCESS: Final = AccessTable(TABLE, read="shipment.read", hidden=SHIPMENT_ACTIONS, not_found="no such shipment",
+                            refusal=_refusal)  # fmt: skip
+permitted, decide, check = ACCESS.permitted, ACCESS.decide, ACCESS.check
 
 
 def mandate_covers(principal: Principal) -> bool:

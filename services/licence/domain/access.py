@@ -22,11 +22,10 @@ the action gets 403 naming the rule (``role``, ``relation`` or ``mandate_scope``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
+from kit.access import ANY, AccessTable, Decision
 from kit.auth import Principal
-from kit.errors import Problem
 
 # ---- relations ------------------------------------------------------------------------------
 HOLDER: Final = "holder"
@@ -42,7 +41,6 @@ ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN = (
     "acceptor", "reviewer", "decider", "counter", "supervisor", "admin",
 )  # fmt: skip
 OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN)
-ANY: Final = frozenset({"*"})
 
 _HOLDING = {HOLDER: ANY, AGENT: ANY}
 _READERS = frozenset({ACCEPTOR, REVIEWER, DECIDER, ADMIN})  # those who work on the issuer's cases
@@ -72,49 +70,15 @@ LICENCE_ACTIONS: Final = frozenset(
 LOGGED_RELATIONS: Final = frozenset({ISSUER_OFFICER, CASEFLOW})
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The table's answer: allowed, or the status and rule of the refusal."""
-
-    allowed: bool
-    status: int = 200
-    rule: str = ""
-    detail: str = ""
-
-    def problem(self) -> Problem:
-        if self.status == 404:
-            return Problem(404, "not-found", "Not found", self.detail or "no such licence")
-        return Problem(self.status, "forbidden", "Not allowed", self.detail, rule=self.rule)
-
-
-def permitted(action: str, relation: str, roles: Iterable[str]) -> bool:
-    """Whether the table has a cell for (action, relation) that the roles satisfy."""
-    cell = TABLE[action].get(relation)
-    return cell is not None and ("*" in cell or bool(cell & set(roles)))
-
-
-def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
-    """The table's answer for one caller. An unknown action is a programming error (KeyError)."""
-    roles = tuple(roles)
-    if permitted(action, relation, roles):
-        return Decision(True)
-    if action in LICENCE_ACTIONS and not permitted("licence.read", relation, roles):
-        return Decision(False, 404, "visible", "no such licence")
+def _refusal(action: str, relation: str) -> Decision | None:
     if relation == AGENT_OUTSIDE_SCOPE:
         return Decision(False, 403, "mandate_scope", "the mandate does not cover licences (scope licence)")
-    cells = TABLE[action]
-    if relation in cells:
-        needed = ", ".join(sorted(cells[relation]))
-        return Decision(False, 403, "role", f"{action} needs one of the roles {needed}")
-    where = ", ".join(sorted(cells))
-    return Decision(False, 403, "relation", f"{action} is for: {where} (you are: {relation})")
+    return None
 
 
-def check(action: str, relation: str, roles: Iterable[str]) -> None:
-    """Raise the refusal's problem unless the table allows the action."""
-    decision = decide(action, relation, roles)
-    if not decision.allowed:
-        raise decision.problem()
+ACCESS: Final = AccessTable(TABLE, read="licence.read", hidden=LICENCE_ACTIONS, not_found="no such licence",
+                            refusal=_refusal)  # fmt: skip
+permitted, decide, check = ACCESS.permitted, ACCESS.decide, ACCESS.check
 
 
 def mandate_covers(principal: Principal, licence_type: str | None) -> bool:
