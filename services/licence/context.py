@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 
 from services.licence.settings import Settings
 
-SOURCE = "yiwang/licence"
-
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.events import licence as contract
 from kit.events import envelope
 from kit.tasks import BackgroundLoop
-from services.licence.context import SOURCE, Context
+from services.licence.context import Context
 from services.licence.domain import states
 from services.licence.issuance import event_fields
 from services.licence.models import Licence, outbox
@@ -50,7 +50,7 @@ async def _expire_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Con
             licence.updated_at = now
             assert licence.valid_until is not None
             event = contract.LicenceExpired(**event_fields(licence, now), valid_until=licence.valid_until)
-            await outbox.add(session, envelope(event, source=SOURCE, subject=licence.identifier))
+            await outbox.add(session, envelope(event, subject=licence.identifier))
     return len(rows)
 
 
@@ -77,7 +77,7 @@ async def _remind_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Con
                 **event_fields(licence, now), valid_until=licence.valid_until,
                 days_left=(licence.valid_until - today).days,
             )  # fmt: skip
-            await outbox.add(session, envelope(event, source=SOURCE, subject=licence.identifier))
+            await outbox.add(session, envelope(event, subject=licence.identifier))
     return len(rows)
 
 

@@ -29,7 +29,7 @@ from kit.errors import Problem, field_problem
 from kit.events import envelope
 from services.licence import catalogue
 from services.licence.catalogue import TypeInfo
-from services.licence.context import SOURCE, Context
+from services.licence.context import Context
 from services.licence.domain import access, rules
 from services.licence.domain.holders import CODE_TYPES, code_type_for, holder_kind_of
 from services.licence.domain.identifier import build_identifier
@@ -148,7 +148,7 @@ def issued_event(row: Licence | dict[str, Any], at):
         **event_fields(row, at), issued_on=get("issued_on"), valid_until=get("valid_until"),
         case_no=get("case_no"), source=get("source"),
     )  # fmt: skip
-    return envelope(data, source=SOURCE, subject=get("identifier"))
+    return envelope(data, subject=get("identifier"))
 
 
 def check_data(info: TypeInfo, data: Any) -> None:

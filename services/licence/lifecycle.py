@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.events import licence as contract
 from kit.auth import Principal
 from kit.events import envelope
-from services.licence.context import SOURCE, Context
+from services.licence.context import Context
 from services.licence.domain import states
 from services.licence.issuance import event_fields
 from services.licence.models import outbox
@@ -34,5 +34,5 @@ async def change_status(session: AsyncSession, ctx: Context, principal: Principa
     licence.updated_at = ctx.current_time()
     await session.flush()
     event = _EVENTS[action](**event_fields(licence, ctx.current_time()), reason=reason[:500], actor=principal.subject)
-    await outbox.add(session, envelope(event, source=SOURCE, subject=licence.identifier))
+    await outbox.add(session, envelope(event, subject=licence.identifier))
     return licence_view(licence)
