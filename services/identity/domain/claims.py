@@ -34,7 +34,9 @@ def access_claims(
         "lvl": level,
         "sid": session_id,
         "jti": uuid.uuid4().hex,
-        "iat": int(now.timestamp()),
+        # Milliseconds (RFC 7519 NumericDate may be fractional): a revocation "issued at or before"
+        # must not catch a token signed later within the same second (a re-login right after it).
+        "iat": round(now.timestamp(), 3),
         "exp": int((now + ttl).timestamp()),
     }
     if name:
