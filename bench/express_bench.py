@@ -169,7 +169,9 @@ def bench_callbacks(pg: str, *, duration: int, rounds: int, connections: int, sh
         real_port, bare_port = free_port(), free_port()
         real_process = procs.start("express", uvicorn_args("services.express.main:create_app", real_port), env)
         bare_process = procs.start(
-            "bare", uvicorn_args("bench.caseflow_bare:create_app", bare_port), {"BARE_DATABASE_URL": db_url(pg, bare_db)}
+            "bare",
+            uvicorn_args("bench.caseflow_bare:create_app", bare_port),
+            {"BARE_DATABASE_URL": db_url(pg, bare_db)},
         )
         real, bare = f"http://127.0.0.1:{real_port}", f"http://127.0.0.1:{bare_port}"
         wait_http(real + "/healthz")
@@ -344,7 +346,9 @@ def main() -> int:
             )  # fmt: skip
             print(json.dumps(results["callbacks"], default=str), flush=True)
         if "delivery" in parts:
-            results["delivery"] = asyncio.run(bench_delivery(pg, requests=args.requests, rate=args.rate, work=Path(tmp)))
+            results["delivery"] = asyncio.run(
+                bench_delivery(pg, requests=args.requests, rate=args.rate, work=Path(tmp))
+            )
             print(json.dumps(results["delivery"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
@@ -356,8 +360,10 @@ def report(results: dict[str, Any]) -> None:
     print()
     if "callbacks" in results:
         r = results["callbacks"]
-        print(f"Callbacks: medians of {len(r['round_ratios'])} interleaved rounds, c=16; {r['shipments']:,} shipments,"
-              f" {r['slice']:,} parcels per round; per-round ratios {', '.join(f'{x:.2f}' for x in r['round_ratios'])}")
+        print(
+            f"Callbacks: medians of {len(r['round_ratios'])} interleaved rounds, c=16; {r['shipments']:,} shipments,"
+            f" {r['slice']:,} parcels per round; per-round ratios {', '.join(f'{x:.2f}' for x in r['round_ratios'])}"
+        )
         print("| what | req/s | ratio | p50 ms | server CPU ms/request | non-2xx |")
         print("|---|---:|---:|---:|---:|---:|")
         for name in ("bare", "callbacks"):
