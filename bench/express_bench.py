@@ -260,7 +260,7 @@ async def bench_delivery(pg: str, *, requests: int, rate: float, work: Path) -> 
             # The parcels' journeys (tracking pushes) start after the measurement: only orders here.
             "EMS_SANDBOX_STEP_SECONDS": "3600", "EMS_SANDBOX_CALLBACK_URL": "http://127.0.0.1:9/none",
         })  # fmt: skip
-        procs.start("express-delivery", uvicorn_args("services.express.main:create_app", port), {
+        express = procs.start("express-delivery", uvicorn_args("services.express.main:create_app", port), {
             "EXPRESS_DATABASE_URL": db_url(pg, database), "EXPRESS_NATS_URL": nats_server.url,
             "EXPRESS_LOG_LEVEL": "WARNING", "EXPRESS_CONSUME_CASE_EVENTS": "true",
             "EXPRESS_CARRIER_ORDERS_ENABLED": "true", "EXPRESS_CARRIER_URL": f"http://127.0.0.1:{sandbox_port}",
@@ -280,6 +280,7 @@ async def bench_delivery(pg: str, *, requests: int, rate: float, work: Path) -> 
             return envelope(data, subject=data.case_no)
 
         interval = 1.0 / rate
+        cpu_before = cpu_seconds(express.pid)
         next_at = time.perf_counter()
         for n in range(requests + warm):
             event = request(n)
@@ -295,6 +296,8 @@ async def bench_delivery(pg: str, *, requests: int, rate: float, work: Path) -> 
         deadline = time.perf_counter() + 60
         while len(seen) < requests + warm and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
+        # express's own CPU per request (consume, order, book, publish): how near one core it runs
+        cpu_ms = (cpu_seconds(express.pid) - cpu_before) * 1000 / (requests + warm)
         connection = await asyncpg.connect(db_url(pg, database, "postgresql"))
         try:
             rows = await connection.fetch(
@@ -318,7 +321,7 @@ async def bench_delivery(pg: str, *, requests: int, rate: float, work: Path) -> 
               for c in measured if c in by_case and by_case[c]["waybill"]]  # fmt: skip
     return {"requests": len(measured), "rate_per_s": rate, "created_events_seen": len(on_bus), "rows": len(rows),
             "created_event_ms": percentiles(on_bus), "row_written_ms": percentiles(row),
-            "waybill_stored_ms": percentiles(booked)}  # fmt: skip
+            "waybill_stored_ms": percentiles(booked), "express_cpu_ms_per_request": cpu_ms}  # fmt: skip
 
 
 # ---- main ----------------------------------------------------------------------------------------
@@ -390,6 +393,7 @@ def report(results: dict[str, Any]) -> None:
               f" | — |")  # fmt: skip
         print(f"| … waybill stored (no target) | p50 {b['p50']:.0f} / p95 {b['p95']:.0f} / p99 {b['p99']:.0f} ms"
               f" | — |")  # fmt: skip
+        print(f"| express CPU per request (no target) | {r['express_cpu_ms_per_request']:.1f} ms | — |")
 
 
 if __name__ == "__main__":
