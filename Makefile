@@ -41,7 +41,7 @@ contracts-check: install
 	$(BIN)/python -m contracts.generate --check
 
 ## make bench: throughput benchmarks; results go to docs/benchmarks.md by hand, with the date.
-## (gateway needs wrk and nginx: apt-get install wrk nginx; caseflow and licence need PostgreSQL, BENCH_POSTGRES_URL;
+## (gateway and express need wrk, gateway nginx: apt-get install wrk nginx; caseflow, licence and express need PostgreSQL, BENCH_POSTGRES_URL;
 ##  licence loads 10 million licences, ≈ 6 GB and ≈ 10 minutes: BENCH_LICENCES=200000 for a quick run)
 bench: install
 	$(BIN)/python -m bench.identity_bench
@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.gateway_bench
 	$(BIN)/python -m bench.caseflow_bench
 	$(BIN)/python -m bench.licence_bench
+	$(BIN)/python -m bench.express_bench
 
 clean:
 	rm -rf .data

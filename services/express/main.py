@@ -28,6 +28,7 @@ def consumers_for(settings: Settings):
                 sessionmaker=app.state.sessionmaker,
                 inbox=inbox,
                 max_deliveries=settings.max_deliveries,
+                batch=settings.consumer_batch,
                 durable=f"express-{name}",
                 stream="CASEFLOW",
                 filter_subject=f"caseflow.case.{name.replace('-', '_')}",

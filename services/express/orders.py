@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy import event as orm_events
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.events import express as contract
@@ -40,6 +41,7 @@ from services.express.domain.retry import backoff_seconds
 from services.express.models import CarrierOrder, Shipment
 from services.express.publishing import event_fields, publish
 from services.express.settings import Settings
+from services.express.shipments import ORDERS_QUEUED
 
 log = logging.getLogger("yiwang.express.orders")
 
@@ -109,6 +111,15 @@ class OrderWorker(BatchLoop):
         # only runs out when its worker died.
         self.claim_seconds = self.timeout * (math.ceil(self.batch_size / settings.carrier_concurrency) + 1) + 5.0
         self.outcomes = {"created": 0, "retry": 0, "refused": 0}
+        # A commit that queued an order wakes the loop (like the outbox relay): booking starts at
+        # once instead of up to ``carrier_poll_seconds`` later; the poll stays for retries due.
+        sync_class = sessionmaker.kw.get("sync_session_class")
+        if sync_class is not None:
+            orm_events.listen(sync_class, "after_commit", self._after_commit)
+
+    def _after_commit(self, session) -> None:
+        if session.info.pop(ORDERS_QUEUED, False):
+            self.wake()
 
     async def batch(self) -> int:
         return await self.run_once()

@@ -41,6 +41,14 @@ class Settings(ServiceSettings):
     callback_partner: str = "ems"
     # Consume caseflow.case.delivery_requested / pickup_requested (off: nothing creates shipments).
     consume_case_events: bool = True
+    # Messages per JetStream fetch. nats-py's fetch of n > 1, once nothing is waiting, holds the
+    # first message that arrives until n have come or its 1 s timeout ends, so at a steady 50/s a
+    # request could sit for up to a second (docs/benchmarks.md, Express); a backlog is still read
+    # at once, one request per message.
+    consumer_batch: int = Field(default=1, ge=1, le=500)
+    # The outbox relay's linger (kit default 0.1 s): shipment events are few; a parcel's
+    # ``created`` should reach caseflow within 100 ms of the request, not wait for a batch to fill.
+    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     # Local days (the Art. 44 due date is one).
     timezone: str = "Asia/Shanghai"
 

@@ -28,6 +28,9 @@ log = logging.getLogger("yiwang.express.shipments")
 
 DELIVER = "deliver"
 COLLECT = "collect"
+# session.info key: this transaction queued a carrier order; the order worker is woken when it
+# commits (orders.OrderWorker), so a new shipment is booked at once, not at the next poll.
+ORDERS_QUEUED = "express_orders_queued"
 
 
 def new_shipment_id() -> str:
@@ -55,6 +58,7 @@ async def _insert_once(session: AsyncSession, ctx: Context, values: dict[str, An
         log.info("%s shipment for case %s exists already; request ignored", values["kind"], values["case_no"])
         return None
     await session.execute(insert(CarrierOrder).values(shipment_id=created, attempts=0, next_attempt_at=now))
+    session.info[ORDERS_QUEUED] = True
     return created
 
 

@@ -3,6 +3,8 @@ backoff until the carrier is back; a refusal fails the shipment for good."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import select
 
@@ -93,3 +95,22 @@ async def test_the_sandbox_ems_in_outage_then_back(express):
         known = (await client.get(f"/orders/{shipment.waybill}")).json()
         assert known["reference"] == shipment.id and known["kind"] == "deliver"
         await carrier.aclose()
+
+
+async def test_a_new_shipment_wakes_the_worker_instead_of_waiting_for_the_poll(express):
+    """The consumer's commit wakes the running worker: booked well within a poll interval of 60 s."""
+    settings = express.app.state.express.settings.model_copy(update={"carrier_poll_seconds": 60.0})
+    orders = OrderWorker(express.app.state.sessionmaker, express.carrier, settings, clock=express.clock)
+    await orders.start()
+    try:
+        await asyncio.sleep(0.05)  # the loop found nothing due and waits for a wake or the poll
+        assert await consume(express, delivery_requested())
+        for _ in range(100):
+            shipment, queued = await _one(express)
+            if shipment.waybill is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert queued is None and s10.is_ems(shipment.waybill), "not booked within 2 s of the commit"
+        assert len(await published(express, "created")) == 1
+    finally:
+        await orders.stop()

@@ -49,3 +49,20 @@ async def test_one_collect_shipment_per_pickup_id(express):
     assert collect.sender_name == "张三" and collect.recipient_name == "SCJGJ"
     assert json.loads(collect.items) == ["营业执照原件", "身份证原件"]
     assert await _orders(express) == 3
+
+
+def test_requests_are_fetched_one_at_a_time_and_events_relayed_without_a_long_linger():
+    """nats-py holds a multi-message fetch's first message until the batch fills or 1 s passes
+    (docs/benchmarks.md, Express): express's consumers fetch one message at a time."""
+    from types import SimpleNamespace
+
+    from services.express.main import consumers_for
+    from services.express.settings import Settings
+
+    settings = Settings(database_url="sqlite+aiosqlite://", carrier_secret="x")
+    app = SimpleNamespace(state=SimpleNamespace(bus=None, sessionmaker=None, express=None))
+    consumers = consumers_for(settings)(app)
+    assert [c.durable for c in consumers] == ["express-delivery-requested", "express-pickup-requested"]
+    assert all(c.batch == 1 for c in consumers)
+    assert settings.relay_linger_seconds <= 0.02
+    assert [c.batch for c in consumers_for(settings.model_copy(update={"consumer_batch": 20}))(app)] == [20, 20]
