@@ -31,6 +31,10 @@ log = logging.getLogger("yiwang.consumer")
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 
+# After the first message, what else is pending is fetched in batches that linger this long at most.
+DRAIN_SECONDS = 0.02
+
+
 def make_inbox_table(metadata: MetaData) -> Table:
     return Table(
         "inbox",
@@ -106,11 +110,20 @@ class EventConsumer(BackgroundLoop):
                     subscription = await self._subscribe()
                     backoff = 0.2
                 try:
-                    messages = await subscription.fetch(self.batch, timeout=1)
+                    # A pull for one is answered by the first message to arrive; a pull for a whole
+                    # batch would hold that message until the batch filled or the second ran out.
+                    messages = await subscription.fetch(1, timeout=1)
                 except TimeoutError:
                     continue  # nothing pending: not an error
-                for message in messages:
-                    await self.process(message)
+                while messages:
+                    for message in messages:
+                        await self.process(message)
+                    if self.batch <= 1:
+                        break
+                    try:  # then what is pending already, a batch at a time, lingering only briefly
+                        messages = await subscription.fetch(self.batch, timeout=DRAIN_SECONDS)
+                    except TimeoutError:
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

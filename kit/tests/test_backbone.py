@@ -226,3 +226,40 @@ def event_id_hint() -> str:
     import uuid
 
     return uuid.uuid4().hex
+
+
+async def test_the_first_message_is_fetched_alone_then_the_backlog_in_batches(db, bus):
+    """nats-py holds a batch pull's first message until the batch fills or the pull times out: the
+    consumer asks for one (answered as soon as it arrives), then drains what is pending a batch at a
+    time — every event applied once, in order of the stream."""
+    js = await bus.jetstream()
+    for index in range(120):
+        event_id = await make_widget(db, f"b{index}")
+        async with db() as session:
+            payload = (
+                await session.execute(select(outbox.table.c.payload).where(outbox.table.c.event_id == event_id))
+            ).scalar_one()
+        await js.publish("testsvc.widget.made", payload.encode(), headers={"Nats-Msg-Id": event_id})
+    consumer = counting_consumer(bus, db, durable="widget-batches")
+    asked: list[int] = []
+    subscribe = consumer._subscribe
+
+    async def recording_subscribe():
+        subscription = await subscribe()
+        fetch = subscription.fetch
+
+        async def recorded(batch, *args, **kwargs):
+            asked.append(batch)
+            return await fetch(batch, *args, **kwargs)
+
+        subscription.fetch = recorded
+        return subscription
+
+    consumer._subscribe = recording_subscribe
+    await consumer.start()
+    try:
+        await until(lambda: _true(consumer.applied == 120))
+        assert all([await _count(db, f"b{index}") == 1 for index in range(120)])
+        assert asked[0] == 1 and asked[1] == consumer.batch  # one at once, then the backlog in batches
+    finally:
+        await consumer.stop()
