@@ -15,11 +15,18 @@ the window) is the receiver's part, since only it knows where to keep them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
 
 PARTNER_HEADER = "x-partner-id"
 TIMESTAMP_HEADER = "x-timestamp"
@@ -136,3 +143,42 @@ def verify_request(
     if verify(keys, method, path + ("?" + query if query else ""), timestamp, nonce, body, signature):
         return partner_id, nonce
     raise SignatureRejected("bad-signature", "signature does not match")
+
+
+class SignedJsonPoster:
+    """POSTs JSON to one URL, signed as above under ``key_id`` (caseflow asking licence, express
+    booking the carrier). httpx is fine for these: one short call per request, low volume (DESIGN
+    §7). ``timeout`` bounds each whole call, connection included: past it ``TimeoutError``; other
+    transport failures raise httpx's errors (``httpx.ConnectError`` when nothing was sent)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_id: str,
+        secret: str,
+        timeout: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.path = urlsplit(url).path  # what the receiver sees and verifies
+        self.key_id = key_id
+        self._secret = secret
+        self.timeout = timeout
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._clock = clock
+
+    async def post(self, payload: Any) -> httpx.Response:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        signed = signed_headers(self.key_id, self._secret, "POST", self.path, body, nonce=new_nonce(),
+                                timestamp=int(self._clock()))  # fmt: skip
+        headers = {"Content-Type": "application/json", **signed}
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

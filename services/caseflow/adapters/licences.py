@@ -20,7 +20,6 @@ it, refusing by the same rules in the same order, with latency and failures as a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -28,12 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 
 from kit.masking import mask_id_number
-from kit.signing import new_nonce, signed_headers
+from kit.signing import SignedJsonPoster
 
 log = logging.getLogger("yiwang.caseflow.licences")
 
@@ -205,24 +203,13 @@ class HttpLicences:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.url = url.rstrip("/") + "/checks"
-        self.path = urlsplit(self.url).path  # what the licence service sees and verifies
-        self.key_id = key_id
-        self._secret = secret
-        self.timeout = timeout
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._clock = clock
+        self._poster = SignedJsonPoster(url.rstrip("/") + "/checks", key_id=key_id, secret=secret,
+                                        timeout=timeout, client=client, clock=clock)  # fmt: skip
+        self.url, self.path, self.key_id, self.timeout = self._poster.url, self._poster.path, key_id, timeout
 
     async def check(self, question: LicenceCheck) -> CheckedLicence:
-        body = json.dumps(question.body(), ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            **signed_headers(self.key_id, self._secret, "POST", self.path, body, nonce=new_nonce(),
-                             timestamp=int(self._clock())),
-        }  # fmt: skip
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.post(self.url, content=body, headers=headers)
+            response = await self._poster.post(question.body())
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise LicenceUnavailable(f"no answer within {self.timeout:g} s") from exc
         except httpx.ConnectError as exc:
@@ -270,7 +257,7 @@ class HttpLicences:
         return checked
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._poster.aclose()
 
 
 def make_licences(

@@ -265,7 +265,7 @@ async def test_the_http_adapter_signs_its_checks_and_maps_every_answer(database_
             licence.status = 500
             assert (await client.post("/cases", json=body, headers=keyed(person()))).status_code == 503
             licence.status = None
-            client.app.state.licences._secret = "not-the-secret"  # a key the licence service does not know
+            client.app.state.licences._poster._secret = "not-the-secret"  # a key the licence service does not know
             assert (await client.post("/cases", json=body, headers=keyed(person()))).status_code == 503
             assert licence.requests[-1] == {"rejected": "bad-signature"}
             assert await case_count(client) == 1

@@ -21,8 +21,6 @@ no callbacks).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import random
 import time
@@ -30,11 +28,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 
-from kit.signing import new_nonce, signed_headers
+from kit.signing import SignedJsonPoster
 from services.express.domain import s10
 
 log = logging.getLogger("yiwang.express.carrier")
@@ -126,24 +123,13 @@ class HttpCarrier:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.url = url.rstrip("/") + "/orders"
-        self.path = urlsplit(self.url).path  # what the carrier sees and verifies
-        self.key_id = key_id
-        self._secret = secret
-        self.timeout = timeout
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._clock = clock
+        self._poster = SignedJsonPoster(url.rstrip("/") + "/orders", key_id=key_id, secret=secret,
+                                        timeout=timeout, client=client, clock=clock)  # fmt: skip
+        self.url, self.path, self.key_id, self.timeout = self._poster.url, self._poster.path, key_id, timeout
 
     async def create_order(self, order: ShipmentOrder) -> CarrierOrder:
-        body = json.dumps(order.body(), ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            **signed_headers(self.key_id, self._secret, "POST", self.path, body, nonce=new_nonce(),
-                             timestamp=int(self._clock())),
-        }  # fmt: skip
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.post(self.url, content=body, headers=headers)
+            response = await self._poster.post(order.body())
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise CarrierUnavailable(f"no answer within {self.timeout:g} s") from exc
         except httpx.HTTPError as exc:  # connection refused or reset, protocol errors
@@ -186,7 +172,7 @@ class HttpCarrier:
         return OrderRefused(reason, field=field_name, rule=rule)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._poster.aclose()
 
 
 @dataclass
