@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
+from kit.pagination import PageQuery
 from services.licence.context import Context
 from services.licence.domain import access
 from services.licence.models import AccessEntry, Licence
@@ -94,7 +95,7 @@ async def read_one(session: AsyncSession, ctx: Context, principal: Principal, id
 
 
 async def wallet(session: AsyncSession, principal: Principal, *, licence_type: str | None, status: str | None,
-                 page: int, page_size: int) -> dict[str, Any]:  # fmt: skip
+                 page: PageQuery) -> dict[str, Any]:  # fmt: skip
     """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate)."""
     access.check("wallet.list", access.wallet_relation(principal), principal.roles)
     query = select(Licence).where(Licence.holder == principal.subject)
@@ -106,26 +107,22 @@ async def wallet(session: AsyncSession, principal: Principal, *, licence_type: s
     if status:
         query = query.where(Licence.status == status)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (
-        await session.execute(query.order_by(Licence.id.desc()).offset((page - 1) * page_size).limit(page_size))
-    ).scalars()
-    return {"total": total, "page": page, "page_size": page_size, "items": [licence_view(row) for row in rows]}
+    rows = (await session.execute(query.order_by(Licence.id.desc()).offset(page.offset).limit(page.limit))).scalars()
+    return page.answer(total, [licence_view(row) for row in rows])
 
 
-async def access_log(session: AsyncSession, principal: Principal, identifier: str, *, page: int,
-                     page_size: int) -> dict[str, Any]:  # fmt: skip
+async def access_log(session: AsyncSession, principal: Principal, identifier: str, *,
+                     page: PageQuery) -> dict[str, Any]:  # fmt: skip
     """GET /licences/{identifier}/access-log: who read my licence, newest first."""
     licence, _ = await authorize(session, principal, identifier, "licence.access_log")
     query = select(AccessEntry).where(AccessEntry.licence_id == licence.id)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = (
-        await session.execute(query.order_by(AccessEntry.id.desc()).offset((page - 1) * page_size).limit(page_size))
+        await session.execute(query.order_by(AccessEntry.id.desc()).offset(page.offset).limit(page.limit))
     ).scalars()
-    return {
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "items": [
+    return page.answer(
+        total,
+        [
             {
                 "reader": e.reader,
                 "reader_kind": e.reader_kind,
@@ -135,4 +132,4 @@ async def access_log(session: AsyncSession, principal: Principal, identifier: st
             }  # fmt: skip
             for e in rows
         ],
-    }
+    )

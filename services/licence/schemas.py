@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from kit.pagination import Page
 from kit.text import Line, Name, Reason
 from services.licence.domain.holders import validate_holder
 
@@ -67,11 +68,8 @@ class LicenceOut(BaseModel):
     case_no: str | None
 
 
-class LicencePage(BaseModel):
-    total: int
-    page: int
-    page_size: int
-    items: list[LicenceOut]
+class LicencePage(Page[LicenceOut]):
+    pass
 
 
 class AccessEntryOut(BaseModel):
@@ -82,11 +80,8 @@ class AccessEntryOut(BaseModel):
     at: datetime
 
 
-class AccessLogPage(BaseModel):
-    total: int
-    page: int
-    page_size: int
-    items: list[AccessEntryOut]
+class AccessLogPage(Page[AccessEntryOut]):
+    pass
 
 
 class IssueRequest(_Request):

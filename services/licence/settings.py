@@ -15,7 +15,6 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LICENCE_", extra="ignore")
 
     service_name: str = "licence"
-    max_page_size: int = Field(default=100, ge=1, le=1000)
     # Local day boundaries: issue dates, validity and the expiry timer count in this zone.
     timezone: str = "Asia/Shanghai"
     # Internal callers of POST /checks: key id → HMAC secret (ADR 0003 canonical string), e.g.

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
+from kit.pagination import PageQuery, Pagination
 from services.licence import catalogue, checks, imports, issuance, lifecycle, reading
 from services.licence.context import Context
 from services.licence.schemas import (
@@ -52,13 +53,12 @@ async def list_types(session: DbSession) -> list[dict[str, Any]]:
 async def my_licences(
     session: DbSession,
     caller: Caller,
+    page: Pagination,
     type: Annotated[str | None, Query(pattern=CODE)] = None,  # noqa: A002 - the public parameter's name
     status: Status | None = None,
-    page: Page = 1,
-    page_size: PageSize = 20,
 ) -> dict[str, Any]:
     """The caller's wallet (an agent: the enterprise's licences its mandate covers)."""
-    return await reading.wallet(session, caller, licence_type=type, status=status, page=page, page_size=page_size)
+    return await reading.wallet(session, caller, licence_type=type, status=status, page=page)
 
 
 @router.post("/licences", tags=["issuing"], status_code=201, response_model=LicenceOut)
@@ -117,7 +117,7 @@ async def read_licence(request: Request, session: DbSession, caller: Caller, ide
 async def access_log(session: DbSession, caller: Caller, identifier: Identifier, page: Page = 1,
                      page_size: PageSize = 50) -> dict[str, Any]:  # fmt: skip
     """Who read my licence (holder only)."""
-    return await reading.access_log(session, caller, identifier, page=page, page_size=page_size)
+    return await reading.access_log(session, caller, identifier, page=PageQuery(page=page, page_size=page_size))
 
 
 @router.get("/licences/{identifier}/qr", tags=["wallet"])
