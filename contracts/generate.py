@@ -9,11 +9,29 @@ import json
 import sys
 from pathlib import Path
 
+from contracts.departments import PUSH_MODELS, Receipt, Webhook
 from contracts.events import all_event_models
 from kit.events import CloudEvent
 
 HERE = Path(__file__).parent
 SCHEMAS = HERE / "schemas"
+DEPARTMENTS = HERE / "departments"  # what department systems push and receive (ADR 0019)
+
+
+def _dumped(schema: dict) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def department_schemas() -> dict[Path, str]:
+    """One JSON Schema per push type, the receipt and the webhook body."""
+    models = {f"push.{name}.v1": model for name, model in PUSH_MODELS.items()}
+    models |= {"receipt.v1": Receipt, "webhook.v1": Webhook}
+    files: dict[Path, str] = {}
+    for name, model in models.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"https://yiwang.example/schemas/departments/{name}.json"
+        files[DEPARTMENTS / f"{name}.json"] = _dumped(schema)
+    return files
 
 
 def rendered() -> dict[Path, str]:
@@ -48,13 +66,13 @@ def rendered() -> dict[Path, str]:
         "components": {"messages": messages},
     }
     files[HERE / "asyncapi.json"] = json.dumps(asyncapi, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    return files
+    return files | department_schemas()
 
 
 def drift() -> list[str]:
     expected = rendered()
     problems = [str(path) for path, text in expected.items() if not path.exists() or path.read_text() != text]
-    stale = [str(p) for p in SCHEMAS.glob("*.json") if p not in expected]
+    stale = [str(p) for folder in (SCHEMAS, DEPARTMENTS) for p in folder.glob("*.json") if p not in expected]
     return problems + [f"{p} (no model)" for p in stale]
 
 
@@ -65,6 +83,7 @@ def main(argv: list[str]) -> int:
             print(f"drift: {problem}")
         return 1 if problems else 0
     SCHEMAS.mkdir(exist_ok=True)
+    DEPARTMENTS.mkdir(exist_ok=True)
     for path, text in rendered().items():
         path.write_text(text)
     print(f"wrote {len(rendered())} files")

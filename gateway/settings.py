@@ -29,7 +29,8 @@ def default_upstreams() -> dict[str, str]:
         "caseflow": "http://127.0.0.1:8003",
         "licence": "http://127.0.0.1:8004",
         "express": "http://127.0.0.1:8005",
-        "departments": "http://127.0.0.1:8003/departments",
+        "exchange": "http://127.0.0.1:8006",
+        "departments": "http://127.0.0.1:8006/departments",
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.events.exchange import PushSettledFields
 from kit.events import EventData
 
 
@@ -44,6 +45,20 @@ class CaseAccepted(_CaseFields, EventData):
     nats_subject: ClassVar[str] = "caseflow.case.accepted"
     accepted_on: date
     deemed: bool = Field(description="accepted by Art. 32 because no notice came within 5 working days")
+    applicant: str | None = Field(
+        default=None, description="subject id of the applicant (the department's system needs it)"
+    )
+    branches: list[str] = Field(default_factory=list, description="the parallel departments the case fanned out to")
+
+
+class CaseBranchAssigned(_CaseFields, EventData):
+    """并联审批: on acceptance, one per parallel department (``department`` is the case's own)."""
+
+    event_type: ClassVar[str] = "yiwang.caseflow.case.branch_assigned.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.branch_assigned"
+    branch_department: str
+    applicant: str
+    due_on: date | None = Field(description="the branch's own deadline")
 
 
 class CaseRejected(_CaseFields, EventData):
@@ -167,3 +182,11 @@ class CaseEvaluated(_CaseFields, EventData):
     nats_subject: ClassVar[str] = "caseflow.case.evaluated"
     score: int = Field(ge=1, le=5, description="好差评: 1 非常不满意 … 5 非常满意")
     rectification_due: date | None = Field(description="set for scores 1 and 2: rectified within 15 working days")
+
+
+class CasePushSettled(PushSettledFields, EventData):
+    """What caseflow made of a department's forwarded push (progress mirrored, decision applied,
+    or refused with the rule): exchange tells the department (ADR 0019)."""
+
+    event_type: ClassVar[str] = "yiwang.caseflow.push.settled.v1"
+    nats_subject: ClassVar[str] = "caseflow.push.settled"

@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.events.exchange import PushSettledFields
 from kit.events import EventData
 
 
@@ -75,3 +76,10 @@ class LicenceExpiring(_LicenceFields, EventData):
     nats_subject: ClassVar[str] = "licence.licence.expiring"
     valid_until: date
     days_left: int = Field(ge=0, description="calendar days until valid_until (Art. 50: renew 30 days before)")
+
+
+class LicencePushSettled(PushSettledFields, EventData):
+    """What licence made of a department's certificate push (stored, or refused with the rule)."""
+
+    event_type: ClassVar[str] = "yiwang.licence.push.settled.v1"
+    nats_subject: ClassVar[str] = "licence.push.settled"

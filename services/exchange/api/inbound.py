@@ -1,0 +1,7 @@
+"""HTTP for partners (admin), signed pushes and receipts' keys. Owned by the inbound work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
