@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import json
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -17,6 +20,27 @@ class InboundSettings(ServiceSettings):
     receipt_key_file: str = ""
     # Same window as the gateway's: a push whose X-Timestamp is further away is refused.
     signature_max_age_seconds: int = Field(default=300, ge=1)
+    # The path prefix the partner signed (the gateway's): exchange re-verifies the signature over
+    # ``{signed_path_prefix}/departments/{code}/events``, exactly what the partner sent the gateway.
+    signed_path_prefix: str = "/api/v1"
+    # Callers of the internal ``GET /partners/keys`` (the gateway), HMAC-signed (kit.signing) under
+    # these key ids: JSON {"gateway": "<secret>"}. Empty: nobody may read the keys.
+    service_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # caseflow.push.settled and licence.push.settled → the push's outcome and a push.settled webhook.
+    consume_settled_events: bool = True
+    # A push body above this is refused (413) before anything else reads it (the gateway's own
+    # limit for signed requests is 1 MiB as well).
+    max_push_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The seed's demo partner (services/exchange/cli.py seed-demo): the sandbox department system
+    # signs with this secret. Empty: the seed makes no key for it.
+    demo_partner_secret: SecretStr = SecretStr("")
+
+    @field_validator("service_keys", mode="before")
+    @classmethod
+    def _service_keys_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # given in code as JSON text (the environment is decoded already)
+            return json.loads(value) if value.strip() else {}
+        return value
 
 
 class OutboundSettings(ServiceSettings):
