@@ -5,22 +5,49 @@ Each half owns its functions here (inbound: ``inbound_*``; outbound: ``outbound_
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.events.caseflow import CasePushSettled
+from contracts.events.licence import LicencePushSettled
 from kit.consumer import EventConsumer
+from kit.events import CloudEvent
+from services.exchange import pushes
+from services.exchange.context import InboundContext
+from services.exchange.models import inbox
+from services.exchange.receipts import load_receipt_signer
+from services.exchange.secretbox import SecretBox
 from services.exchange.settings import Settings
 
 
+async def _settled(session: AsyncSession, event: CloudEvent) -> None:
+    model = CasePushSettled if event.type == CasePushSettled.event_type else LicencePushSettled
+    await pushes.settle(session, model.model_validate(event.data))
+
+
 def inbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
-    """caseflow.push.settled and licence.push.settled → the push's outcome."""
-    return []
+    """caseflow.push.settled and licence.push.settled → the push's outcome (one durable each)."""
+    if not settings.consume_settled_events:
+        return []
+    return [
+        EventConsumer(
+            bus=app.state.bus, sessionmaker=app.state.sessionmaker, inbox=inbox, max_deliveries=settings.max_deliveries,
+            durable=f"exchange-{stream.lower()}-push-settled", stream=stream, filter_subject=model.nats_subject,
+            handlers={model.event_type: _settled},
+        )  # fmt: skip
+        for stream, model in (("CASEFLOW", CasePushSettled), ("LICENCE", LicencePushSettled))
+    ]
 
 
 async def inbound_start(settings: Settings, app: FastAPI) -> None:
-    """Load the receipt key."""
+    """The secrets box (refuses to start without EXCHANGE_SECRETS_KEY outside a sandbox) and the
+    receipts' signing key (made on first start when its file is missing)."""
+    box = SecretBox.from_setting(settings.secrets_key.get_secret_value(), sandbox=settings.sandbox)
+    app.state.exchange_inbound = InboundContext(settings=settings, box=box,
+                                                signer=load_receipt_signer(settings.receipt_key_file))  # fmt: skip
 
 
 async def inbound_stop(app: FastAPI) -> None:
-    """Nothing yet."""
+    """Nothing to stop: the consumers are the kit's."""
 
 
 def outbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
