@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -86,10 +86,15 @@ async def _verify(
     return partner_id, key_id, department
 
 
+def _json_time(value: datetime) -> str:
+    """ISO 8601 in UTC as the answer's JSON writes it (``…Z``): the signed and the shown field agree."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _receipt(ctx: InboundContext, push: InboundPush, *, duplicate: bool) -> dict[str, Any]:
     payload = receipt_payload(
         receipt_id=push.id, department=push.department, partner=push.partner_id, event_id=push.event_id,
-        type=push.type, received_at=push.received_at.isoformat(), body_sha256=push.body_sha256, duplicate=duplicate,
+        type=push.type, received_at=_json_time(push.received_at), body_sha256=push.body_sha256, duplicate=duplicate,
     )  # fmt: skip
     return {**payload, "signature": ctx.signer.sign(payload)}
 
