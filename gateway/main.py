@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from gateway.docs import DocsPages
 from gateway.openapi import AreaSource, merge_openapi
+from gateway.partners import PartnerDirectory
 from gateway.proxy import BodyTooLarge, ClientGone, Forwarder, is_dropped_request_header, read_body
 from gateway.ratelimit import RateLimiter
 from gateway.routes import (
@@ -163,7 +164,13 @@ class Gateway:
         rules: list[RouteRule] = [rule_from_config(r) for r in settings.extra_routes] + list(DEFAULT_RULES)
         self.routes = RouteTable(rules, settings.environment)
         self.upstreams = {area: Upstream(area, url) for area, url in settings.upstreams.items()}
-        self.partners = {pid: PartnerKeys.from_config(p.secrets, p.paths) for pid, p in settings.partners.items()}
+        self.partner_directory = PartnerDirectory(
+            {pid: PartnerKeys.from_config(p.secrets, p.paths) for pid, p in settings.partners.items()},
+            source_url=settings.partner_source_url,
+            key_id=settings.exchange_key_id,
+            secret=settings.exchange_secret.get_secret_value(),
+            refresh_seconds=settings.partner_refresh_seconds,
+        )
         self.nonces: NonceStore = nonce_store or MemoryNonceStore()
         self.ip_limiter = RateLimiter(
             settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst, settings.rate_limit_max_keys
@@ -261,13 +268,20 @@ class Gateway:
             )
             await self.bus.start()
             await self.revocation_feed.start()
+        await self.partner_directory.start(self.session, self.bus)
         log.info("gateway started", areas=sorted(self.upstreams), environment=self.settings.environment)
 
     @property
     def following_revocations(self) -> bool:
         return self.settings.nats_enabled and bool(self.settings.nats_url)
 
+    @property
+    def partners(self) -> dict[str, PartnerKeys]:
+        """Every signed partner now: static ones and exchange's department partners."""
+        return self.partner_directory.partners
+
     async def shutdown(self) -> None:
+        await self.partner_directory.stop()
         if self.revocation_feed is not None:
             await self.revocation_feed.stop()
         if self.bus is not None:

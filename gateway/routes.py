@@ -113,6 +113,9 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     # express: a citizen's or officer's shipments (token); the carrier's callbacks are signed (below)
     rule("/api/v1/express/shipments", "GET"),
     rule("/api/v1/express/shipments/{ref}", "GET"),
+    # exchange: the receipts' public keys are public; the partners' keys are the gateway's alone
+    rule("/api/v1/exchange/.well-known/jwks.json", "GET", PUBLIC),
+    rule("/api/v1/exchange/partners/keys", access=DENY),
     # signed partner requests
     rule("/api/v1/departments/{code}/events", "POST", SIGNED),
     rule("/api/v1/departments/**", access=DENY),

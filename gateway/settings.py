@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -91,6 +91,14 @@ class GatewaySettings(BaseSettings):
 
     partners: dict[str, Partner] = Field(default_factory=dict)
     signature_max_age_seconds: int = Field(default=300, ge=1)
+    # Department partners (ADR 0019): read from exchange's GET /partners/keys (signed with the
+    # service key ``exchange_key_id`` / ``exchange_secret``), merged with ``partners`` above,
+    # reloaded every ``partner_refresh_seconds`` and at once on exchange.partner.changed (over
+    # ``nats_url``). Empty URL or secret: static partners only.
+    partner_source_url: str = ""
+    exchange_key_id: str = "gateway"
+    exchange_secret: SecretStr = SecretStr("")
+    partner_refresh_seconds: float = Field(default=30.0, gt=0)
 
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
