@@ -21,7 +21,9 @@ class _In(BaseModel):
 
 
 class PartnerIn(_In):
-    id: str = Field(pattern=PARTNER_ID, description="the X-Partner-Id the department system signs with, e.g. dept-bdcdj")
+    id: str = Field(
+        pattern=PARTNER_ID, description="the X-Partner-Id the department system signs with, e.g. dept-bdcdj"
+    )
     department: str = Field(pattern=DEPARTMENT_CODE, description="the department (catalog code) it pushes for")
     name: Line = Field(min_length=1, max_length=200)
 

@@ -44,7 +44,9 @@ class SecretBox:
         if not value.strip():
             if not sandbox:
                 raise SecretsKeyMissing("EXCHANGE_SECRETS_KEY is not set: partner secrets cannot be stored")
-            log.warning("EXCHANGE_SECRETS_KEY not set: using the sandbox's fixed development key (never in a deployment)")
+            log.warning(
+                "EXCHANGE_SECRETS_KEY not set: using the sandbox's fixed development key (never in a deployment)"
+            )
             return cls(_SANDBOX_KEY)
         text = value.strip()
         padded = (text + "=" * (-len(text) % 4)).replace("-", "+").replace("_", "/")  # either alphabet

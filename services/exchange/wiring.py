@@ -30,8 +30,13 @@ def inbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
         return []
     return [
         EventConsumer(
-            bus=app.state.bus, sessionmaker=app.state.sessionmaker, inbox=inbox, max_deliveries=settings.max_deliveries,
-            durable=f"exchange-{stream.lower()}-push-settled", stream=stream, filter_subject=model.nats_subject,
+            bus=app.state.bus,
+            sessionmaker=app.state.sessionmaker,
+            inbox=inbox,
+            max_deliveries=settings.max_deliveries,
+            durable=f"exchange-{stream.lower()}-push-settled",
+            stream=stream,
+            filter_subject=model.nats_subject,
             handlers={model.event_type: _settled},
         )  # fmt: skip
         for stream, model in (("CASEFLOW", CasePushSettled), ("LICENCE", LicencePushSettled))

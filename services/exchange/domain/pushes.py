@@ -39,8 +39,13 @@ def parse_push(body: bytes, *, max_depth: int) -> AnyPush:
     try:
         value = json.loads(body.decode("utf-8"))  # RFC 8259: UTF-8 only (json.loads would guess UTF-16)
     except UnicodeDecodeError:
-        raise Problem(400, "invalid-encoding", "Body is not valid UTF-8", "a JSON body must be UTF-8 (RFC 8259)",
-                      errors=[{"field": "body", "rule": "utf8", "message": "not valid UTF-8"}]) from None
+        raise Problem(
+            400,
+            "invalid-encoding",
+            "Body is not valid UTF-8",
+            "a JSON body must be UTF-8 (RFC 8259)",
+            errors=[{"field": "body", "rule": "utf8", "message": "not valid UTF-8"}],
+        ) from None
     except (ValueError, RecursionError):
         raise field_problem("body", "json_invalid", "the body is not JSON") from None
     if not isinstance(value, dict):

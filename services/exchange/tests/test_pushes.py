@@ -9,7 +9,7 @@ import time
 from sqlalchemy import func, select
 
 from services.exchange.models import InboundPush
-from services.exchange.tests.conftest import PLATFORM_ADMIN, make_partner, push, push_body, published
+from services.exchange.tests.conftest import PLATFORM_ADMIN, make_partner, published, push, push_body
 
 FORWARDED = "department.case_decision"
 
@@ -26,7 +26,11 @@ async def test_a_created_partner_pushes_and_the_push_is_forwarded(exchange):
     receipt = answer.json()
     assert receipt["receipt_id"].startswith("rcp_") and receipt["duplicate"] is False
     assert (receipt["department"], receipt["partner"], receipt["event_id"], receipt["type"]) == (
-        "BDCDJ", "dept-bdcdj", "ev-1", "case.decision")
+        "BDCDJ",
+        "dept-bdcdj",
+        "ev-1",
+        "case.decision",
+    )
     events = await published(exchange, FORWARDED)
     assert len(events) == 1
     assert events[0]["data"]["push_id"] == receipt["receipt_id"]
@@ -49,7 +53,8 @@ async def test_a_replayed_event_id_is_a_duplicate_receipt_and_nothing_twice(exch
     assert again.status_code == 200
     assert again.json()["duplicate"] is True
     assert {k: v for k, v in again.json().items() if k not in {"duplicate", "signature"}} == {
-        k: v for k, v in first.items() if k not in {"duplicate", "signature"}}
+        k: v for k, v in first.items() if k not in {"duplicate", "signature"}
+    }
     assert await stored(exchange) == 1
     assert len(await published(exchange, FORWARDED)) == 1
     reused = await push(exchange, secret, push_body(data={"case_no": "CF20261201000001", "action": "reject",
@@ -142,7 +147,7 @@ async def test_hostile_bodies_are_problems_never_500(exchange):
         b'{"event_id": 1e999}',
         b"[" * 5000 + b"]" * 5000,
         b'{"a": ' * 200 + b"1" + b"}" * 200,
-        "{\"event_id\": \"ev\"}".encode("utf-16"),
+        '{"event_id": "ev"}'.encode("utf-16"),
         b"\xff\xfe\x00",
         b"",
         b'{"event_id": "' + b"x" * (1024 * 1024) + b'"}',
