@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kit.pagination import Page
-from kit.text import Line, Text
+from kit.text import Line
 
 PARTNER_ID = r"^[a-z0-9][a-z0-9-]{2,63}$"
 DEPARTMENT_CODE = r"^[A-Z0-9][A-Z0-9_]{1,39}$"
@@ -29,7 +29,7 @@ class PartnerIn(_In):
 
 
 class RevokeIn(_In):
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: Line = Field(min_length=1, max_length=500)
 
 
 class KeyOut(BaseModel):
