@@ -22,6 +22,8 @@ class InboundContext:
     box: SecretBox
     signer: ReceiptSigner
     now: Callable[[], datetime] = field(default=_utc_now)
+    # When this process last wrote a key's last_used_at (pushes.py writes it once a minute at most).
+    keys_touched: dict[str, datetime] = field(default_factory=dict)
 
     def current_time(self) -> datetime:
         return self.now()

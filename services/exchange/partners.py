@@ -177,15 +177,18 @@ async def set_status(
 
 async def active_secrets(
     session: AsyncSession, ctx: InboundContext, *, partner_id: str
-) -> tuple[Partner, list[tuple[str, str]]] | None:
-    """An active partner and its active keys ``[(key_id, secret)]``; None when it is unknown or
-    revoked (its pushes are then refused, whatever the gateway still believes)."""
-    partner = await session.get(Partner, partner_id)
-    if partner is None or partner.status != ACTIVE:
+) -> tuple[str, list[tuple[str, str]]] | None:
+    """An active partner's department and its active keys ``[(key_id, secret)]``, in one query;
+    None when it is unknown, revoked or without an active key (its pushes are then refused,
+    whatever the gateway still believes)."""
+    rows = (await session.execute(
+        select(Partner.department, PartnerKey.id, PartnerKey.secret_ciphertext)
+        .join(PartnerKey, PartnerKey.partner_id == Partner.id)
+        .where(Partner.id == partner_id, Partner.status == ACTIVE, PartnerKey.status == ACTIVE)
+    )).all()  # fmt: skip
+    if not rows:
         return None
-    rows = (await session.execute(select(PartnerKey.id, PartnerKey.secret_ciphertext).where(
-        PartnerKey.partner_id == partner_id, PartnerKey.status == ACTIVE))).all()  # fmt: skip
-    return partner, [(key_id, ctx.box.open(sealed, context=key_context(key_id))) for key_id, sealed in rows]
+    return rows[0][0], [(key_id, ctx.box.open(sealed, context=key_context(key_id))) for _, key_id, sealed in rows]
 
 
 async def export_keys(session: AsyncSession, ctx: InboundContext) -> dict[str, Any]:

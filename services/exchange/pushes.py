@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.departments import WebhookPushSettledData
@@ -81,7 +82,7 @@ async def _verify(
     path_query = path + ("?" + query if query else "")
     key_id = next(k for k, secret in keys if verify([secret], "POST", path_query, headers["x-timestamp"],
                                                       headers["x-nonce"], body, headers["x-signature"]))  # fmt: skip
-    department = found[0].department
+    department = found[0]
     access.check("push.submit", access.partner_relation(department, code), ())
     return partner_id, key_id, department
 
@@ -121,28 +122,35 @@ async def receive(
     partner_id, key_id, department = await _verify(session, ctx, code=code, query=query, headers=headers, body=body)
     push = parse_push(body, max_depth=ctx.settings.json_max_depth)
     digest = body_sha256(body)
-    original = await _existing(session, department, push.event_id)
-    if original is not None:
-        return _repeat(ctx, original, digest)
     now = ctx.current_time()
     row = InboundPush(
         id="rcp_" + uuid7().hex, department=department, partner_id=partner_id, key_id=key_id,
         event_id=push.event_id, type=push.type, occurred_at=push.occurred_at, received_at=now, body_sha256=digest,
-        body=body.decode(), status="received",
-        case_no=getattr(push.data, "case_no", None),
+        body=body.decode(), status="received", case_no=getattr(push.data, "case_no", None),
     )  # fmt: skip
-    session.add(row)
-    try:
-        await session.flush()  # the push row first: a repeat that raced us fails here
-    except IntegrityError:
-        await session.rollback()
+    # The push row first, and only if its event id is new: a repeat (or a twin racing us) inserts
+    # nothing and the transaction stays usable, on PostgreSQL as on SQLite.
+    inserted = await session.scalar(_insert_new(session).values(**{c: getattr(row, c) for c in _COLUMNS}))
+    if inserted is None:
         original = await _existing(session, department, push.event_id)
-        if original is None:
-            raise
+        if original is None:  # pragma: no cover - the constraint said it exists
+            raise Problem(409, "conflict", "Conflict", "retry the push")
         return _repeat(ctx, original, digest)
     await _forward(session, row, push)
-    await _touch_key(session, key_id, now)
+    await _touch_key(session, ctx, key_id, now)
     return _receipt(ctx, row, duplicate=False)
+
+
+_COLUMNS = ("id", "department", "partner_id", "key_id", "event_id", "type", "occurred_at", "received_at",
+            "body_sha256", "body", "status", "case_no")  # fmt: skip
+
+
+def _insert_new(session: AsyncSession) -> Any:
+    """``INSERT … ON CONFLICT (department, event_id) DO NOTHING RETURNING id`` in the session's dialect."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(InboundPush).on_conflict_do_nothing(index_elements=["department", "event_id"]).returning(
+        InboundPush.id
+    )
 
 
 async def _forward(session: AsyncSession, row: InboundPush, push: AnyPush) -> None:
@@ -153,11 +161,16 @@ async def _forward(session: AsyncSession, row: InboundPush, push: AnyPush) -> No
     await outbox.add(session, envelope(event, subject=row.id))
 
 
-async def _touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
-    cutoff = now.timestamp() - _LAST_USED_EVERY_SECONDS
-    key = await session.get(PartnerKey, key_id)
-    if key is not None and (key.last_used_at is None or key.last_used_at.timestamp() < cutoff):
-        key.last_used_at = now
+async def _touch_key(session: AsyncSession, ctx: InboundContext, key_id: str, now: datetime) -> None:
+    """Note the key's use, at most once a minute per process and in the table (a write per push
+    would make the key's row a hot one)."""
+    cutoff = now - timedelta(seconds=_LAST_USED_EVERY_SECONDS)
+    if ctx.keys_touched.get(key_id, cutoff) > cutoff:
+        return
+    ctx.keys_touched[key_id] = now
+    await session.execute(update(PartnerKey).where(
+        PartnerKey.id == key_id, or_(PartnerKey.last_used_at.is_(None), PartnerKey.last_used_at < cutoff)
+    ).values(last_used_at=now))  # fmt: skip
 
 
 # ---- settled outcomes ----------------------------------------------------------------------------
