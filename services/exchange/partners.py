@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.exchange import PartnerChanged
@@ -175,17 +175,21 @@ async def set_status(
     return partner_view(partner, await _keys(session, partner_id))
 
 
+# Built once: every push asks it (SQLAlchemy then reuses the compiled form).
+_ACTIVE_KEYS = (
+    select(Partner.department, PartnerKey.id, PartnerKey.secret_ciphertext)
+    .join(PartnerKey, PartnerKey.partner_id == Partner.id)
+    .where(Partner.id == bindparam("b_partner"), Partner.status == ACTIVE, PartnerKey.status == ACTIVE)
+)
+
+
 async def active_secrets(
     session: AsyncSession, ctx: InboundContext, *, partner_id: str
 ) -> tuple[str, list[tuple[str, str]]] | None:
     """An active partner's department and its active keys ``[(key_id, secret)]``, in one query;
     None when it is unknown, revoked or without an active key (its pushes are then refused,
     whatever the gateway still believes)."""
-    rows = (await session.execute(
-        select(Partner.department, PartnerKey.id, PartnerKey.secret_ciphertext)
-        .join(PartnerKey, PartnerKey.partner_id == Partner.id)
-        .where(Partner.id == partner_id, Partner.status == ACTIVE, PartnerKey.status == ACTIVE)
-    )).all()  # fmt: skip
+    rows = (await session.execute(_ACTIVE_KEYS, {"b_partner": partner_id})).all()
     if not rows:
         return None
     return rows[0][0], [(key_id, ctx.box.open(sealed, context=key_context(key_id))) for _, key_id, sealed in rows]

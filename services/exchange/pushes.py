@@ -130,7 +130,7 @@ async def receive(
     )  # fmt: skip
     # The push row first, and only if its event id is new: a repeat (or a twin racing us) inserts
     # nothing and the transaction stays usable, on PostgreSQL as on SQLite.
-    inserted = await session.scalar(_insert_new(session).values(**{c: getattr(row, c) for c in _COLUMNS}))
+    inserted = await session.scalar(_insert_new(session), {c: getattr(row, c) for c in _COLUMNS})
     if inserted is None:
         original = await _existing(session, department, push.event_id)
         if original is None:  # pragma: no cover - the constraint said it exists
@@ -145,12 +145,17 @@ _COLUMNS = ("id", "department", "partner_id", "key_id", "event_id", "type", "occ
             "body_sha256", "body", "status", "case_no")  # fmt: skip
 
 
+_PUSHES = InboundPush.__table__
+_INSERT_NEW = {
+    name: insert(_PUSHES).on_conflict_do_nothing(index_elements=["department", "event_id"]).returning(_PUSHES.c.id)
+    for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
 def _insert_new(session: AsyncSession) -> Any:
-    """``INSERT … ON CONFLICT (department, event_id) DO NOTHING RETURNING id`` in the session's dialect."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return insert(InboundPush).on_conflict_do_nothing(index_elements=["department", "event_id"]).returning(
-        InboundPush.id
-    )
+    """``INSERT … ON CONFLICT (department, event_id) DO NOTHING RETURNING id`` in the session's
+    dialect (built once per dialect: the push path builds no statement per request)."""
+    return _INSERT_NEW[session.get_bind().dialect.name]
 
 
 async def _forward(session: AsyncSession, row: InboundPush, push: AnyPush) -> None:
