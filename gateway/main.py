@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import jwt
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from gateway.docs import DocsPages
 from gateway.openapi import AreaSource, merge_openapi
@@ -195,6 +195,11 @@ class Gateway:
         self.refusals = Counter(
             "gateway_refusals_total", "Requests the gateway answered itself", ["reason"], registry=self.metrics.registry
         )
+        directory = self.partner_directory
+        Gauge("gateway_department_partners", "Department partners read from exchange", registry=self.metrics.registry
+              ).set_function(lambda: len(directory.dynamic))  # fmt: skip
+        Gauge("gateway_partner_reload_failures", "Failed reloads of exchange's partner keys since start",
+              registry=self.metrics.registry).set_function(lambda: directory.failures)  # fmt: skip
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.session: aiohttp.ClientSession | None = None
         self.forwarder: Forwarder | None = None

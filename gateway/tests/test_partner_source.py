@@ -89,6 +89,8 @@ async def test_department_partners_come_from_exchange_beside_the_static_ones(ups
         # Only its own department's path.
         assert await signed_push(base, "dept-bdcdj", BDCDJ_SECRET, "/api/v1/departments/SCJGJ/events") == 401
         assert await signed_push(base, "ems", PARTNER_SECRET, "/api/v1/express/callbacks/ems") == 200
+        async with ClientSession() as client, client.get(base + "/metrics") as metrics:
+            assert "gateway_department_partners 1.0" in await metrics.text()
         # A rotation, then a revocation, seen on the next reload.
         source.document = {"dept-bdcdj": {"secrets": [BDCDJ_SECRET, "new-one"], "paths": [PUSH_PATH]}}
         assert await app.partner_directory.reload()
@@ -103,6 +105,8 @@ async def test_while_exchange_is_away_the_gateway_keeps_what_it_had_and_the_stat
     async with running_gateway(settings(upstream, jwks, source)) as (app, base):
         await source.stop()
         assert not await app.partner_directory.reload()
+        async with ClientSession() as client, client.get(base + "/metrics") as metrics:
+            assert "gateway_partner_reload_failures 1.0" in await metrics.text()
         assert await signed_push(base, "dept-bdcdj", BDCDJ_SECRET) == 200  # last known keys
         assert await signed_push(base, "ems", PARTNER_SECRET, "/api/v1/express/callbacks/ems") == 200
 
