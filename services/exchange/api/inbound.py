@@ -132,9 +132,21 @@ async def push_event(request: Request, session: DbSession, code: DepartmentCode)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > ctx.settings.max_push_bytes:
         raise Problem(413, "body-too-large", "Request body too large", f"at most {ctx.settings.max_push_bytes} bytes")
-    body = await request.body()
+    body = await _body_within(request, ctx.settings.max_push_bytes)
     headers = {name: request.headers[name] for name in _SIGNED_HEADERS if name in request.headers}
     return await pushes.receive(session, ctx, code=code, query=request.url.query, headers=headers, body=body)
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it grows past ``limit`` (a chunked body has no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "body-too-large", "Request body too large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.get("/pushes", tags=["pushes"], response_model=PushPage)
