@@ -3,11 +3,13 @@ the same transaction; every refusal stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 from sqlalchemy import func, select
 
+from kit.signing import new_nonce, signed_headers
 from services.exchange.models import InboundPush
 from services.exchange.tests.conftest import PLATFORM_ADMIN, make_partner, published, push, push_body
 
@@ -111,8 +113,6 @@ async def test_forged_stale_and_unsigned_pushes_are_refused(exchange):
     assert (unknown.status_code, unknown.json()["reason"]) == (401, "unknown-partner")
     # The body changed after signing.
     raw = json.dumps(push_body()).encode()
-    from kit.signing import new_nonce, signed_headers
-
     headers = signed_headers("dept-bdcdj", secret, "POST", "/api/v1/departments/BDCDJ/events", raw,
                              nonce=new_nonce(), timestamp=int(time.time()))  # fmt: skip
     tampered = await exchange.post("/departments/BDCDJ/events", content=raw.replace(b"accept", b"reject"),
@@ -158,3 +158,12 @@ async def test_hostile_bodies_are_problems_never_500(exchange):
         assert 400 <= answer.status_code < 500, (body[:40], answer.status_code, answer.text[:200])
         assert answer.headers["content-type"].startswith("application/problem+json")
     assert await stored(exchange) == 0
+
+
+async def test_twins_racing_with_one_event_id_store_one_push(exchange):
+    _, secret = await make_partner(exchange)
+    answers = await asyncio.gather(*(push(exchange, secret, push_body("ev-twin")) for _ in range(6)))
+    assert {a.status_code for a in answers} == {200}
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 5
+    assert len({a.json()["receipt_id"] for a in answers}) == 1
+    assert await stored(exchange) == 1 and len(await published(exchange, FORWARDED)) == 1
