@@ -11,7 +11,7 @@ from kit.pagination import Page
 from kit.text import Line
 
 PARTNER_ID = r"^[a-z0-9][a-z0-9-]{2,63}$"
-DEPARTMENT_CODE = r"^[A-Z0-9][A-Z0-9_]{1,39}$"
+DEPARTMENT_CODE = r"^[A-Z0-9][A-Z0-9_-]{1,39}$"  # catalog codes: SCJGJ, GAJ-DC
 # Words the API uses beside partner ids in its paths: no partner may be called so.
 RESERVED_PARTNER_IDS = frozenset({"keys"})
 

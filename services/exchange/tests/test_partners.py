@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from services.exchange.models import PartnerKey
-from services.exchange.tests.conftest import PLATFORM_ADMIN, make_partner, officer, person, published
+from services.exchange.tests.conftest import PLATFORM_ADMIN, make_partner, officer, person, published, push, push_body
 
 
 async def test_a_partner_is_made_with_one_key_shown_once_and_stored_sealed(exchange):
@@ -66,6 +66,11 @@ async def test_a_department_admin_administers_only_its_own_department(exchange):
         assert (await exchange.post("/partners/dept-bdcdj/revoke", json={"reason": "x"},
                                     headers=caller)).status_code == 404  # fmt: skip
     assert (await exchange.get("/partners/dept-bdcdj")).status_code == 401
+
+
+async def test_a_department_code_may_have_a_hyphen(exchange):
+    _, secret = await make_partner(exchange, "dept-gaj-dc", "GAJ-DC")
+    assert (await push(exchange, secret, push_body(), partner="dept-gaj-dc", department="GAJ-DC")).status_code == 200
 
 
 async def test_partner_input_is_checked(exchange):
