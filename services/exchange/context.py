@@ -18,6 +18,8 @@ def _utc_now() -> datetime:
 
 @dataclass
 class InboundContext:
+    """Built once at start (wiring.inbound_start); handlers reach it with ``from_app_state``."""
+
     settings: Settings
     box: SecretBox
     signer: ReceiptSigner

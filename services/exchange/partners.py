@@ -34,6 +34,7 @@ def new_secret() -> str:
 
 
 def new_key_id() -> str:
+    """A key id: ``pk_`` and a time-ordered UUID (listed keys sort by age)."""
     return "pk_" + uuid7().hex
 
 

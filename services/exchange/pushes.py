@@ -208,6 +208,7 @@ async def settle(session: AsyncSession, data: PushSettledFields) -> bool:
 
 # ---- reading (admins) ----------------------------------------------------------------------------
 def push_view(push: InboundPush, *, with_body: bool = False) -> dict[str, Any]:
+    """A push as admins read it (``with_body``: the body as received, parsed)."""
     view = {
         "receipt_id": push.id, "department": push.department, "partner": push.partner_id, "key_id": push.key_id,
         "event_id": push.event_id, "type": push.type, "occurred_at": push.occurred_at,

@@ -39,19 +39,23 @@ class ReceiptSigner:
 
     @classmethod
     def generate(cls) -> ReceiptSigner:
+        """A new random key."""
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
     def from_private_jwk(cls, jwk: dict[str, Any]) -> ReceiptSigner:
+        """The key in an Ed25519 private JWK (``d``), keeping its ``kid`` when it has one."""
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not jwk.get("d"):
             raise ValueError("not an Ed25519 private JWK")
         return cls(Ed25519PrivateKey.from_private_bytes(_unb64(jwk["d"])), kid=jwk.get("kid"))
 
     def private_jwk(self) -> dict[str, Any]:
+        """The key as stored in the key file (secret: ``d``)."""
         d = self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return {"kty": "OKP", "crv": "Ed25519", "x": self._x, "d": _b64(d), "kid": self.kid}
 
     def public_jwk(self) -> dict[str, Any]:
+        """The public half, as the JWKS lists it."""
         return {"kty": "OKP", "crv": "Ed25519", "x": self._x, "kid": self.kid, "use": "sig", "alg": "EdDSA"}
 
     def jwks(self) -> dict[str, Any]:
