@@ -15,7 +15,6 @@ already stops it; this holds even when an operator replays the stream through a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
