@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -90,12 +89,6 @@ async def exchange_app(database_url: str, nats_url: str, **changes: Any) -> Asyn
             client.app = app  # type: ignore[attr-defined]
             client.clock = clock  # type: ignore[attr-defined]
             yield client
-
-
-@pytest.fixture
-async def exchange(database_url, nats_server):
-    async with exchange_app(database_url, nats_server.url) as client:
-        yield client
 
 
 def worker_for(client: httpx.AsyncClient, **changes: Any) -> DeliveryWorker:

@@ -18,13 +18,18 @@ from services.exchange.tests.outbound_fixtures import (
     SECRETS_KEY,
     SWJ_ADMIN,
     TOKENS,
-    exchange,  # noqa: F401 - the fixture
     exchange_app,
     officer,
     subscribe,
 )
 
 URL = "https://bdc.dezhou.gov.cn/yiwang/webhooks"
+
+
+@pytest.fixture
+async def exchange(database_url, nats_server):
+    async with exchange_app(database_url, nats_server.url) as client:
+        yield client
 
 
 async def test_a_platform_admin_subscribes_any_department_and_sees_the_secret_once(exchange):
