@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from contracts.departments import WebhookType
 
@@ -19,6 +19,9 @@ class SubscriptionIn(BaseModel):
     department: str = Field(pattern=DEPARTMENT, description="the department whose cases the endpoint receives")
     url: str = Field(min_length=1, max_length=2000, description="https (http only on a sandbox platform)")
     event_types: list[WebhookType] = Field(min_length=1, max_length=10)
+    secret: SecretStr | None = Field(
+        default=None, description="whsec_ + base64 of 24–32 bytes, when the department system has one; else made here"
+    )
 
 
 class SubscriptionOut(BaseModel):

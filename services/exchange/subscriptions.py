@@ -23,7 +23,7 @@ from kit.errors import Problem
 from kit.pagination import PageQuery
 from services.exchange import deliveries
 from services.exchange.domain import outbound_access as access
-from services.exchange.domain.webhooks import SECRET_PREFIX, url_problem
+from services.exchange.domain.webhooks import SECRET_PREFIX, secret_problem, url_problem
 from services.exchange.models import Subscription
 from services.exchange.outbound_context import OutboundContext
 from services.exchange.secrets import seal, unseal
@@ -74,12 +74,14 @@ async def create(
     secret: str | None = None,
     subscription_id: str | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """A new active subscription; answers it and its secret (``secret`` and ``subscription_id``
-    are for the demo seed only; the API always makes a fresh secret)."""
+    """A new active subscription; answers it and its secret (a fresh one unless ``secret`` is
+    given; ``subscription_id`` is for the demo seed only)."""
     access.check("subscription.create", access.relation_to(caller, department), caller.roles)
     problem = url_problem(url, allow_http=ctx.settings.sandbox)
     if problem is not None:
         raise _invalid("body.url", *problem)
+    if secret is not None and (wrong := secret_problem(secret)) is not None:
+        raise _invalid("body.secret", "webhook_secret", wrong)
     key = ctx.key()
     now = ctx.current_time()
     secret = secret or new_secret()

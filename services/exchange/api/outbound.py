@@ -36,10 +36,12 @@ DepartmentFilter = Annotated[str | None, Query(pattern=DEPARTMENT, max_length=40
 
 @router.post("/subscriptions", tags=["webhooks"], status_code=201, response_model=SubscriptionWithSecret)
 async def create_subscription(session: DbSession, ctx: Context, caller: Caller, body: SubscriptionIn) -> dict[str, Any]:
-    """Subscribe a department system's endpoint; the answer holds its signing secret, once."""
+    """Subscribe a department system's endpoint; the answer holds its signing secret, once (made
+    here unless the body brings one, as Svix allows)."""
     created, secret = await subscriptions.create(
-        session, ctx, caller, department=body.department, url=body.url, event_types=list(body.event_types)
-    )
+        session, ctx, caller, department=body.department, url=body.url, event_types=list(body.event_types),
+        secret=body.secret.get_secret_value() if body.secret else None,
+    )  # fmt: skip
     return {**created, "secret": secret}
 
 

@@ -88,6 +88,8 @@ async def test_nobody_else_manages_subscriptions(exchange, headers):
     ({"event_types": ["case.approved"]}, "body.event_types.0", None),
     ({"department": "BD CDJ"}, "body.department", None),
     ({"extra": 1}, "body.extra", None),
+    ({"secret": "whsec_tooshort"}, "body.secret", "webhook_secret"),
+    ({"secret": "not-whsec"}, "body.secret", "webhook_secret"),
 ])  # fmt: skip
 async def test_a_bad_subscription_is_a_problem_naming_the_field(exchange, body, field, rule):
     request = {"department": "BDCDJ", "url": URL, "event_types": ["case.accepted"], **body}
@@ -141,3 +143,13 @@ def test_sealed_secrets_open_only_with_their_key_and_row():
             bad()
     with pytest.raises(ValueError):
         secrets_key(base64.b64encode(b"short").decode())
+
+
+async def test_a_department_system_may_bring_its_own_secret(exchange):
+    own = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    body = {"department": "BDCDJ", "url": URL, "event_types": ["case.accepted"], "secret": own}
+    created = (await exchange.post("/subscriptions", json=body, headers=BDCDJ_ADMIN)).json()
+    assert created["secret"] == own
+    async with exchange.app.state.sessionmaker() as session:
+        row = await session.get(Subscription, created["id"])
+    assert unseal(row.secret_ciphertext, secrets_key(SECRETS_KEY), aad=row.id) == own
