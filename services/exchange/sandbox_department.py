@@ -145,6 +145,9 @@ class DepartmentSandbox:
         await self.push("case.decision", f"bdcdj-{case_no}-approve", {"case_no": case_no, "action": "approve"})
         await asyncio.sleep(self.settings.step_seconds)
         applicant = case.get("applicant") or ""
+        if not applicant:  # an event from before caseflow named the applicant: no holder to issue to
+            log.warning("bdcdj sandbox: case %s names no applicant; no certificate", case_no)
+            return
         try:
             kind = subject_kind(applicant)
         except RuleViolation:

@@ -88,7 +88,12 @@ async def exchange_app(database_url: str, nats_url: str, **changes: Any) -> Asyn
         async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as client:
             client.app = app  # type: ignore[attr-defined]
             client.clock = clock  # type: ignore[attr-defined]
-            yield client
+            client.workers = []  # type: ignore[attr-defined]
+            try:
+                yield client
+            finally:
+                for worker in client.workers:  # type: ignore[attr-defined]
+                    await worker.aclose()
 
 
 def worker_for(client: httpx.AsyncClient, **changes: Any) -> DeliveryWorker:
@@ -96,7 +101,9 @@ def worker_for(client: httpx.AsyncClient, **changes: Any) -> DeliveryWorker:
     app = client.app  # type: ignore[attr-defined]
     settings = app.state.settings.model_copy(update=changes) if changes else app.state.settings
     ctx = app.state.exchange_outbound
-    return DeliveryWorker(app.state.sessionmaker, settings, key=ctx.key, clock=client.clock)  # type: ignore[attr-defined]
+    worker = DeliveryWorker(app.state.sessionmaker, settings, key=ctx.key, clock=client.clock)  # type: ignore[attr-defined]
+    client.workers.append(worker)  # type: ignore[attr-defined]
+    return worker
 
 
 async def drain(worker: DeliveryWorker, rounds: int = 50) -> int:

@@ -200,3 +200,11 @@ def test_the_sandbox_reads_its_platform_toml_variables(monkeypatch):
         "BDCDJ", 2.0, WEBHOOK_SECRET,
     )  # fmt: skip
     assert asyncio.iscoroutinefunction(create_app(settings).state.sandbox.push)
+
+
+async def test_a_case_without_an_applicant_is_approved_but_gets_no_certificate(world):
+    exchange, _, sandbox, gateway = world
+    await consume(exchange, accepted("CF-OLD-1", applicant=None))  # an event from before caseflow named it
+    await drain(worker_for(exchange))
+    await sandbox.settle(10)
+    assert [p["type"] for p in gateway.pushes] == ["case.decision"]
