@@ -361,3 +361,23 @@ async def test_the_background_worker_delivers_what_caseflow_publishes(database_u
         finally:
             await bus.close()
     assert [w["data"]["case_no"] for w in receiver.received] == [f"{department}-1"]
+
+
+async def test_a_crashed_worker_s_claim_runs_out_and_its_late_answer_changes_nothing(exchange):
+    receiver = await endpoint(exchange, "BDCDJ")
+    try:
+        await consume(exchange, accepted("C1"))
+        crashed, other = worker_for(exchange), worker_for(exchange)
+        [(delivery_id, attempts)] = await crashed._claim(exchange.clock())  # claimed, then the worker died
+        assert await other.run_once() == 0  # held by the claim
+        exchange.clock.advance(crashed.claim_seconds + 1)
+        assert await other.run_once() == 1  # the claim ran out: sent by the other
+        [row] = await rows(exchange)
+        assert row.status == "delivered" and row.attempts == attempts + 1
+        # the crashed worker's answer arrives at last: it is not this claim's any more
+        await crashed._record(row, attempts, status_code=503, error="HTTP 503", duration_ms=1)
+        [row] = await rows(exchange)
+        assert row.status == "delivered" and row.last_status_code == 200
+    finally:
+        await receiver.close()
+    assert receiver.ids == [delivery_id]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from kit.testing import bearer
-from services.exchange.models import Subscription
+from services.exchange.models import Delivery, Subscription
 from services.exchange.secrets import SecretUnreadable, seal, secrets_key, unseal
 from services.exchange.tests.outbound_fixtures import (
     BDCDJ_ADMIN,
@@ -18,6 +18,8 @@ from services.exchange.tests.outbound_fixtures import (
     SECRETS_KEY,
     SWJ_ADMIN,
     TOKENS,
+    accepted,
+    consume,
     exchange_app,
     officer,
     subscribe,
@@ -153,3 +155,41 @@ async def test_a_department_system_may_bring_its_own_secret(exchange):
     async with exchange.app.state.sessionmaker() as session:
         row = await session.get(Subscription, created["id"])
     assert unseal(row.secret_ciphertext, secrets_key(SECRETS_KEY), aad=row.id) == own
+
+
+# Every route × every kind of caller: the access table as the API enforces it.
+CALLERS = {
+    "platform_admin": PLATFORM_ADMIN,
+    "own_admin": BDCDJ_ADMIN,
+    "other_admin": SWJ_ADMIN,
+    "own_acceptor": officer("BDCDJ", "acceptor"),
+    "person": bearer(TOKENS.token()),
+}
+ALLOWED = {"platform_admin", "own_admin"}
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+async def test_every_route_answers_as_the_table_says(exchange, caller):
+    sub = (await subscribe(exchange, URL, "BDCDJ"))["id"]
+    await consume(exchange, accepted("C1"))
+    async with exchange.app.state.sessionmaker() as session:
+        delivery = (await session.execute(select(Delivery.id))).scalar_one()
+    async with exchange.app.state.sessionmaker() as session, session.begin():
+        (await session.get(Delivery, delivery)).status = "dead"
+    body = {"department": "BDCDJ", "url": URL, "event_types": ["case.accepted"]}
+    routes = [  # (method, path, json, answer when allowed, answer when refused)
+        ("POST", "/subscriptions", body, 201, 403),
+        ("GET", "/subscriptions?department=BDCDJ", None, 200, 403),
+        ("GET", f"/subscriptions/{sub}", None, 200, 404),
+        ("POST", f"/subscriptions/{sub}/disable", None, 200, 404),
+        ("POST", f"/subscriptions/{sub}/enable", None, 200, 404),
+        ("POST", f"/subscriptions/{sub}/rotate-secret", None, 200, 404),
+        ("GET", "/deliveries?department=BDCDJ", None, 200, 403),
+        ("GET", f"/deliveries/{delivery}", None, 200, 404),
+        ("POST", f"/deliveries/{delivery}/replay", None, 200, 404),
+        ("POST", f"/subscriptions/{sub}/replay", None, 200, 404),  # after the one above: nothing dead left
+    ]
+    for method, path, json_body, allowed, refused in routes:
+        response = await exchange.request(method, path, json=json_body, headers=CALLERS[caller])
+        expected = allowed if caller in ALLOWED else refused
+        assert response.status_code == expected, (method, path, caller, response.text)
