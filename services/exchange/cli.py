@@ -1,9 +1,10 @@
 """Exchange's command line: demo data for `make run`.
 
-python -m services.exchange.cli seed-demo     # idempotent: the real-estate registration centre's partner
+python -m services.exchange.cli seed-demo     # idempotent: the registration centre's partner and subscription
 
 The partner ``dept-bdcdj`` pushes for ``BDCDJ`` (德州市不动产登记中心, the catalog's code) and signs
-with EXCHANGE_DEMO_PARTNER_SECRET, the secret the sandbox department system is given too.
+with EXCHANGE_DEMO_PARTNER_SECRET, the secret the sandbox department system is given too; its
+system receives BDCDJ's webhooks at EXCHANGE_DEMO_WEBHOOK_URL (seed_outbound.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from services.exchange.context import InboundContext
 from services.exchange.models import Partner
 from services.exchange.receipts import ReceiptSigner
 from services.exchange.secretbox import SecretBox
+from services.exchange.seed_outbound import seed_subscriptions
 from services.exchange.settings import Settings
 
 DEMO_PARTNER = "dept-bdcdj"
@@ -50,12 +52,23 @@ async def seed_demo(settings: Settings) -> str:
         await engine.dispose()
 
 
+async def _seed_subscriptions(settings: Settings) -> list[str]:
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await seed_subscriptions(session, settings)
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.exchange.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("seed-demo", help="the demo department partner for make run (idempotent)")
     parser.parse_args(argv)
-    print("exchange demo: " + asyncio.run(seed_demo(Settings())))
+    settings = Settings()
+    print("exchange demo: " + asyncio.run(seed_demo(settings)))
+    print("exchange demo subscriptions: " + (", ".join(asyncio.run(_seed_subscriptions(settings))) or "none"))
     return 0
 
 

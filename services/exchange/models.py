@@ -102,9 +102,14 @@ class Subscription(Base):
     url: Mapped[str] = mapped_column(String(500))
     event_types: Mapped[str] = mapped_column(Text)  # JSON list of contracts.departments.WebhookType
     secret_ciphertext: Mapped[str] = mapped_column(Text)  # whsec_… encrypted
+    # After a rotation the old secret signs too (a second v1 signature) until then: the department
+    # switches its verifier without losing a delivery.
+    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(TS, nullable=True)
     status: Mapped[str] = mapped_column(String(10), default="active")  # active | disabled
     created_at: Mapped[datetime] = mapped_column(TS)
     created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -141,6 +146,9 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(TS)
+    # Set while a worker is sending it: no other replica claims it before then (a crashed worker's
+    # claim runs out). Kept apart from next_attempt_at, which an endpoint's recovery brings forward.
+    claimed_until: Mapped[datetime | None] = mapped_column(TS, nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
+from services.exchange.domain.webhooks import DEFAULT_SCHEDULE
 
 
 class InboundSettings(ServiceSettings):
@@ -44,12 +45,26 @@ class InboundSettings(ServiceSettings):
 
 
 class OutboundSettings(ServiceSettings):
-    """Subscriptions and webhook deliveries (services/exchange/webhooks.py, deliveries.py)."""
+    """Subscriptions and webhook deliveries (services/exchange/subscriptions.py, deliveries.py,
+    delivery_worker.py; ADR 0020)."""
 
     deliveries_enabled: bool = True
     delivery_poll_seconds: float = Field(default=1.0, gt=0)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    delivery_batch_size: int = Field(default=50, ge=1, le=1000)
+    delivery_concurrency: int = Field(default=10, ge=1, le=200)
+    # Waits between tries after the first (Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); the
+    # delivery is dead after the last. Tests shrink it; a deployment rarely needs to.
+    retry_schedule_seconds: list[float] = Field(default_factory=lambda: list(DEFAULT_SCHEDULE), min_length=1)
+    # Each wait is drawn within ± this share, so a department's backlog does not return at once.
+    retry_jitter: float = Field(default=0.1, ge=0, lt=1)
+    # After a secret rotation the old secret keeps signing (a second signature) this long.
+    previous_secret_hours: float = Field(default=24.0, ge=0)
     consume_case_events: bool = True
+    # make run's seed subscribes the sandbox department system with this secret (seed_outbound.py).
+    demo_webhook_secret: SecretStr = SecretStr("")
+    demo_webhook_url: str = ""
+    demo_webhook_department: str = "BDCDJ"
 
 
 class Settings(InboundSettings, OutboundSettings):
