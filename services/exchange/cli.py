@@ -16,10 +16,8 @@ import sys
 from kit.auth import Principal
 from kit.db import make_engine, make_sessionmaker
 from services.exchange import partners
-from services.exchange.context import InboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.models import Partner
-from services.exchange.receipts import ReceiptSigner
-from services.exchange.secretbox import SecretBox
 from services.exchange.seed_outbound import seed_subscriptions
 from services.exchange.settings import Settings
 
@@ -34,9 +32,7 @@ async def seed_demo(settings: Settings) -> str:
     secret = settings.demo_partner_secret.get_secret_value()
     if not secret:
         return "no EXCHANGE_DEMO_PARTNER_SECRET: demo partner skipped"
-    box = SecretBox.from_setting(settings.secrets_key.get_secret_value(), sandbox=settings.sandbox)
-    # The seed signs no receipt: a throwaway signer, not the service's key file.
-    ctx = InboundContext(settings=settings, box=box, signer=ReceiptSigner.generate())
+    ctx = ExchangeContext.for_tools(settings)
     engine = make_engine(settings.resolved_database_url())
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
@@ -56,7 +52,7 @@ async def _seed_subscriptions(settings: Settings) -> list[str]:
     engine = make_engine(settings.resolved_database_url())
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            return await seed_subscriptions(session, settings)
+            return await seed_subscriptions(session, ExchangeContext.for_tools(settings))
     finally:
         await engine.dispose()
 

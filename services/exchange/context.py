@@ -1,5 +1,6 @@
-"""What the inbound half's handlers need besides the session: settings, the secrets box, the
-receipts' signer and a clock tests can set (``app.state.exchange_inbound``)."""
+"""What exchange's handlers need besides the session, for both halves (ADR 0019, 0020): settings,
+the secrets box (partner keys and webhook secrets are sealed in it), the receipts' signer and a
+clock tests can set (``app.state.exchange``)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,28 @@ from services.exchange.secretbox import SecretBox
 from services.exchange.settings import Settings
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """The wall clock, in UTC (a context's default clock)."""
     return datetime.now(UTC)
 
 
 @dataclass
-class InboundContext:
-    """Built once at start (wiring.inbound_start); handlers reach it with ``from_app_state``."""
+class ExchangeContext:
+    """Built once at start (wiring.start); handlers reach it with ``from_app_state``."""
 
     settings: Settings
     box: SecretBox
     signer: ReceiptSigner
-    now: Callable[[], datetime] = field(default=_utc_now)
+    now: Callable[[], datetime] = field(default=utc_now)
     # When this process last wrote a key's last_used_at (pushes.py writes it once a minute at most).
     keys_touched: dict[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def for_tools(cls, settings: Settings) -> ExchangeContext:
+        """A context for the command line (the demo seed): the configured secrets box and a
+        throwaway receipt signer (the seed signs no receipt; the service's key file is its own)."""
+        box = SecretBox.from_setting(settings.secrets_key.get_secret_value(), sandbox=settings.sandbox)
+        return cls(settings=settings, box=box, signer=ReceiptSigner.generate())
 
     def current_time(self) -> datetime:
         return self.now()

@@ -40,6 +40,7 @@ from kit.tasks import BatchLoop
 from services.exchange.deliveries import DELIVERIES_QUEUED
 from services.exchange.domain.webhooks import DEAD, DELIVERED, PENDING, is_success, retry_delay
 from services.exchange.models import Delivery, DeliveryAttempt, Subscription
+from services.exchange.secretbox import SecretBox
 from services.exchange.settings import Settings
 from services.exchange.subscriptions import signing_secrets
 
@@ -69,11 +70,11 @@ class DeliveryWorker(BatchLoop):
     task_name = "exchange-webhook-deliveries"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *,
-                 key: Callable[[], bytes], clock: Callable[[], datetime] = _utc_now,
+                 box: SecretBox, clock: Callable[[], datetime] = _utc_now,
                  client: httpx.AsyncClient | None = None, rng: random.Random | None = None) -> None:  # fmt: skip
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.key = key
+        self.box = box
         self.clock = clock
         self.batch_size = settings.delivery_batch_size
         self.poll_interval = settings.delivery_poll_seconds
@@ -162,7 +163,7 @@ class DeliveryWorker(BatchLoop):
             status_code: int | None = None
             error: str | None = None
             try:
-                secrets = signing_secrets(subscription, self.key(), self.clock())
+                secrets = signing_secrets(subscription, self.box, self.clock())
                 stamp = datetime.now(UTC)  # the receiver compares it with its own clock: the real one
                 headers = {
                     "content-type": "application/json",

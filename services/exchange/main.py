@@ -22,12 +22,7 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
         return wiring.inbound_consumers(settings, app) + wiring.outbound_consumers(settings, app)
 
     async def start(app: FastAPI) -> None:
-        await wiring.inbound_start(settings, app)
-        await wiring.outbound_start(settings, app)
-
-    async def stop(app: FastAPI) -> None:
-        await wiring.outbound_stop(app)
-        await wiring.inbound_stop(app)
+        await wiring.start(settings, app)
 
     return create_service_app(
         ServiceParts(
@@ -38,6 +33,6 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
             consumers=consumers,
             key_fetcher=(lambda app: key_fetcher) if key_fetcher else None,
             on_startup=[start],
-            on_shutdown=[stop],
+            on_shutdown=[wiring.stop],
         )
     )

@@ -21,7 +21,7 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.events import envelope, uuid7
 from kit.pagination import PageQuery
-from services.exchange.context import InboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.models import Partner, PartnerKey, outbox
 
@@ -63,7 +63,7 @@ async def _keys(session: AsyncSession, partner_id: str) -> list[PartnerKey]:
     return list((await session.scalars(select(PartnerKey).where(PartnerKey.partner_id == partner_id))).all())
 
 
-async def _add_key(session: AsyncSession, ctx: InboundContext, partner_id: str, *, secret: str | None, at: datetime,
+async def _add_key(session: AsyncSession, ctx: ExchangeContext, partner_id: str, *, secret: str | None, at: datetime,
                    key_id: str | None = None) -> dict[str, str]:  # fmt: skip
     key_id = key_id or new_key_id()
     secret = secret or new_secret()
@@ -82,7 +82,7 @@ async def _visible(session: AsyncSession, caller: Principal, partner_id: str, ac
 
 
 async def create_partner(
-    session: AsyncSession, ctx: InboundContext, caller: Principal, *, partner_id: str, department: str, name: str,
+    session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str, department: str, name: str,
     secret: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A new partner with its first key; ``{"partner": …, "key": {key_id, secret}}`` (the only time
@@ -128,7 +128,7 @@ async def list_partners(
     return page.answer(total, [partner_view(p, keys[p.id]) for p in rows])
 
 
-async def add_key(session: AsyncSession, ctx: InboundContext, caller: Principal, *, partner_id: str) -> dict[str, Any]:
+async def add_key(session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str) -> dict[str, Any]:
     """Rotation's first step: a new active key beside the old ones (shown once)."""
     partner = await _visible(session, caller, partner_id, "partner.key_add")
     now = ctx.current_time()
@@ -140,7 +140,7 @@ async def add_key(session: AsyncSession, ctx: InboundContext, caller: Principal,
 
 
 async def revoke_key(
-    session: AsyncSession, ctx: InboundContext, caller: Principal, *, partner_id: str, key_id: str
+    session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str, key_id: str
 ) -> dict[str, Any]:
     """A key stops signing at once (again: nothing changes)."""
     partner = await _visible(session, caller, partner_id, "partner.key_revoke")
@@ -157,7 +157,7 @@ async def revoke_key(
 
 
 async def set_status(
-    session: AsyncSession, ctx: InboundContext, caller: Principal, *, partner_id: str, revoke: bool,
+    session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str, revoke: bool,
     reason: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Revoke a partner (every key stops at once; its keys are kept for a reinstatement) or
@@ -185,7 +185,7 @@ _ACTIVE_KEYS = (
 
 
 async def active_secrets(
-    session: AsyncSession, ctx: InboundContext, *, partner_id: str
+    session: AsyncSession, ctx: ExchangeContext, *, partner_id: str
 ) -> tuple[str, list[tuple[str, str]]] | None:
     """An active partner's department and its active keys ``[(key_id, secret)]``, in one query;
     None when it is unknown, revoked or without an active key (its pushes are then refused,
@@ -196,7 +196,7 @@ async def active_secrets(
     return rows[0][0], [(key_id, ctx.box.open(sealed, context=key_context(key_id))) for _, key_id, sealed in rows]
 
 
-async def export_keys(session: AsyncSession, ctx: InboundContext) -> dict[str, Any]:
+async def export_keys(session: AsyncSession, ctx: ExchangeContext) -> dict[str, Any]:
     """Every active partner's active secrets and the one path it may push to, for the gateway:
     ``{partner_id: {"secrets": […], "paths": ["/api/v1/departments/<department>/events"]}}``."""
     rows = (await session.execute(

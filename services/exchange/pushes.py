@@ -38,7 +38,7 @@ from kit.events import envelope, uuid7
 from kit.pagination import PageQuery
 from kit.signing import SignatureRejected, verify, verify_request
 from services.exchange import deliveries, partners
-from services.exchange.context import InboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.domain.pushes import AnyPush, body_sha256, parse_push, receipt_payload
 from services.exchange.models import InboundPush, PartnerKey, outbox
@@ -54,7 +54,7 @@ _EVENTS = {
 _LAST_USED_EVERY_SECONDS = 60
 
 
-def signed_path(ctx: InboundContext, code: str) -> str:
+def signed_path(ctx: ExchangeContext, code: str) -> str:
     """The path the partner signed: the gateway's, not exchange's own."""
     return f"{ctx.settings.signed_path_prefix.rstrip('/')}/departments/{code}/events"
 
@@ -64,7 +64,7 @@ def _bad_signature(rejected: SignatureRejected) -> Problem:
 
 
 async def _verify(
-    session: AsyncSession, ctx: InboundContext, *, code: str, query: str, headers: Mapping[str, str], body: bytes
+    session: AsyncSession, ctx: ExchangeContext, *, code: str, query: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[str, str, str]:
     """``(partner_id, key_id, department)`` of a correctly signed push, or the refusal."""
     partner_id = headers.get("x-partner-id", "")
@@ -92,7 +92,7 @@ def _json_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _receipt(ctx: InboundContext, push: InboundPush, *, duplicate: bool) -> dict[str, Any]:
+def _receipt(ctx: ExchangeContext, push: InboundPush, *, duplicate: bool) -> dict[str, Any]:
     payload = receipt_payload(
         receipt_id=push.id, department=push.department, partner=push.partner_id, event_id=push.event_id,
         type=push.type, received_at=_json_time(push.received_at), body_sha256=push.body_sha256, duplicate=duplicate,
@@ -105,7 +105,7 @@ async def _existing(session: AsyncSession, department: str, event_id: str) -> In
         InboundPush.department == department, InboundPush.event_id == event_id))).one_or_none()  # fmt: skip
 
 
-def _repeat(ctx: InboundContext, original: InboundPush, digest: str) -> dict[str, Any]:
+def _repeat(ctx: ExchangeContext, original: InboundPush, digest: str) -> dict[str, Any]:
     if original.body_sha256 != digest:
         raise Problem(409, "event-id-reused", "Event id reused",
                       "this event id was received before with another body; a new event needs a new id",
@@ -114,7 +114,7 @@ def _repeat(ctx: InboundContext, original: InboundPush, digest: str) -> dict[str
 
 
 async def receive(
-    session: AsyncSession, ctx: InboundContext, *, code: str, query: str, headers: Mapping[str, str], body: bytes
+    session: AsyncSession, ctx: ExchangeContext, *, code: str, query: str, headers: Mapping[str, str], body: bytes
 ) -> dict[str, Any]:
     """One signed push (module doc): the receipt (contracts.departments.Receipt as a dict)."""
     if len(body) > ctx.settings.max_push_bytes:
@@ -166,7 +166,7 @@ async def _forward(session: AsyncSession, row: InboundPush, push: AnyPush) -> No
     await outbox.add(session, envelope(event, subject=row.id))
 
 
-async def _touch_key(session: AsyncSession, ctx: InboundContext, key_id: str, now: datetime) -> None:
+async def _touch_key(session: AsyncSession, ctx: ExchangeContext, key_id: str, now: datetime) -> None:
     """Note the key's use, at most once a minute per process and in the table (a write per push
     would make the key's row a hot one)."""
     cutoff = now - timedelta(seconds=_LAST_USED_EVERY_SECONDS)

@@ -12,12 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
 from services.exchange import subscriptions
+from services.exchange.context import ExchangeContext
 from services.exchange.domain.outbound_access import PLATFORM_DEPARTMENT
 from services.exchange.domain.webhooks import secret_problem
 from services.exchange.models import Subscription
-from services.exchange.outbound_context import OutboundContext
-from services.exchange.secrets import seal, unseal
-from services.exchange.settings import Settings
 
 SEED_PRINCIPAL = Principal(subject="officer:seed-demo", kind="officer", level=4, roles=("admin",),
                            department=PLATFORM_DEPARTMENT)  # fmt: skip
@@ -28,10 +26,11 @@ def demo_subscription_id(department: str) -> str:
     return f"sub_demo_{department.lower()}"
 
 
-async def seed_subscriptions(session: AsyncSession, settings: Settings) -> list[str]:
+async def seed_subscriptions(session: AsyncSession, ctx: ExchangeContext) -> list[str]:
     """Subscribe ``EXCHANGE_DEMO_WEBHOOK_DEPARTMENT`` (BDCDJ) to ``EXCHANGE_DEMO_WEBHOOK_URL`` with
     ``EXCHANGE_DEMO_WEBHOOK_SECRET``, in the caller's transaction; what it made or changed (ids).
     Nothing without both the URL and the secret (a deployment subscribes its departments itself)."""
+    settings = ctx.settings
     secret = settings.demo_webhook_secret.get_secret_value()
     url = settings.demo_webhook_url
     if not secret or not url:
@@ -39,7 +38,6 @@ async def seed_subscriptions(session: AsyncSession, settings: Settings) -> list[
     problem = secret_problem(secret)
     if problem is not None:
         raise ValueError(f"EXCHANGE_DEMO_WEBHOOK_SECRET: {problem}")
-    ctx = OutboundContext(settings=settings)
     department = settings.demo_webhook_department
     subscription_id = demo_subscription_id(department)
     existing = await session.get(Subscription, subscription_id)
@@ -48,13 +46,13 @@ async def seed_subscriptions(session: AsyncSession, settings: Settings) -> list[
                                    event_types=DEMO_EVENT_TYPES, secret=secret,
                                    subscription_id=subscription_id)  # fmt: skip
         return [subscription_id]
-    key = ctx.key()
     changed = False
     if existing.url != url:
         existing.url = url
         changed = True
-    if unseal(existing.secret_ciphertext, key, aad=existing.id) != secret:
-        existing.secret_ciphertext = seal(secret, key, aad=existing.id)
+    context = subscriptions.secret_context(existing.id)
+    if ctx.box.open(existing.secret_ciphertext, context=context) != secret:
+        existing.secret_ciphertext = ctx.box.seal(secret, context=context)
         changed = True
     if json.loads(existing.event_types) != DEMO_EVENT_TYPES or existing.status != "active":
         existing.event_types = json.dumps(DEMO_EVENT_TYPES)

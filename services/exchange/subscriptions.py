@@ -22,11 +22,11 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.pagination import PageQuery
 from services.exchange import deliveries
+from services.exchange.context import ExchangeContext
 from services.exchange.domain import outbound_access as access
 from services.exchange.domain.webhooks import SECRET_PREFIX, secret_problem, url_problem
 from services.exchange.models import Subscription
-from services.exchange.outbound_context import OutboundContext
-from services.exchange.secrets import seal, unseal
+from services.exchange.secretbox import SecretBox
 
 
 def new_secret() -> str:
@@ -50,22 +50,28 @@ def _invalid(field: str, rule: str, message: str) -> Problem:
                    errors=[{"field": field, "rule": rule, "message": message}])  # fmt: skip
 
 
-def signing_secrets(subscription: Subscription, key: bytes, now: datetime) -> list[str]:
+def secret_context(subscription_id: str) -> str:
+    """What a subscription's secrets are bound to: its id (a ciphertext copied onto another
+    subscription does not open; partner keys are bound to ``partner_key:<key id>``)."""
+    return subscription_id
+
+
+def signing_secrets(subscription: Subscription, box: SecretBox, now: datetime) -> list[str]:
     """The secrets a delivery is signed with now: the current one, and the previous one while its
     rotation window lasts."""
-    found = [unseal(subscription.secret_ciphertext, key, aad=subscription.id)]
+    found = [box.open(subscription.secret_ciphertext, context=secret_context(subscription.id))]
     if (
         subscription.previous_secret_ciphertext
         and subscription.previous_secret_until
         and (now < subscription.previous_secret_until)
     ):
-        found.append(unseal(subscription.previous_secret_ciphertext, key, aad=subscription.id))
+        found.append(box.open(subscription.previous_secret_ciphertext, context=secret_context(subscription.id)))
     return found
 
 
 async def create(
     session: AsyncSession,
-    ctx: OutboundContext,
+    ctx: ExchangeContext,
     caller: Principal,
     *,
     department: str,
@@ -82,13 +88,12 @@ async def create(
         raise _invalid("body.url", *problem)
     if secret is not None and (wrong := secret_problem(secret)) is not None:
         raise _invalid("body.secret", "webhook_secret", wrong)
-    key = ctx.key()
     now = ctx.current_time()
     secret = secret or new_secret()
     subscription_id = subscription_id or f"sub_{random_secrets.token_hex(12)}"
     subscription = Subscription(
         id=subscription_id, department=department, url=url, event_types=json.dumps(sorted(set(event_types))),
-        secret_ciphertext=seal(secret, key, aad=subscription_id), status="active", created_at=now,
+        secret_ciphertext=ctx.box.seal(secret, context=secret_context(subscription_id)), status="active", created_at=now,
         created_by=caller.subject[:64], updated_at=None, version=1,
     )  # fmt: skip
     session.add(subscription)
@@ -122,7 +127,7 @@ async def visible(session: AsyncSession, caller: Principal, subscription_id: str
     return subscription
 
 
-async def set_status(session: AsyncSession, ctx: OutboundContext, caller: Principal, subscription_id: str, *,
+async def set_status(session: AsyncSession, ctx: ExchangeContext, caller: Principal, subscription_id: str, *,
                      active: bool) -> dict[str, Any]:  # fmt: skip
     """Disable (nothing new is queued; what is queued waits) or enable again (it goes on, in
     order). Setting the status it has already changes nothing."""
@@ -138,23 +143,22 @@ async def set_status(session: AsyncSession, ctx: OutboundContext, caller: Princi
     return subscription_out(subscription)
 
 
-async def rotate_secret(session: AsyncSession, ctx: OutboundContext, caller: Principal,
+async def rotate_secret(session: AsyncSession, ctx: ExchangeContext, caller: Principal,
                         subscription_id: str) -> tuple[dict[str, Any], str]:  # fmt: skip
     """A new secret (answered once); the old one signs too until ``previous_secret_hours`` pass."""
     subscription = await visible(session, caller, subscription_id, "subscription.manage")
-    key = ctx.key()
     now = ctx.current_time()
     secret = new_secret()
     subscription.previous_secret_ciphertext = subscription.secret_ciphertext
     subscription.previous_secret_until = now + timedelta(hours=ctx.settings.previous_secret_hours)
-    subscription.secret_ciphertext = seal(secret, key, aad=subscription.id)
+    subscription.secret_ciphertext = ctx.box.seal(secret, context=secret_context(subscription.id))
     subscription.updated_at = now
     subscription.version += 1
     await session.flush()
     return subscription_out(subscription), secret
 
 
-async def replay(session: AsyncSession, ctx: OutboundContext, caller: Principal, subscription_id: str, *,
+async def replay(session: AsyncSession, ctx: ExchangeContext, caller: Principal, subscription_id: str, *,
                  since: datetime | None) -> dict[str, Any]:  # fmt: skip
     """Every dead (and, with ``since``, delivered) delivery since then goes again, in order."""
     subscription = await visible(session, caller, subscription_id, "subscription.manage")

@@ -1,6 +1,5 @@
-"""What main.py starts for each half of the service: consumers, background workers.
-
-Each half owns its functions here (inbound: ``inbound_*``; outbound: ``outbound_*``)."""
+"""What main.py starts: each half's consumers (inbound: ``inbound_*``; outbound: ``outbound_*``),
+the context both share and the delivery worker."""
 
 from __future__ import annotations
 
@@ -13,10 +12,9 @@ from kit.consumer import EventConsumer
 from kit.events import CloudEvent
 from services.exchange import pushes
 from services.exchange.case_events import case_handlers
-from services.exchange.context import InboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.delivery_worker import DeliveryWorker
 from services.exchange.models import inbox
-from services.exchange.outbound_context import OutboundContext
 from services.exchange.receipts import load_receipt_signer
 from services.exchange.secretbox import SecretBox
 from services.exchange.settings import Settings
@@ -46,16 +44,18 @@ def inbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
     ]
 
 
-async def inbound_start(settings: Settings, app: FastAPI) -> None:
-    """The secrets box (refuses to start without EXCHANGE_SECRETS_KEY outside a sandbox) and the
-    receipts' signing key (made on first start when its file is missing)."""
+async def start(settings: Settings, app: FastAPI) -> None:
+    """The context both halves share: the secrets box (refuses to start without
+    EXCHANGE_SECRETS_KEY outside a sandbox), the receipts' signing key (made on first start when
+    its file is missing), the clock; then the delivery worker."""
     box = SecretBox.from_setting(settings.secrets_key.get_secret_value(), sandbox=settings.sandbox)
-    app.state.exchange_inbound = InboundContext(settings=settings, box=box,
-                                                signer=load_receipt_signer(settings.receipt_key_file))  # fmt: skip
-
-
-async def inbound_stop(app: FastAPI) -> None:
-    """Nothing to stop: the consumers are the kit's."""
+    ctx = ExchangeContext(settings=settings, box=box, signer=load_receipt_signer(settings.receipt_key_file))
+    app.state.exchange = ctx
+    app.state.delivery_worker = None
+    if settings.deliveries_enabled:
+        worker = DeliveryWorker(app.state.sessionmaker, settings, box=ctx.box, clock=lambda: ctx.current_time())
+        app.state.delivery_worker = worker
+        await worker.start()
 
 
 def outbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
@@ -76,18 +76,7 @@ def outbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
     ]  # fmt: skip
 
 
-async def outbound_start(settings: Settings, app: FastAPI) -> None:
-    """The outbound context (settings, secrets key, clock) and the delivery worker."""
-    ctx = OutboundContext(settings=settings)
-    app.state.exchange_outbound = ctx
-    app.state.delivery_worker = None
-    if settings.deliveries_enabled:
-        worker = DeliveryWorker(app.state.sessionmaker, settings, key=ctx.key, clock=lambda: ctx.current_time())
-        app.state.delivery_worker = worker
-        await worker.start()
-
-
-async def outbound_stop(app: FastAPI) -> None:
+async def stop(app: FastAPI) -> None:
     """Stop the delivery worker."""
     worker = getattr(app.state, "delivery_worker", None)
     if worker is not None:

@@ -13,7 +13,7 @@ from kit.errors import Problem
 from kit.pagination import Pagination
 from kit.signing import SignatureRejected, verify_request
 from services.exchange import partners, pushes
-from services.exchange.context import InboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.schemas import (
     DEPARTMENT_CODE,
@@ -30,7 +30,7 @@ from services.exchange.schemas import (
 )
 
 router = APIRouter()
-inbound_context = from_app_state("exchange_inbound", InboundContext)
+inbound_context = from_app_state("exchange", ExchangeContext)
 
 PartnerId = Annotated[str, Path(min_length=3, max_length=64, pattern=PARTNER_ID)]
 KeyId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^pk_[0-9a-f]{1,37}$")]

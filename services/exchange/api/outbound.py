@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from kit.deps import Caller, DbSession, from_app_state
 from kit.pagination import Pagination
 from services.exchange import deliveries, subscriptions
-from services.exchange.outbound_context import OutboundContext
+from services.exchange.context import ExchangeContext
 from services.exchange.outbound_schemas import (
     DEPARTMENT,
     DeliveryDetail,
@@ -27,8 +27,8 @@ from services.exchange.outbound_schemas import (
 
 router = APIRouter()
 
-outbound_context = from_app_state("exchange_outbound", OutboundContext)
-Context = Annotated[OutboundContext, Depends(outbound_context)]
+outbound_context = from_app_state("exchange", ExchangeContext)
+Context = Annotated[ExchangeContext, Depends(outbound_context)]
 SubscriptionId = Annotated[str, Path(pattern=r"^sub_[A-Za-z0-9_-]{1,36}$", max_length=40)]
 DeliveryId = Annotated[str, Path(pattern=r"^msg_[A-Za-z0-9]{1,36}$", max_length=40)]
 DepartmentFilter = Annotated[str | None, Query(pattern=DEPARTMENT, max_length=40)]

@@ -83,7 +83,7 @@ async def exchange_app(database_url: str, nats_url: str, **changes: Any) -> Asyn
     app = create_app(settings_for(database_url, nats_url, **changes), key_fetcher=TOKENS.fetch_keys)
     async with app.router.lifespan_context(app):
         clock = TestClock()
-        app.state.exchange_outbound.now = clock
+        app.state.exchange.now = clock
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as client:
             client.app = app  # type: ignore[attr-defined]
@@ -100,8 +100,8 @@ def worker_for(client: httpx.AsyncClient, **changes: Any) -> DeliveryWorker:
     """A delivery worker on the test's clock, turned by ``run_once`` (no background loop)."""
     app = client.app  # type: ignore[attr-defined]
     settings = app.state.settings.model_copy(update=changes) if changes else app.state.settings
-    ctx = app.state.exchange_outbound
-    worker = DeliveryWorker(app.state.sessionmaker, settings, key=ctx.key, clock=client.clock)  # type: ignore[attr-defined]
+    ctx = app.state.exchange
+    worker = DeliveryWorker(app.state.sessionmaker, settings, box=ctx.box, clock=client.clock)  # type: ignore[attr-defined]
     client.workers.append(worker)  # type: ignore[attr-defined]
     return worker
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from contracts.departments import Webhook
 from kit.bus import Bus
+from services.exchange.context import utc_now
 from services.exchange.deliveries import enqueue
 from services.exchange.models import CaseDepartment, Delivery, DeliveryAttempt
-from services.exchange.outbound_context import utc_now
 from services.exchange.tests.outbound_fixtures import (
     BDCDJ_ADMIN,
     PLATFORM_ADMIN,
@@ -343,7 +343,7 @@ async def test_the_background_worker_delivers_what_caseflow_publishes(database_u
     receiver = Receiver()
     async with serve(receiver.app()) as url, exchange_app(database_url, nats_server.url, consume_case_events=True,
                                                             deliveries_enabled=True) as client:  # fmt: skip
-        client.app.state.exchange_outbound.now = utc_now
+        client.app.state.exchange.now = utc_now
         department = f"N{datetime.now(UTC).strftime('%H%M%S%f')}"  # its own: the stream is shared
         receiver.secret = (await subscribe(client, f"{url}/webhooks", department))["secret"]
         bus = Bus(nats_server.url, name="caseflow", streams={"CASEFLOW": ["caseflow.>"]})

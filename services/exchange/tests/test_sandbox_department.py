@@ -9,7 +9,7 @@ import asyncio
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -88,7 +88,7 @@ async def world(database_url, nats_server):
             demo_webhook_url=f"{sandbox_url}/webhooks",
         ) as client:  # fmt: skip
             async with client.app.state.sessionmaker() as session, session.begin():
-                assert await seed_subscriptions(session, client.app.state.settings) == ["sub_demo_bdcdj"]
+                assert await seed_subscriptions(session, client.app.state.exchange) == ["sub_demo_bdcdj"]
             async with httpx.AsyncClient(base_url=sandbox_url) as sandbox_client:
                 yield client, sandbox_client, sandbox_app.state.sandbox, gateway
 
@@ -178,16 +178,18 @@ async def test_the_seed_is_idempotent_and_follows_the_sandbox_s_address(world):
     exchange, *_ = world
     settings = exchange.app.state.settings
     async with exchange.app.state.sessionmaker() as session, session.begin():
-        assert await seed_subscriptions(session, settings) == []
+        assert await seed_subscriptions(session, exchange.app.state.exchange) == []
     moved = settings.model_copy(update={"demo_webhook_url": "http://127.0.0.1:1/webhooks"})
     async with exchange.app.state.sessionmaker() as session, session.begin():
-        assert await seed_subscriptions(session, moved) == [demo_subscription_id("BDCDJ")]
+        assert await seed_subscriptions(session, replace(exchange.app.state.exchange, settings=moved)) == [
+            demo_subscription_id("BDCDJ")
+        ]
     shown = (await exchange.get("/subscriptions/sub_demo_bdcdj", headers=PLATFORM_ADMIN)).json()
     assert shown["url"] == "http://127.0.0.1:1/webhooks" and shown["version"] == 2
     bad = settings.model_copy(update={"demo_webhook_secret": SecretStr("not-a-secret")})
     async with exchange.app.state.sessionmaker() as session:
         with pytest.raises(ValueError):
-            await seed_subscriptions(session, bad)
+            await seed_subscriptions(session, replace(exchange.app.state.exchange, settings=bad))
 
 
 def test_the_sandbox_reads_its_platform_toml_variables(monkeypatch):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from kit.testing import bearer
 from services.exchange.models import Delivery, Subscription
-from services.exchange.secrets import SecretUnreadable, seal, secrets_key, unseal
+from services.exchange.secretbox import SecretBox
 from services.exchange.tests.outbound_fixtures import (
     BDCDJ_ADMIN,
     PLATFORM_ADMIN,
@@ -26,6 +26,7 @@ from services.exchange.tests.outbound_fixtures import (
 )
 
 URL = "https://bdc.dezhou.gov.cn/yiwang/webhooks"
+BOX = SecretBox.from_setting(SECRETS_KEY, sandbox=False)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ async def test_a_platform_admin_subscribes_any_department_and_sees_the_secret_on
     async with exchange.app.state.sessionmaker() as session:
         row = await session.get(Subscription, created["id"])
     assert secret not in row.secret_ciphertext and secret[6:] not in row.secret_ciphertext  # sealed at rest
-    assert unseal(row.secret_ciphertext, secrets_key(SECRETS_KEY), aad=row.id) == secret
+    assert BOX.open(row.secret_ciphertext, context=row.id) == secret
 
 
 async def test_a_department_admin_manages_only_its_own_department(exchange):
@@ -128,23 +129,19 @@ async def test_disable_enable_and_rotate(exchange):
     assert rotated["previous_secret_until"] is not None
     async with exchange.app.state.sessionmaker() as session:
         row = (await session.execute(select(Subscription))).scalar_one()
-    key = secrets_key(SECRETS_KEY)
-    assert unseal(row.secret_ciphertext, key, aad=row.id) == rotated["secret"]
-    assert unseal(row.previous_secret_ciphertext, key, aad=row.id) == created["secret"]
+    assert BOX.open(row.secret_ciphertext, context=row.id) == rotated["secret"]
+    assert BOX.open(row.previous_secret_ciphertext, context=row.id) == created["secret"]
     assert json.loads(row.event_types) == sorted(created["event_types"])
 
 
-def test_sealed_secrets_open_only_with_their_key_and_row():
-    key = secrets_key(SECRETS_KEY)
-    sealed = seal("whsec_abc", key, aad="sub_1")
-    assert sealed != seal("whsec_abc", key, aad="sub_1")  # a fresh nonce each time
-    assert unseal(sealed, key, aad="sub_1") == "whsec_abc"
-    for bad in (lambda: unseal(sealed, key, aad="sub_2"), lambda: unseal(sealed, b"x" * 32, aad="sub_1"),
-                lambda: unseal("v1." + sealed[4:-2] + "AA", key, aad="sub_1"), lambda: unseal("plain", key)):  # fmt: skip
-        with pytest.raises(SecretUnreadable):
-            bad()
-    with pytest.raises(ValueError):
-        secrets_key(base64.b64encode(b"short").decode())
+async def test_a_webhook_secret_is_sealed_in_the_partners_box_bound_to_its_subscription(exchange):
+    created = (await exchange.post("/subscriptions", json={"department": "BDCDJ", "url": URL,
+               "event_types": ["case.accepted"]}, headers=BDCDJ_ADMIN)).json()  # fmt: skip
+    async with exchange.app.state.sessionmaker() as session:
+        row = await session.get(Subscription, created["id"])
+    assert exchange.app.state.exchange.box.open(row.secret_ciphertext, context=row.id) == created["secret"]
+    with pytest.raises(ValueError):  # copied onto another subscription, it does not open
+        BOX.open(row.secret_ciphertext, context="sub_other")
 
 
 async def test_a_department_system_may_bring_its_own_secret(exchange):
@@ -154,7 +151,7 @@ async def test_a_department_system_may_bring_its_own_secret(exchange):
     assert created["secret"] == own
     async with exchange.app.state.sessionmaker() as session:
         row = await session.get(Subscription, created["id"])
-    assert unseal(row.secret_ciphertext, secrets_key(SECRETS_KEY), aad=row.id) == own
+    assert BOX.open(row.secret_ciphertext, context=row.id) == own
 
 
 # Every route × every kind of caller: the access table as the API enforces it.
