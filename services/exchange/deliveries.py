@@ -24,7 +24,7 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.events import uuid7
 from kit.pagination import PageQuery
-from services.exchange.domain import outbound_access as access
+from services.exchange.domain import access
 from services.exchange.domain.webhooks import DEAD, DELIVERED, PENDING
 from services.exchange.models import Delivery, DeliveryAttempt, Subscription
 
@@ -123,7 +123,7 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     """A department's deliveries (every department's for a platform caller), newest first."""
     scope = access.list_scope(caller, department)
-    access.check("delivery.list", access.relation_to(caller, scope or access.PLATFORM_DEPARTMENT), caller.roles)
+    access.check("delivery.list", access.relation_to(caller, scope), caller.roles)
     where = []
     if scope is not None:
         where.append(Delivery.department == scope)
@@ -143,11 +143,9 @@ async def list_deliveries(
 
 async def _visible(session: AsyncSession, caller: Principal, delivery_id: str, action: str) -> Delivery:
     delivery = await session.get(Delivery, delivery_id)
-    relation = access.relation_to(caller, delivery.department) if delivery else access.NONE
     if delivery is None:
-        raise Problem(404, "not-found", "Not found", access.ACCESS.not_found)  # as for a hidden one
-    access.check(action, relation, caller.roles)
-    assert delivery is not None
+        raise access.missing(action)
+    access.check(action, access.relation_to(caller, delivery.department), caller.roles)
     return delivery
 
 

@@ -76,8 +76,8 @@ async def _visible(session: AsyncSession, caller: Principal, partner_id: str, ac
     """The partner, once the caller may take ``action`` on it (404 when it may not even see it)."""
     partner = await session.get(Partner, partner_id)
     if partner is None:
-        raise Problem(404, "not-found", "Not found", "no such partner")
-    access.check(action, access.department_relation(caller, partner.department), caller.roles)
+        raise access.missing(action)
+    access.check(action, access.relation_to(caller, partner.department), caller.roles)
     return partner
 
 
@@ -87,7 +87,7 @@ async def create_partner(
 ) -> dict[str, Any]:  # fmt: skip
     """A new partner with its first key; ``{"partner": …, "key": {key_id, secret}}`` (the only time
     the secret is shown). 409 when the id is taken. ``secret``: the seed's fixed demo secret."""
-    access.check("partner.create", access.department_relation(caller, department), caller.roles)
+    access.check("partner.create", access.relation_to(caller, department), caller.roles)
     if await session.get(Partner, partner_id) is not None:
         raise Problem(409, "partner-exists", "Partner exists", f"a partner {partner_id} exists already")
     now = ctx.current_time()
@@ -111,8 +111,8 @@ async def list_partners(
     session: AsyncSession, caller: Principal, page: PageQuery, *, department: str | None, status: str | None
 ) -> dict[str, Any]:
     """The partners of one department (a department's admin: its own) or of all (the platform's)."""
-    department = access.list_department(caller, department)
-    access.check("partner.list", access.department_relation(caller, department), caller.roles)
+    department = access.list_scope(caller, department)
+    access.check("partner.list", access.relation_to(caller, department), caller.roles)
     where = []
     if department is not None:
         where.append(Partner.department == department)

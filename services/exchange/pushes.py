@@ -226,8 +226,8 @@ async def list_pushes(
     type: str | None, event_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """A department's pushes, newest first (a department's admin: its own; the platform's: any)."""
-    department = access.list_department(caller, department)
-    access.check("push.list", access.department_relation(caller, department), caller.roles)
+    department = access.list_scope(caller, department)
+    access.check("push.list", access.relation_to(caller, department), caller.roles)
     where = []
     for column, value in ((InboundPush.department, department), (InboundPush.status, status),
                           (InboundPush.type, type), (InboundPush.event_id, event_id)):  # fmt: skip
@@ -244,6 +244,6 @@ async def read_push(session: AsyncSession, caller: Principal, *, push_id: str) -
     """One push with its body (404 for who may not see its department's pushes)."""
     push = await session.get(InboundPush, push_id)
     if push is None:
-        raise Problem(404, "not-found", "Not found", "no such push")
-    access.check("push.read", access.department_relation(caller, push.department), caller.roles)
+        raise access.missing("push.read")
+    access.check("push.read", access.relation_to(caller, push.department), caller.roles)
     return push_view(push, with_body=True)

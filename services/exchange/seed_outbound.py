@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.auth import Principal
 from services.exchange import subscriptions
 from services.exchange.context import ExchangeContext
-from services.exchange.domain.outbound_access import PLATFORM_DEPARTMENT
+from services.exchange.domain.access import PLATFORM_DEPARTMENT
 from services.exchange.domain.webhooks import secret_problem
 from services.exchange.models import Subscription
 

@@ -23,7 +23,7 @@ from kit.errors import Problem
 from kit.pagination import PageQuery
 from services.exchange import deliveries
 from services.exchange.context import ExchangeContext
-from services.exchange.domain import outbound_access as access
+from services.exchange.domain import access
 from services.exchange.domain.webhooks import SECRET_PREFIX, secret_problem, url_problem
 from services.exchange.models import Subscription
 from services.exchange.secretbox import SecretBox
@@ -106,7 +106,7 @@ async def list_for(
 ) -> dict[str, Any]:
     """A department's subscriptions (every department's for a platform caller asking for none)."""
     scope = access.list_scope(caller, department)
-    access.check("subscription.list", access.relation_to(caller, scope or access.PLATFORM_DEPARTMENT), caller.roles)
+    access.check("subscription.list", access.relation_to(caller, scope), caller.roles)
     where = [Subscription.department == scope] if scope is not None else []
     total = await session.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0
     rows = (
@@ -122,7 +122,7 @@ async def visible(session: AsyncSession, caller: Principal, subscription_id: str
     """The subscription, if the caller may take ``action`` on it; 404 as for none otherwise."""
     subscription = await session.get(Subscription, subscription_id)
     if subscription is None:
-        raise Problem(404, "not-found", "Not found", access.ACCESS.not_found)
+        raise access.missing(action)
     access.check(action, access.relation_to(caller, subscription.department), caller.roles)
     return subscription
 
