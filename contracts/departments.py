@@ -135,7 +135,7 @@ class Receipt(BaseModel):
     signature: str = Field(description="compact JWS over the fields above")
 
 
-WebhookType = Literal["case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"]
+WebhookType = Literal["case.submitted", "case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"]
 
 
 class WebhookCaseData(_Data):

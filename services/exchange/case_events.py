@@ -1,14 +1,18 @@
 """Caseflow's case events → webhooks to the departments the case belongs to (ADR 0020).
 
-- ``case.accepted``: the case's own department and each of its ``branches`` are recorded in
-  ``case_departments``; the case's department gets ``case.accepted``.
+- ``case.submitted``: the case's (lead) department is recorded in ``case_departments``; it gets
+  ``case.submitted``.
+- ``case.accepted``: the case's own department (when the submission was not seen, e.g. a case
+  from before exchange) and each of its ``branches`` are recorded; the case's department gets
+  ``case.accepted``.
 - ``case.branch_assigned``: the branch department is recorded; it gets ``case.branch_assigned``.
 - ``case.resubmitted`` (corrections answered) and ``case.withdrawn``: every recorded department
   of the case gets it.
 
-A department only ever receives cases it is recorded for: its own or a branch's. A case is
-recorded from its acceptance: what happens before (a correction answered, a withdrawal before
-acceptance) concerns no department system yet, so it sends nothing. ``source_id`` is the
+A department only ever receives cases it is recorded for: its own or a branch's. The lead
+department is recorded from the submission, so what happens before acceptance (a correction
+answered — corrections come before acceptance, Art. 32 —, a withdrawal) reaches it; branches are
+known from acceptance on. ``source_id`` is the
 CloudEvent id and the department, so an event consumed again queues nothing twice (the inbox
 already stops it; this holds even when an operator replays the stream through a new consumer).
 """
@@ -21,17 +25,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.caseflow import CaseAccepted, CaseBranchAssigned, CaseResubmitted, CaseWithdrawn
+from contracts.events.caseflow import (
+    CaseAccepted,
+    CaseBranchAssigned,
+    CaseResubmitted,
+    CaseSubmitted,
+    CaseWithdrawn,
+)
 from kit.consumer import Handler
 from kit.events import CloudEvent
 from services.exchange.deliveries import case_key, enqueue
 from services.exchange.models import CaseDepartment
 
+SUBMITTED = CaseSubmitted.event_type
 ACCEPTED = CaseAccepted.event_type
 BRANCH_ASSIGNED = CaseBranchAssigned.event_type
 RESUBMITTED = CaseResubmitted.event_type
 WITHDRAWN = CaseWithdrawn.event_type
-CASE_EVENT_TYPES = (ACCEPTED, BRANCH_ASSIGNED, RESUBMITTED, WITHDRAWN)
+CASE_EVENT_TYPES = (SUBMITTED, ACCEPTED, BRANCH_ASSIGNED, RESUBMITTED, WITHDRAWN)
 
 
 async def record(session: AsyncSession, *, case_no: str, department: str, lead_department: str, matter_code: str,
@@ -63,6 +74,15 @@ async def _send(session: AsyncSession, event: CloudEvent, row: CaseDepartment, w
         ordering_key=case_key(case_no),
         data=case_data(row, case_no=case_no, matter_code=matter_code, state=state, at=at), at=at,
     )  # fmt: skip
+
+
+async def on_submitted(session: AsyncSession, event: CloudEvent) -> None:
+    """Record the case's (lead) department; tell it."""
+    data = CaseSubmitted.model_validate(event.data)
+    lead = await record(session, case_no=data.case_no, department=data.department, lead_department=data.department,
+                        matter_code=data.matter_code, applicant=data.applicant, at=data.at)  # fmt: skip
+    await _send(session, event, lead, "case.submitted", case_no=data.case_no, matter_code=data.matter_code,
+                state=data.state, at=data.at)  # fmt: skip
 
 
 async def on_accepted(session: AsyncSession, event: CloudEvent) -> None:
@@ -107,6 +127,7 @@ def _to_every_department(model: type[CaseResubmitted] | type[CaseWithdrawn], web
 def case_handlers() -> dict[str, Handler]:
     """Event type → handler, for the consumer of ``caseflow.case.>``."""
     return {
+        SUBMITTED: on_submitted,
         ACCEPTED: on_accepted,
         BRANCH_ASSIGNED: on_branch_assigned,
         RESUBMITTED: _to_every_department(CaseResubmitted, "case.resubmitted"),

@@ -19,7 +19,14 @@ from services.exchange.models import Subscription
 
 SEED_PRINCIPAL = Principal(subject="officer:seed-demo", kind="officer", level=4, roles=("admin",),
                            department=PLATFORM_DEPARTMENT)  # fmt: skip
-DEMO_EVENT_TYPES = ["case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"]
+DEMO_EVENT_TYPES = [
+    "case.submitted",
+    "case.accepted",
+    "case.branch_assigned",
+    "case.resubmitted",
+    "case.withdrawn",
+    "push.settled",
+]
 
 
 def demo_subscription_id(department: str) -> str:
@@ -54,8 +61,9 @@ async def seed_subscriptions(session: AsyncSession, ctx: ExchangeContext) -> lis
     if ctx.box.open(existing.secret_ciphertext, context=context) != secret:
         existing.secret_ciphertext = ctx.box.seal(secret, context=context)
         changed = True
-    if json.loads(existing.event_types) != DEMO_EVENT_TYPES or existing.status != "active":
-        existing.event_types = json.dumps(DEMO_EVENT_TYPES)
+    wanted = sorted(set(DEMO_EVENT_TYPES))  # as subscriptions.create stores them
+    if json.loads(existing.event_types) != wanted or existing.status != "active":
+        existing.event_types = json.dumps(wanted)
         existing.status = "active"
         changed = True
     if changed:

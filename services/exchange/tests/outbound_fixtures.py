@@ -25,7 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts.events.caseflow import CaseAccepted, CaseBranchAssigned, CaseResubmitted, CaseWithdrawn
+from contracts.events.caseflow import (
+    CaseAccepted,
+    CaseBranchAssigned,
+    CaseResubmitted,
+    CaseSubmitted,
+    CaseWithdrawn,
+)
 from kit.consumer import EventConsumer
 from kit.events import CloudEvent, envelope
 from kit.migrate import upgrade
@@ -40,7 +46,14 @@ TOKENS = TokenSigner()
 SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
 ZHANG_SAN = "11010519491231002X"
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-ALL_TYPES = ["case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"]
+ALL_TYPES = [
+    "case.submitted",
+    "case.accepted",
+    "case.branch_assigned",
+    "case.resubmitted",
+    "case.withdrawn",
+    "push.settled",
+]
 
 
 def officer(department: str, *roles: str) -> dict[str, str]:
@@ -130,6 +143,12 @@ async def subscribe(client: httpx.AsyncClient, url: str, department: str = "BDCD
 def _case(case_no: str, department: str, state: str, at: datetime) -> dict[str, Any]:
     return dict(case_no=case_no, matter_code="BDCDJ-QR-0002", matter_version=1, department=department, state=state,
                 at=at, actor="officer:bdcdj")  # fmt: skip
+
+
+def submitted(case_no: str, department: str = "BDCDJ", at: datetime = START) -> CloudEvent:
+    data = CaseSubmitted(**_case(case_no, department, "submitted", at), applicant=ZHANG_SAN, delivery="window",
+                         received_on=date(2026, 12, 1))  # fmt: skip
+    return envelope(data, subject=case_no)
 
 
 def accepted(case_no: str, department: str = "BDCDJ", branches: list[str] | None = None, at: datetime = START,

@@ -29,6 +29,7 @@ from services.exchange.tests.outbound_fixtures import (
     free_port_url,
     resubmitted,
     serve,
+    submitted,
     subscribe,
     withdrawn,
     worker_for,
@@ -41,12 +42,12 @@ async def exchange(database_url, nats_server):
         yield client
 
 
-async def endpoint(client, department: str, **receiver_args):
+async def endpoint(client, department: str, types: list[str] | None = None, **receiver_args):
     """A receiver (verifying with its subscription's secret) served on a real socket, subscribed."""
     receiver = Receiver(**receiver_args)
     stack = serve(receiver.app())
     url = await stack.__aenter__()
-    subscription = await subscribe(client, f"{url}/webhooks", department)
+    subscription = await subscribe(client, f"{url}/webhooks", department, types=types)
     receiver.secret = subscription["secret"]
     receiver.subscription = subscription  # type: ignore[attr-defined]
     receiver.close = lambda: stack.__aexit__(None, None, None)  # type: ignore[attr-defined]
@@ -83,6 +84,28 @@ async def test_a_case_reaches_its_own_and_its_branch_department_in_order(exchang
     async with exchange.app.state.sessionmaker() as session:
         recorded = (await session.execute(select(CaseDepartment.department).order_by(CaseDepartment.department))).all()
     assert [d for (d,) in recorded] == ["BDCDJ", "SWJ"]
+
+
+async def test_a_submitted_case_and_its_answered_correction_reach_its_department_before_acceptance(exchange):
+    everything = await endpoint(exchange, "BDCDJ")
+    corrections_only = await endpoint(exchange, "BDCDJ", types=["case.resubmitted"])
+    swj = await endpoint(exchange, "SWJ")
+    try:
+        for event in (submitted("C1"), resubmitted("C1"), accepted("C1", branches=["SWJ"]), submitted("G1", "GAJ"),
+                      resubmitted("G1", "GAJ")):  # fmt: skip
+            assert await consume(exchange, event)
+        assert await drain(worker_for(exchange)) == 4
+    finally:
+        for receiver in (everything, corrections_only, swj):
+            await receiver.close()
+    assert everything.of_case("C1") == [("case.submitted", 1), ("case.resubmitted", 2), ("case.accepted", 3)]
+    assert corrections_only.of_case("C1") == [("case.resubmitted", 1)]  # only what it subscribed to
+    assert swj.received == []  # a branch is known from acceptance on (and gets case.branch_assigned)
+    first = Webhook.model_validate(everything.received[0])  # the contract's own model reads it
+    assert (first.type, first.data.state, first.data.applicant) == ("case.submitted", "submitted", "11010519491231002X")
+    async with exchange.app.state.sessionmaker() as session:
+        recorded = (await session.execute(select(CaseDepartment.department).order_by(CaseDepartment.department))).all()
+    assert [d for (d,) in recorded] == ["BDCDJ", "GAJ", "SWJ"]  # the submission recorded the lead once
 
 
 async def test_a_department_never_receives_another_department_s_cases(exchange):
