@@ -11,11 +11,12 @@ build against (ADR 0020, ADR 0019).
 - ``POST /sandbox/outage`` ``{"on": true}`` takes it down (every webhook answered 503, readyz 503)
   until ``{"on": false}``: the platform retries, and what was missed arrives in order.
 - Like the real centre: on ``case.accepted`` of its own department it works the case in its own
-  system and, ``STEP_SECONDS`` apart, pushes a ``case.decision`` (approve) and then a
-  ``licence.issued`` 不动产权证书 (licence type ``real_estate_certificate``) for the case's
-  applicant. ``POST /sandbox/own-cases`` ``{applicant, applicant_kind, matter_code}`` starts a case
-  it handles itself at its own counter: ``case.progress`` received → accepted → approved, the
-  certificate, then completed, ``STEP_SECONDS`` apart.
+  system and, ``STEP_SECONDS`` later, pushes a ``case.decision`` (approve) — only that: the
+  platform's licence service issues a platform case's result licence itself on approval.
+  ``POST /sandbox/own-cases`` ``{applicant, applicant_kind, matter_code}`` starts a case it handles
+  itself at its own counter: ``case.progress`` received → accepted → approved, its 不动产权证书
+  (``licence.issued``, licence type ``real_estate_certificate``), then completed, ``STEP_SECONDS``
+  apart.
 - Pushes go to ``PUSH_URL`` (the gateway's ``/api/v1/departments/<code>/events``) signed as partner
   ``PARTNER_ID`` with ``PARTNER_SECRET`` (ADR 0003 scheme, kit.signing), one case's pushes in order;
   a push that got no answer, a 5xx or a 429 is sent again (same event id, fresh nonce), with
@@ -45,9 +46,8 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from contracts.departments import CODE, SUBJECT_ID
-from kit.errors import RuleViolation, install_problem_handlers
+from kit.errors import install_problem_handlers
 from kit.signing import new_nonce, signed_headers
-from kit.subject_ids import subject_kind
 
 log = logging.getLogger("yiwang.exchange.sandbox_department")
 
@@ -71,7 +71,7 @@ class SandboxDepartmentSettings(BaseSettings):
     push_url: str = "http://127.0.0.1:8000/api/v1/departments/BDCDJ/events"
     step_seconds: float = Field(default=5.0, ge=0)
     licence_type: str = "real_estate_certificate"
-    # The centre's own record of a holder's name (a platform case's webhook carries no names).
+    # The holder's name on an own case's certificate when the request gives none.
     holder_name: str = "张三"
     push_timeout_seconds: float = Field(default=5.0, gt=0)
     push_max_attempts: int = Field(default=8, ge=1)
@@ -139,21 +139,11 @@ class DepartmentSandbox:
 
     # ---- cases worked in the department's own system -------------------------------------------
     async def _work_platform_case(self, case: dict[str, Any]) -> None:
-        """Approve the case, then issue its certificate, a step apart."""
+        """Approve the case, a step after it arrived. No certificate: for a platform case the
+        platform's licence service issues the result licence on approval (ADR 0020)."""
         case_no = case["case_no"]
         await asyncio.sleep(self.settings.step_seconds)
         await self.push("case.decision", f"bdcdj-{case_no}-approve", {"case_no": case_no, "action": "approve"})
-        await asyncio.sleep(self.settings.step_seconds)
-        applicant = case.get("applicant") or ""
-        if not applicant:  # an event from before caseflow named the applicant: no holder to issue to
-            log.warning("bdcdj sandbox: case %s names no applicant; no certificate", case_no)
-            return
-        try:
-            kind = subject_kind(applicant)
-        except RuleViolation:
-            kind = "person"  # the push is refused for its holder then, and the receipt says why
-        await self.push("licence.issued", f"bdcdj-{case_no}-certificate",
-                        self._certificate(applicant, kind, self.settings.holder_name, case_no=case_no))  # fmt: skip
 
     def start_own_case(self, case: OwnCaseIn) -> str:
         """A case the centre handles itself: its id; its progress is pushed in the background."""
