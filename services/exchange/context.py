@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from kit.deps import from_app_state
 from services.exchange.receipts import ReceiptSigner
 from services.exchange.secretbox import SecretBox
 from services.exchange.settings import Settings
@@ -38,3 +39,7 @@ class ExchangeContext:
 
     def current_time(self) -> datetime:
         return self.now()
+
+
+# The routers' way to it (both halves): ``app_context(request)`` or ``Depends(app_context)``.
+app_context = from_app_state("exchange", ExchangeContext)

@@ -8,17 +8,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from contracts.departments import Receipt
-from kit.deps import Caller, DbSession, from_app_state
+from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from kit.pagination import Pagination
 from kit.signing import SignatureRejected, verify_request
 from services.exchange import partners, pushes
-from services.exchange.context import ExchangeContext
+from services.exchange.context import app_context
 from services.exchange.domain import access
 from services.exchange.schemas import (
     DEPARTMENT_CODE,
     PARTNER_ID,
     RESERVED_PARTNER_IDS,
+    DepartmentFilter,
     PartnerIn,
     PartnerKeysOut,
     PartnerOut,
@@ -30,12 +31,10 @@ from services.exchange.schemas import (
 )
 
 router = APIRouter()
-inbound_context = from_app_state("exchange", ExchangeContext)
 
 PartnerId = Annotated[str, Path(min_length=3, max_length=64, pattern=PARTNER_ID)]
 KeyId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^pk_[0-9a-f]{1,37}$")]
 DepartmentCode = Annotated[str, Path(min_length=2, max_length=40, pattern=DEPARTMENT_CODE)]
-DepartmentFilter = Annotated[str | None, Query(max_length=40, pattern=DEPARTMENT_CODE)]
 _SIGNED_HEADERS = ("x-partner-id", "x-timestamp", "x-nonce", "x-signature")
 
 
@@ -43,7 +42,7 @@ _SIGNED_HEADERS = ("x-partner-id", "x-timestamp", "x-nonce", "x-signature")
 @router.get("/.well-known/jwks.json", tags=["receipts"])
 async def receipt_keys(request: Request) -> dict[str, Any]:
     """The receipts' public keys (JWKS, Ed25519): verify a receipt's ``signature`` with them."""
-    return inbound_context(request).signer.jwks()
+    return app_context(request).signer.jwks()
 
 
 # ---- the gateway's key source (internal) ---------------------------------------------------------
@@ -51,7 +50,7 @@ async def receipt_keys(request: Request) -> dict[str, Any]:
 async def partner_keys(request: Request, session: DbSession) -> dict[str, Any]:
     """Every active partner's active secrets, for the gateway only (signed with its service key;
     the gateway's route table denies this path from outside)."""
-    ctx = inbound_context(request)
+    ctx = app_context(request)
     services = {key_id: [secret.get_secret_value()] for key_id, secret in ctx.settings.service_keys.items()}
     relation = access.NONE
     try:
@@ -73,7 +72,7 @@ async def create_partner(request: Request, session: DbSession, caller: Caller, b
     if body.id in RESERVED_PARTNER_IDS:
         raise Problem(422, "validation", "Request is not valid", "id: reserved word",
                       errors=[{"field": "body.id", "rule": "reserved", "message": "reserved word"}])  # fmt: skip
-    return await partners.create_partner(session, inbound_context(request), caller, partner_id=body.id,
+    return await partners.create_partner(session, app_context(request), caller, partner_id=body.id,
                                          department=body.department, name=body.name)  # fmt: skip
 
 
@@ -95,7 +94,7 @@ async def read_partner(session: DbSession, caller: Caller, partner_id: PartnerId
 @router.post("/partners/{partner_id}/keys", tags=["partners"], status_code=201, response_model=PartnerWithKey)
 async def add_key(request: Request, session: DbSession, caller: Caller, partner_id: PartnerId) -> dict[str, Any]:
     """A new key beside the old ones (rotation); the secret is shown only in this answer."""
-    return await partners.add_key(session, inbound_context(request), caller, partner_id=partner_id)
+    return await partners.add_key(session, app_context(request), caller, partner_id=partner_id)
 
 
 @router.post("/partners/{partner_id}/keys/{key_id}/revoke", tags=["partners"], response_model=PartnerOut)
@@ -103,7 +102,7 @@ async def revoke_key(
     request: Request, session: DbSession, caller: Caller, partner_id: PartnerId, key_id: KeyId
 ) -> dict[str, Any]:
     """The key stops signing at once (exchange checks every push itself)."""
-    return await partners.revoke_key(session, inbound_context(request), caller, partner_id=partner_id, key_id=key_id)
+    return await partners.revoke_key(session, app_context(request), caller, partner_id=partner_id, key_id=key_id)
 
 
 @router.post("/partners/{partner_id}/revoke", tags=["partners"], response_model=PartnerOut)
@@ -111,7 +110,7 @@ async def revoke_partner(
     request: Request, session: DbSession, caller: Caller, partner_id: PartnerId, body: RevokeIn
 ) -> dict[str, Any]:
     """The partner's pushes are refused at once (its keys are kept for a reinstatement)."""
-    return await partners.set_status(session, inbound_context(request), caller, partner_id=partner_id, revoke=True,
+    return await partners.set_status(session, app_context(request), caller, partner_id=partner_id, revoke=True,
                                      reason=body.reason)  # fmt: skip
 
 
@@ -120,7 +119,7 @@ async def reinstate_partner(
     request: Request, session: DbSession, caller: Caller, partner_id: PartnerId
 ) -> dict[str, Any]:
     """A revoked partner may push again, with its active keys."""
-    return await partners.set_status(session, inbound_context(request), caller, partner_id=partner_id, revoke=False)
+    return await partners.set_status(session, app_context(request), caller, partner_id=partner_id, revoke=False)
 
 
 # ---- pushes --------------------------------------------------------------------------------------
@@ -128,7 +127,7 @@ async def reinstate_partner(
 async def push_event(request: Request, session: DbSession, code: DepartmentCode) -> dict[str, Any]:
     """A department system's signed push (ADR 0003 signature, checked again here): 200 with a
     signed receipt, new or ``duplicate``; 409 ``event-id-reused`` when the id came with another body."""
-    ctx = inbound_context(request)
+    ctx = app_context(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > ctx.settings.max_push_bytes:
         raise Problem(413, "body-too-large", "Request body too large", f"at most {ctx.settings.max_push_bytes} bytes")

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from kit.deps import Caller, DbSession, from_app_state
+from kit.deps import Caller, DbSession
 from kit.pagination import Pagination
 from services.exchange import deliveries, subscriptions
-from services.exchange.context import ExchangeContext
-from services.exchange.outbound_schemas import (
-    DEPARTMENT,
+from services.exchange.context import ExchangeContext, app_context
+from services.exchange.schemas import (
     DeliveryDetail,
     DeliveryOut,
     DeliveryPage,
     DeliveryStatus,
+    DepartmentFilter,
     ReplayOut,
     SubscriptionIn,
     SubscriptionOut,
@@ -27,11 +27,9 @@ from services.exchange.outbound_schemas import (
 
 router = APIRouter()
 
-outbound_context = from_app_state("exchange", ExchangeContext)
-Context = Annotated[ExchangeContext, Depends(outbound_context)]
+Context = Annotated[ExchangeContext, Depends(app_context)]
 SubscriptionId = Annotated[str, Path(pattern=r"^sub_[A-Za-z0-9_-]{1,36}$", max_length=40)]
 DeliveryId = Annotated[str, Path(pattern=r"^msg_[A-Za-z0-9]{1,36}$", max_length=40)]
-DepartmentFilter = Annotated[str | None, Query(pattern=DEPARTMENT, max_length=40)]
 
 
 @router.post("/subscriptions", tags=["webhooks"], status_code=201, response_model=SubscriptionWithSecret)
