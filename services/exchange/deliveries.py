@@ -24,7 +24,7 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.events import uuid7
 from kit.pagination import PageQuery
-from services.exchange.domain import access
+from services.exchange import scoped
 from services.exchange.domain.webhooks import DEAD, DELIVERED, PENDING
 from services.exchange.models import Delivery, DeliveryAttempt, Subscription
 
@@ -122,36 +122,17 @@ async def list_deliveries(
     case_no: str | None,
 ) -> dict[str, Any]:
     """A department's deliveries (every department's for a platform caller), newest first."""
-    scope = access.list_scope(caller, department)
-    access.check("delivery.list", access.relation_to(caller, scope), caller.roles)
-    where = []
-    if scope is not None:
-        where.append(Delivery.department == scope)
-    if status is not None:
-        where.append(Delivery.status == status)
-    if case_no is not None:
-        where.append(Delivery.ordering_key == case_key(case_no))
-    total = await session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
-    rows = (
-        await session.execute(
-            select(Delivery).where(*where).order_by(Delivery.created_at.desc(), Delivery.id.desc())
-            .offset(page.offset).limit(page.limit)
-        )
-    ).scalars().all()  # fmt: skip
+    total, rows = await scoped.department_page(
+        session, caller, page, action="delivery.list", model=Delivery, department=department,
+        filters=[(Delivery.status, status), (Delivery.ordering_key, case_key(case_no) if case_no is not None else None)],
+        order_by=[Delivery.created_at.desc(), Delivery.id.desc()],
+    )  # fmt: skip
     return page.answer(total, [delivery_out(row) for row in rows])
-
-
-async def _visible(session: AsyncSession, caller: Principal, delivery_id: str, action: str) -> Delivery:
-    delivery = await session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise access.missing(action)
-    access.check(action, access.relation_to(caller, delivery.department), caller.roles)
-    return delivery
 
 
 async def read_delivery(session: AsyncSession, caller: Principal, delivery_id: str) -> dict[str, Any]:
     """One delivery with its payload and every attempt."""
-    delivery = await _visible(session, caller, delivery_id, "delivery.read")
+    delivery = await scoped.visible(session, caller, Delivery, delivery_id, "delivery.read")
     attempts = (
         await session.execute(
             select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id).order_by(DeliveryAttempt.id)
@@ -166,7 +147,7 @@ async def replay_delivery(
     """A dead or delivered delivery goes again: pending, attempts reset, the same webhook-id and
     body (the receiver deduplicates by the id if it had it). A pending one is refused (409): it is
     being tried already."""
-    delivery = await _visible(session, caller, delivery_id, "delivery.replay")
+    delivery = await scoped.visible(session, caller, Delivery, delivery_id, "delivery.replay")
     if delivery.status == PENDING:
         raise Problem(409, "conflict", "Already pending", "the delivery is still being tried", rule="pending")
     _reset(delivery, now)

@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.exchange import PartnerChanged
@@ -21,6 +21,7 @@ from kit.auth import Principal
 from kit.errors import Problem
 from kit.events import envelope, uuid7
 from kit.pagination import PageQuery
+from services.exchange import scoped
 from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.models import Partner, PartnerKey, outbox
@@ -72,15 +73,6 @@ async def _add_key(session: AsyncSession, ctx: ExchangeContext, partner_id: str,
     return {"key_id": key_id, "secret": secret}
 
 
-async def _visible(session: AsyncSession, caller: Principal, partner_id: str, action: str) -> Partner:
-    """The partner, once the caller may take ``action`` on it (404 when it may not even see it)."""
-    partner = await session.get(Partner, partner_id)
-    if partner is None:
-        raise access.missing(action)
-    access.check(action, access.relation_to(caller, partner.department), caller.roles)
-    return partner
-
-
 async def create_partner(
     session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str, department: str, name: str,
     secret: str | None = None,
@@ -103,7 +95,7 @@ async def create_partner(
 
 async def read_partner(session: AsyncSession, caller: Principal, *, partner_id: str) -> dict[str, Any]:
     """One partner with its keys (no secrets)."""
-    partner = await _visible(session, caller, partner_id, "partner.read")
+    partner = await scoped.visible(session, caller, Partner, partner_id, "partner.read")
     return partner_view(partner, await _keys(session, partner_id))
 
 
@@ -111,16 +103,9 @@ async def list_partners(
     session: AsyncSession, caller: Principal, page: PageQuery, *, department: str | None, status: str | None
 ) -> dict[str, Any]:
     """The partners of one department (a department's admin: its own) or of all (the platform's)."""
-    department = access.list_scope(caller, department)
-    access.check("partner.list", access.relation_to(caller, department), caller.roles)
-    where = []
-    if department is not None:
-        where.append(Partner.department == department)
-    if status is not None:
-        where.append(Partner.status == status)
-    total = await session.scalar(select(func.count()).select_from(Partner).where(*where)) or 0
-    rows = (await session.scalars(select(Partner).where(*where).order_by(Partner.department, Partner.id)
-                                  .offset(page.offset).limit(page.limit))).all()  # fmt: skip
+    total, rows = await scoped.department_page(session, caller, page, action="partner.list", model=Partner,
+                                               department=department, filters=[(Partner.status, status)],
+                                               order_by=[Partner.department, Partner.id])  # fmt: skip
     keys: dict[str, list[PartnerKey]] = {p.id: [] for p in rows}
     if rows:
         for key in (await session.scalars(select(PartnerKey).where(PartnerKey.partner_id.in_(keys)))).all():
@@ -130,7 +115,7 @@ async def list_partners(
 
 async def add_key(session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str) -> dict[str, Any]:
     """Rotation's first step: a new active key beside the old ones (shown once)."""
-    partner = await _visible(session, caller, partner_id, "partner.key_add")
+    partner = await scoped.visible(session, caller, Partner, partner_id, "partner.key_add")
     now = ctx.current_time()
     key = await _add_key(session, ctx, partner_id, secret=None, at=now)
     partner.version += 1
@@ -143,7 +128,7 @@ async def revoke_key(
     session: AsyncSession, ctx: ExchangeContext, caller: Principal, *, partner_id: str, key_id: str
 ) -> dict[str, Any]:
     """A key stops signing at once (again: nothing changes)."""
-    partner = await _visible(session, caller, partner_id, "partner.key_revoke")
+    partner = await scoped.visible(session, caller, Partner, partner_id, "partner.key_revoke")
     key = await session.get(PartnerKey, key_id)
     if key is None or key.partner_id != partner_id:
         raise Problem(404, "not-found", "Not found", "no such key")
@@ -163,7 +148,7 @@ async def set_status(
     """Revoke a partner (every key stops at once; its keys are kept for a reinstatement) or
     reinstate it. Doing it again changes nothing and publishes nothing."""
     action = "partner.revoke" if revoke else "partner.reinstate"
-    partner = await _visible(session, caller, partner_id, action)
+    partner = await scoped.visible(session, caller, Partner, partner_id, action)
     wanted = REVOKED if revoke else ACTIVE
     if partner.status != wanted:
         now = ctx.current_time()

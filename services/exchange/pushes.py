@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ from kit.errors import Problem
 from kit.events import envelope, uuid7
 from kit.pagination import PageQuery
 from kit.signing import SignatureRejected, verify, verify_request
-from services.exchange import deliveries, partners
+from services.exchange import deliveries, partners, scoped
 from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.domain.pushes import AnyPush, body_sha256, parse_push, receipt_payload
@@ -226,24 +226,15 @@ async def list_pushes(
     type: str | None, event_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """A department's pushes, newest first (a department's admin: its own; the platform's: any)."""
-    department = access.list_scope(caller, department)
-    access.check("push.list", access.relation_to(caller, department), caller.roles)
-    where = []
-    for column, value in ((InboundPush.department, department), (InboundPush.status, status),
-                          (InboundPush.type, type), (InboundPush.event_id, event_id)):  # fmt: skip
-        if value is not None:
-            where.append(column == value)
-    total = await session.scalar(select(func.count()).select_from(InboundPush).where(*where)) or 0
-    rows = (await session.scalars(select(InboundPush).where(*where)
-                                  .order_by(InboundPush.received_at.desc(), InboundPush.id.desc())
-                                  .offset(page.offset).limit(page.limit))).all()  # fmt: skip
+    total, rows = await scoped.department_page(
+        session, caller, page, action="push.list", model=InboundPush, department=department,
+        filters=[(InboundPush.status, status), (InboundPush.type, type), (InboundPush.event_id, event_id)],
+        order_by=[InboundPush.received_at.desc(), InboundPush.id.desc()],
+    )  # fmt: skip
     return page.answer(total, [push_view(p) for p in rows])
 
 
 async def read_push(session: AsyncSession, caller: Principal, *, push_id: str) -> dict[str, Any]:
     """One push with its body (404 for who may not see its department's pushes)."""
-    push = await session.get(InboundPush, push_id)
-    if push is None:
-        raise access.missing("push.read")
-    access.check("push.read", access.relation_to(caller, push.department), caller.roles)
+    push = await scoped.visible(session, caller, InboundPush, push_id, "push.read")
     return push_view(push, with_body=True)

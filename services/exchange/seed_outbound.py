@@ -7,9 +7,11 @@ calls ``seed_subscriptions``; idempotent: run again, it brings the URL and the s
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.departments import WebhookType
 from kit.auth import Principal
 from services.exchange import subscriptions
 from services.exchange.context import ExchangeContext
@@ -19,14 +21,8 @@ from services.exchange.models import Subscription
 
 SEED_PRINCIPAL = Principal(subject="officer:seed-demo", kind="officer", level=4, roles=("admin",),
                            department=PLATFORM_DEPARTMENT)  # fmt: skip
-DEMO_EVENT_TYPES = [
-    "case.submitted",
-    "case.accepted",
-    "case.branch_assigned",
-    "case.resubmitted",
-    "case.withdrawn",
-    "push.settled",
-]
+# The sandbox takes every webhook there is (it ignores what it does not act on).
+DEMO_EVENT_TYPES = sorted(get_args(WebhookType))
 
 
 def demo_subscription_id(department: str) -> str:
@@ -61,9 +57,8 @@ async def seed_subscriptions(session: AsyncSession, ctx: ExchangeContext) -> lis
     if ctx.box.open(existing.secret_ciphertext, context=context) != secret:
         existing.secret_ciphertext = ctx.box.seal(secret, context=context)
         changed = True
-    wanted = sorted(set(DEMO_EVENT_TYPES))  # as subscriptions.create stores them
-    if json.loads(existing.event_types) != wanted or existing.status != "active":
-        existing.event_types = json.dumps(wanted)
+    if json.loads(existing.event_types) != DEMO_EVENT_TYPES or existing.status != "active":
+        existing.event_types = json.dumps(DEMO_EVENT_TYPES)
         existing.status = "active"
         changed = True
     if changed:

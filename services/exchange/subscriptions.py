@@ -15,13 +15,12 @@ import secrets as random_secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
 from kit.errors import Problem
 from kit.pagination import PageQuery
-from services.exchange import deliveries
+from services.exchange import deliveries, scoped
 from services.exchange.context import ExchangeContext
 from services.exchange.domain import access
 from services.exchange.domain.webhooks import SECRET_PREFIX, secret_problem, url_problem
@@ -105,33 +104,23 @@ async def list_for(
     session: AsyncSession, caller: Principal, page: PageQuery, *, department: str | None
 ) -> dict[str, Any]:
     """A department's subscriptions (every department's for a platform caller asking for none)."""
-    scope = access.list_scope(caller, department)
-    access.check("subscription.list", access.relation_to(caller, scope), caller.roles)
-    where = [Subscription.department == scope] if scope is not None else []
-    total = await session.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0
-    rows = (
-        await session.execute(
-            select(Subscription).where(*where).order_by(Subscription.created_at, Subscription.id)
-            .offset(page.offset).limit(page.limit)
-        )
-    ).scalars().all()  # fmt: skip
+    total, rows = await scoped.department_page(session, caller, page, action="subscription.list", model=Subscription,
+                                               department=department,
+                                               order_by=[Subscription.created_at, Subscription.id])  # fmt: skip
     return page.answer(total, [subscription_out(row) for row in rows])
 
 
-async def visible(session: AsyncSession, caller: Principal, subscription_id: str, action: str) -> Subscription:
-    """The subscription, if the caller may take ``action`` on it; 404 as for none otherwise."""
-    subscription = await session.get(Subscription, subscription_id)
-    if subscription is None:
-        raise access.missing(action)
-    access.check(action, access.relation_to(caller, subscription.department), caller.roles)
-    return subscription
+async def read(session: AsyncSession, caller: Principal, subscription_id: str) -> dict[str, Any]:
+    """One subscription (never its secret); 404 as for none to who may not see it."""
+    subscription = await scoped.visible(session, caller, Subscription, subscription_id, "subscription.read")
+    return subscription_out(subscription)
 
 
 async def set_status(session: AsyncSession, ctx: ExchangeContext, caller: Principal, subscription_id: str, *,
                      active: bool) -> dict[str, Any]:  # fmt: skip
     """Disable (nothing new is queued; what is queued waits) or enable again (it goes on, in
     order). Setting the status it has already changes nothing."""
-    subscription = await visible(session, caller, subscription_id, "subscription.manage")
+    subscription = await scoped.visible(session, caller, Subscription, subscription_id, "subscription.manage")
     status = "active" if active else "disabled"
     if subscription.status != status:
         subscription.status = status
@@ -146,7 +135,7 @@ async def set_status(session: AsyncSession, ctx: ExchangeContext, caller: Princi
 async def rotate_secret(session: AsyncSession, ctx: ExchangeContext, caller: Principal,
                         subscription_id: str) -> tuple[dict[str, Any], str]:  # fmt: skip
     """A new secret (answered once); the old one signs too until ``previous_secret_hours`` pass."""
-    subscription = await visible(session, caller, subscription_id, "subscription.manage")
+    subscription = await scoped.visible(session, caller, Subscription, subscription_id, "subscription.manage")
     now = ctx.current_time()
     secret = new_secret()
     subscription.previous_secret_ciphertext = subscription.secret_ciphertext
@@ -161,7 +150,7 @@ async def rotate_secret(session: AsyncSession, ctx: ExchangeContext, caller: Pri
 async def replay(session: AsyncSession, ctx: ExchangeContext, caller: Principal, subscription_id: str, *,
                  since: datetime | None) -> dict[str, Any]:  # fmt: skip
     """Every dead (and, with ``since``, delivered) delivery since then goes again, in order."""
-    subscription = await visible(session, caller, subscription_id, "subscription.manage")
+    subscription = await scoped.visible(session, caller, Subscription, subscription_id, "subscription.manage")
     now = ctx.current_time()
     count = await deliveries.replay_since(session, subscription.id, since=since, now=now)
     return {"subscription_id": subscription.id, "replayed": count, "since": since}

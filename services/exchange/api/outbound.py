@@ -53,8 +53,7 @@ async def list_subscriptions(session: DbSession, caller: Caller, page: Paginatio
 @router.get("/subscriptions/{subscription_id}", tags=["webhooks"], response_model=SubscriptionOut)
 async def read_subscription(session: DbSession, caller: Caller, subscription_id: SubscriptionId) -> dict[str, Any]:
     """One subscription (never its secret)."""
-    found = await subscriptions.visible(session, caller, subscription_id, "subscription.read")
-    return subscriptions.subscription_out(found)
+    return await subscriptions.read(session, caller, subscription_id)
 
 
 @router.post("/subscriptions/{subscription_id}/disable", tags=["webhooks"], response_model=SubscriptionOut)

@@ -40,20 +40,14 @@ from services.exchange.case_events import case_handlers
 from services.exchange.delivery_worker import DeliveryWorker
 from services.exchange.main import create_app
 from services.exchange.models import inbox
+from services.exchange.seed_outbound import DEMO_EVENT_TYPES
 from services.exchange.settings import Settings
 
 TOKENS = TokenSigner()
 SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
 ZHANG_SAN = "11010519491231002X"
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-ALL_TYPES = [
-    "case.submitted",
-    "case.accepted",
-    "case.branch_assigned",
-    "case.resubmitted",
-    "case.withdrawn",
-    "push.settled",
-]
+ALL_TYPES = DEMO_EVENT_TYPES  # every webhook type
 
 
 def officer(department: str, *roles: str) -> dict[str, str]:
