@@ -135,7 +135,9 @@ class Receipt(BaseModel):
     signature: str = Field(description="compact JWS over the fields above")
 
 
-WebhookType = Literal["case.submitted", "case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"]
+WebhookType = Literal[
+    "case.submitted", "case.accepted", "case.branch_assigned", "case.resubmitted", "case.withdrawn", "push.settled"
+]
 
 
 class WebhookCaseData(_Data):
