@@ -7,7 +7,6 @@ signed as identity signs them."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -35,7 +34,6 @@ from contracts.events.caseflow import (
 from kit.consumer import EventConsumer
 from kit.events import CloudEvent, envelope
 from kit.migrate import upgrade
-from kit.testing import TokenSigner, bearer
 from services.exchange.case_events import case_handlers
 from services.exchange.delivery_worker import DeliveryWorker
 from services.exchange.main import create_app
@@ -43,19 +41,13 @@ from services.exchange.models import inbox
 from services.exchange.seed_outbound import DEMO_EVENT_TYPES
 from services.exchange.settings import Settings
 
-TOKENS = TokenSigner()
-SECRETS_KEY = base64.b64encode(b"k" * 32).decode()
-ZHANG_SAN = "11010519491231002X"
+# One set of tokens, keys and callers for both halves' tests.
+from services.exchange.tests.conftest import PLATFORM_ADMIN, SECRETS_KEY, TOKENS, ZHANG_SAN, officer
+
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 ALL_TYPES = DEMO_EVENT_TYPES  # every webhook type
 
 
-def officer(department: str, *roles: str) -> dict[str, str]:
-    return bearer(TOKENS.officer_token(f"{department.lower()}-{'-'.join(roles) or 'none'}", roles=roles,
-                                       department=department))  # fmt: skip
-
-
-PLATFORM_ADMIN = officer("ADMIN", "admin")
 BDCDJ_ADMIN = officer("BDCDJ", "admin")
 SWJ_ADMIN = officer("SWJ", "admin")
 
