@@ -63,7 +63,7 @@ def outbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
 
     ONE durable over ``caseflow.case.>`` (not one per subject): a case's events are applied in the
     stream's order, so after an outage ``case.withdrawn`` can never be applied before the
-    ``case.accepted`` that recorded the case's departments (ADR 0020). Types it has no handler
+    ``case.submitted`` (or ``case.accepted``) that recorded the case's departments (ADR 0020). Types it has no handler
     for are acknowledged unread."""
     if not settings.consume_case_events:
         return []
