@@ -37,6 +37,7 @@ from kit.errors import Problem, RuleViolation
 from kit.events import CloudEvent, envelope
 from kit.subject_ids import validate_id_number, validate_uscc
 from services.caseflow import calendars, notifications, steps
+from services.caseflow.case_numbers import reserve_one_in
 from services.caseflow.cases.access import load_case
 from services.caseflow.cases.branch_actions import decide_branch
 from services.caseflow.cases.common import Context, base_fields, dumps, matter_of_case, record_anomaly, set_clocks
@@ -249,7 +250,7 @@ async def _mirror(session: AsyncSession, moment: _Moment, push: DepartmentCasePr
     now = ctx.current_time()
     today = now.astimezone(ZoneInfo(ctx.settings.timezone)).date()
     division = matter.get("division_code") or ctx.settings.default_division
-    case_no = make_case_number(division, today, await ctx.numbers.next(division, today))
+    case_no = make_case_number(division, today, await reserve_one_in(session, division, today))
     actor = pushes.system_actor(push.department)
     case = Case(
         case_no=case_no, query_code=make_query_code(), matter_code=definition.code,

@@ -229,7 +229,10 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
             detail["reason"] = reason
         running = json.loads(case.deadlines).get("decision")
         detail["decision_due"] = running["due"] if running else None  # for the on-time rate
-        has_review_step = any("reviewer" in s.get("roles", []) for s in matter.get("steps", []))
+        # A mirrored case's review happens in the department's own system (no progress step reports it).
+        has_review_step = case.origin != MIRRORED and any(
+            "reviewer" in s.get("roles", []) for s in matter.get("steps", [])
+        )
         if not case.reviewed and has_review_step:
             return "decision_without_review"
         if action == "approve" and fee_mismatch(matter, case.fees_paid_yuan):
