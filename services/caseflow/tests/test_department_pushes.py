@@ -69,7 +69,7 @@ def progress(department: str, case_id: str, step: str, *, matter: str = "SCJG-00
 
 def department_consumer(client):
     """The consumer main.py wires for department pushes (not started here: ``apply`` drives it)."""
-    settings = client.app.state.settings
+    settings = client.app.state.settings.model_copy(update={"consume_department_events": True})
     built = consumers_for(settings)(client.app)
     return next(c for c in built if c.durable == "caseflow-department-pushes")
 
