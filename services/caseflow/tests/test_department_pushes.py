@@ -26,6 +26,7 @@ from services.caseflow.tests.conftest import (
     ZHANG_SAN,
     act,
     add_matter,
+    keyed,
     matter_definition,
     officer,
     person,
@@ -235,6 +236,10 @@ async def test_progress_mirrors_a_case_the_applicant_follows_like_any_other(case
     assert response.status_code == 409 and response.json()["rule"] == "mirrored"
     withdrawn = await caseflow.post(f"/cases/{number}/withdraw", headers=person())
     assert withdrawn.status_code == 409
+    pickup = {"sender": "张三", "phone": "13800138000", "division_code": "320802", "address": "淮安市清江浦区1号",
+              "items": ["经营场所租赁合同"]}  # fmt: skip
+    asked = await caseflow.post(f"/cases/{number}/pickups", json=pickup, headers=keyed(person()))
+    assert asked.status_code == 409 and asked.json()["rule"] == "mirrored"
 
     assert (await apply(caseflow, progress("SCJGJ", "SC-2026-0001", "approved")))["outcome"] == "applied"
     approved = [e for e in await events(caseflow, "case.approved") if e["case_no"] == number]
