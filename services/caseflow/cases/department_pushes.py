@@ -215,7 +215,11 @@ async def _progress(session: AsyncSession, moment: _Moment, push: DepartmentCase
         raise pushes.refusal("validation", "Request is not valid", "the case has another applicant",
                              rule="same_applicant", field="data.applicant")  # fmt: skip
     action, party = pushes.step_action(data.step)
-    body = _body(action, data.reason, data.items) if action in {"reject", "deny", "request_correction"} else None
+    body = (
+        _body(action, data.reason, data.items)
+        if action in {"reject", "deny", "request_correction", "approve"}
+        else None
+    )
     await case.awaitable_attrs.pauses
     await _move(session, moment.at(case), case, action, party, pushes.system_actor(push.department), body,
                 await _named(session, push))  # fmt: skip
