@@ -57,13 +57,13 @@ PROGRESS = DepartmentCaseProgress.event_type
 async def on_case_decision(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
     """Apply a department system's decision on a platform case, and settle the push."""
     push = _parse(DepartmentCaseDecision, event)
-    await _settle(session, ctx, push, "case.decision", lambda when: _decide(session, when, push))
+    await _settle(session, ctx, push, "case.decision", lambda moment: _decide(session, moment, push))
 
 
 async def on_case_progress(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
     """Mirror a step of a case the department handles in its own system, and settle the push."""
     push = _parse(DepartmentCaseProgress, event)
-    await _settle(session, ctx, push, "case.progress", lambda when: _progress(session, when, push))
+    await _settle(session, ctx, push, "case.progress", lambda moment: _progress(session, moment, push))
 
 
 def _parse(model: type[BaseModel], event: CloudEvent) -> Any:
@@ -143,7 +143,7 @@ async def _decide(session: AsyncSession, moment: _Moment, push: DepartmentCaseDe
                             version=None)  # fmt: skip
     else:
         await _move(session, ctx, case, data.action, states.OFFICER, actor, body,
-                    await _named(session, push))  # fmt: skip
+                    await _named(session, push, matter))  # fmt: skip
     return case.case_no
 
 
@@ -180,14 +180,18 @@ async def _move(session: AsyncSession, ctx: Context, case: Case, action: str, pa
         raise _SecondCorrection(refused, problem) from None
 
 
-async def _named(session: AsyncSession, push: Any) -> dict[str, Any]:
+async def _named(session: AsyncSession, push: Any, matter: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the timeline line says of the pushing system: its department's name from the catalog
-    (the newest matter version of that department that carries it), the push's ids."""
-    rows = await session.execute(
-        select(MatterDefinition.definition).where(MatterDefinition.department == push.department)
-        .order_by(MatterDefinition.received_at.desc()).limit(5)
-    )  # fmt: skip
-    name = next((json.loads(d).get("department_name") for (d,) in rows if json.loads(d).get("department_name")), None)
+    (the case's own matter version when it is that department's, else the newest matter version of
+    that department that carries one), the push's ids."""
+    name = matter.get("department_name") if matter and matter.get("department") == push.department else None
+    if name is None:
+        rows = await session.execute(
+            select(MatterDefinition.definition).where(MatterDefinition.department == push.department)
+            .order_by(MatterDefinition.received_at.desc()).limit(5)
+        )  # fmt: skip
+        names = (json.loads(definition).get("department_name") for (definition,) in rows)
+        name = next((n for n in names if n), None)
     return {"by": {"department": push.department, "name": name}, "push_id": push.push_id,
             "event_id": push.event_id}  # fmt: skip
 
@@ -222,7 +226,7 @@ async def _progress(session: AsyncSession, moment: _Moment, push: DepartmentCase
     )
     await case.awaitable_attrs.pauses
     await _move(session, moment.at(case), case, action, party, pushes.system_actor(push.department), body,
-                await _named(session, push))  # fmt: skip
+                await _named(session, push, await matter_of_case(session, case)))  # fmt: skip
     return case.case_no
 
 
@@ -273,7 +277,7 @@ async def _mirror(session: AsyncSession, moment: _Moment, push: DepartmentCasePr
     set_clocks(await calendars.load(session), case, matter, [])
     submitted = contract.CaseSubmitted(**base_fields(case, actor, now), applicant=applicant, delivery="window",
                                        received_on=today)  # fmt: skip
-    detail = {**await _named(session, push), "department_case_id": data.department_case_id}
+    detail = {**await _named(session, push, matter), "department_case_id": data.department_case_id}
     step = steps.Step(
         steps.line(case, now, "receive", actor, None, "submitted", dumps(detail)),
         message=notifications.message(case, "mirror", {}, now),

@@ -213,6 +213,10 @@ async def test_progress_mirrors_a_case_the_applicant_follows_like_any_other(case
     assert detail["applicant"]["subject"] == ZHANG_SAN and detail["applicant"]["name"] is None  # no verified name
     assert detail["deadlines"]["acceptance"]["due"] and detail["due_on"]  # clocks as for any case
     code = detail["query_code"]
+    first = detail["timeline"][0]
+    assert (first["action"], first["actor"], first["detail"]["by"]["name"]) == ("receive", "system:SCJGJ",
+                                                                              DEPARTMENT_NAME)  # fmt: skip
+    assert first["detail"]["department_case_id"] == "SC-2026-0001"
     # Told as at a submission: the number and the query code.
     async with caseflow.app.state.sessionmaker() as session:
         message = (await session.execute(select(Notification).where(Notification.template == "mirror"))).scalar_one()
