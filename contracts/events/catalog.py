@@ -82,6 +82,9 @@ class MatterPublished(EventData):
     keywords: list[str]
     matter_type: Literal["行政许可", "行政确认", "行政征收", "行政给付", "行政奖励", "其他行政权力", "公共服务"]
     department: str
+    department_name: str | None = Field(
+        default=None, description="the department's name in the catalog (shown where the department acts)"
+    )
     level: Literal["province", "city", "county", "township"]
     division_code: str | None
     legal_basis: list[str]

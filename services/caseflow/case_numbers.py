@@ -19,22 +19,34 @@ from datetime import date
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.caseflow.models import CaseNumberSequence
 
 _counter = CaseNumberSequence.__table__
 
 
-async def reserve(engine: AsyncEngine, division: str, day: date, count: int) -> int:
-    """Reserve ``count`` numbers of the day for the division; returns the last one reserved."""
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    statement = (
+def _reserving(dialect: str, division: str, day: date, count: int):
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
         insert(_counter)
         .values(division=division, day=day, last=count)
         .on_conflict_do_update(index_elements=["division", "day"], set_={"last": _counter.c.last + count})
         .returning(_counter.c.last)
     )
+
+
+async def reserve_one_in(session: AsyncSession, division: str, day: date) -> int:
+    """One number drawn inside the caller's transaction (a consumer's, which already writes: on
+    SQLite a second connection would wait on its lock). Rare paths only: the counter row stays
+    locked until that transaction ends (ADR 0021: mirrored cases)."""
+    statement = _reserving(session.bind.dialect.name, division, day, 1)
+    return (await session.execute(statement)).scalar_one()
+
+
+async def reserve(engine: AsyncEngine, division: str, day: date, count: int) -> int:
+    """Reserve ``count`` numbers of the day for the division; returns the last one reserved."""
+    statement = _reserving(engine.dialect.name, division, day, count)
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         return (await connection.execute(statement)).scalar_one()

@@ -16,7 +16,7 @@ from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
-from services.caseflow.cases import licences, shipments
+from services.caseflow.cases import department_pushes, licences, shipments
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -82,6 +82,19 @@ def consumers_for(settings: Settings):
                 EventConsumer(**common, durable="caseflow-shipments", stream="EXPRESS",
                               filter_subject="express.shipment.>",
                               handlers=dict.fromkeys(shipments.MODELS, shipment_event))
+            )  # fmt: skip
+        if settings.consume_department_events:
+
+            def pushed(handler):
+                async def handle(session, event: CloudEvent) -> None:
+                    await handler(session, ctx(), event)
+
+                return handle
+
+            built.append(
+                EventConsumer(**common, durable="caseflow-department-pushes", stream="EXCHANGE",
+                              filter_subject="exchange.department.>",
+                              handlers={kind: pushed(h) for kind, h in department_pushes.HANDLERS.items()})
             )  # fmt: skip
         return built
 

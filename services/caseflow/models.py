@@ -113,10 +113,15 @@ class Case(Base):
     # A bundle case (套餐): JSON {code, name, matters: [{code, version, name, department}]}; the case's
     # matter is the bundle's lead, the others are decided in parallel branches.
     bundle: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "platform": applied for here; "department": a mirror of a case the department handles in its
+    # own system (ADR 0021), moved only by that department's progress pushes, under its own case id.
+    origin: Mapped[str] = mapped_column(String(12), default="platform", server_default="platform")
+    department_case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
     __table_args__ = (
         UniqueConstraint("applicant", "idempotency_key", name="uq_cases_applicant_idempotency_key"),
+        UniqueConstraint("department", "department_case_id", name="uq_cases_department_case_id"),
         Index("ix_cases_department_state_due", "department", "state", "due_on"),
         Index("ix_cases_clock", "clock_step", "due_on"),
         # The worklist: one department's open cases in deadline order. Partial, so closed cases

@@ -69,6 +69,8 @@ log = logging.getLogger("yiwang.caseflow.notifications")
 
 TEMPLATES = {
     "submit": "您的办件{case_no}（{matter}）已提交，查询码{query_code}。",
+    # A case the department handles in its own system, mirrored on the platform (ADR 0021).
+    "mirror": "您在部门窗口办理的{matter}已登记为办件{case_no}，查询码{query_code}，可凭此查询办理进度。",
     "request_correction": "您的办件{case_no}需要补正材料，请一次性补齐：{items}。",
     "resubmit": "您的办件{case_no}已补正提交。",
     "accept": "您的办件{case_no}已受理。",

@@ -50,6 +50,9 @@ class Settings(ServiceSettings):
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False
+    # Department systems' pushes forwarded by exchange (decisions on cases, progress of mirrored
+    # cases; ADR 0021): on where exchange runs (platform.toml).
+    consume_department_events: bool = False
     # A shipment still "created" (the carrier has not picked it up) this long after its order is a
     # supervision anomaly (delivery_stuck / pickup_stuck), raised by the supervision timer.
     express_stuck_hours: float = Field(default=24.0, gt=0, le=24 * 30)

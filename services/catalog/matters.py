@@ -168,11 +168,12 @@ def index_row(guide: Guide, version: int) -> dict[str, Any]:
     }
 
 
-def published_event(row: MatterVersion, guide: Guide) -> MatterPublished:
+def published_event(row: MatterVersion, guide: Guide, *, department_name: str | None = None) -> MatterPublished:
     data = guide.model_dump(mode="json")
     return MatterPublished.model_validate(
         {
             **data,
+            "department_name": department_name,
             "version": row.version,
             "effective_from": row.effective_from,
             "published_at": row.published_at,
@@ -228,7 +229,8 @@ async def publish(
     await session.execute(delete(MatterIndex).where(MatterIndex.code == code))
     session.add(MatterIndex(**index_row(guide, row.version)))
     await bump_revision(session)
-    await outbox.add(session, envelope(published_event(row, guide), subject=code))
+    department_name = await session.scalar(select(Department.name).where(Department.code == guide.department))
+    await outbox.add(session, envelope(published_event(row, guide, department_name=department_name), subject=code))
     await session.flush()
     return row
 

@@ -6,6 +6,7 @@
 - ``submission``: submitting (form, materials, verified names, Idempotency-Key);
 - ``transitions``: officers', applicants' and the system's steps;
 - ``branch_actions``: a parallel department's decision on its branch;
+- ``department_pushes``: department systems' decisions and mirrored cases, from exchange (ADR 0021);
 - ``reading``: details, lists, the worklist, public progress;
 - ``query_codes``: the per-case limit on query-code guesses;
 - ``materials``: downloading a case's material;

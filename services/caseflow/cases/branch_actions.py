@@ -36,10 +36,18 @@ async def branch_action(
     case = (await authorize(session, principal, f"branch.{action}", case_no)).case
     if principal.department != department:  # one's own branch only
         raise _no_branch()
+    return await decide_branch(session, ctx, case, department, action=action, reason=reason, actor=principal.subject,
+                               version=version)  # fmt: skip
+
+
+async def decide_branch(session: AsyncSession, ctx: Context, case: Case, department: str, *, action: str,
+                        reason: str | None, actor: str, version: int | None) -> Case:  # fmt: skip
+    """The branch's decision once the caller was authorized for it: the decider's, or the branch
+    department's system (ADR 0021: ``version`` None, applied to the branch as it is)."""
     branch = next((b for b in await branches_of(session, case.id) if b.department == department), None)
     if branch is None:
         raise _no_branch()
-    if branch.version != version:
+    if version is not None and branch.version != version:
         raise Problem(409, "version-conflict", "The branch changed", f"the branch is at version {branch.version}",
                       state=branch.state, version=branch.version)  # fmt: skip
     if branch.state != "pending" or case.state not in {"accepted", "reviewed"}:
@@ -50,14 +58,14 @@ async def branch_action(
         raise field_problem("reason", "required", "a denial states its reasons")
     today = ctx.today()
     branch.state = "approved" if action == "approve" else "denied"
-    branch.decided_on, branch.decided_by, branch.reason = today, principal.subject, reason
+    branch.decided_on, branch.decided_by, branch.reason = today, actor, reason
     try:
         await session.flush()
     except StaleDataError as exc:
         raise Problem(409, "version-conflict", "The branch changed", "another action changed it first",
                       state="pending") from exc  # fmt: skip
     note = dumps({"department": department, "reason": reason})
-    entry = steps.line(case, ctx.current_time(), f"branch_{action}", principal.subject, case.state, case.state, note)
+    entry = steps.line(case, ctx.current_time(), f"branch_{action}", actor, case.state, case.state, note)
     await steps.write(session, case, steps.Step(entry))
     if action == "deny":
         matter = await matter_of_case(session, case)

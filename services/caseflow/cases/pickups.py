@@ -27,7 +27,7 @@ from kit.masking import mask_phone
 from services.caseflow import steps
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import Context, _insert, base_fields, dumps, matter_of_case
-from services.caseflow.cases.transitions import _refusal, case_facts
+from services.caseflow.cases.transitions import _refusal, case_facts, refuse_if_mirrored
 from services.caseflow.domain import access, states
 from services.caseflow.domain.shipments import FINAL_STATUSES, REQUESTED, original_materials
 from services.caseflow.models import Case, CaseShipment
@@ -39,6 +39,7 @@ async def request_pickup(session: AsyncSession, ctx: Context, principal: Princip
     """Ask for a pickup of the originals; (case, pickup, created). A retry with the same key returns
     the pickup it made (created False) whatever changed since."""
     case = (await authorize(session, principal, "case.request_pickup", case_no)).case
+    refuse_if_mirrored(case)  # the department has the case (and its papers) in its own system
     if session.bind.dialect.name == "postgresql":  # one request at a time per case (one open pickup)
         await session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
     existing = await _by_key(session, case.id, idempotency_key)

@@ -50,7 +50,10 @@ def summary_out(case: Case) -> dict[str, Any]:
 def offered_actions(case: Case, matter: dict[str, Any], *, relation: str, roles: tuple[str, ...],
                     pending: list[str]) -> list[str]:  # fmt: skip
     """Exactly the steps the caller would be let take now: the access table's cells for the
-    caller, intersected with what the state machine accepts for this case's facts."""
+    caller, intersected with what the state machine accepts for this case's facts. A mirrored
+    case offers none: its department's system reports its steps (ADR 0021)."""
+    if case.origin == "department":
+        return []
     if relation in {access.APPLICANT, access.AGENT}:
         party, steps = states.APPLICANT, access.APPLICANT_STEPS
     else:

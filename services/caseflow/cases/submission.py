@@ -236,6 +236,8 @@ async def submit(
         idempotency_key=idempotency_key,
         request_hash=digest,
         bundle=dumps(matter["bundle"]) if "bundle" in matter else None,
+        origin="platform",
+        department_case_id=None,
         created_at=now,
         updated_at=now,
     )

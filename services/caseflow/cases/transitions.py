@@ -34,8 +34,10 @@ from services.caseflow.domain.application import fee_mismatch
 from services.caseflow.domain.case_clock import extension_limit
 from services.caseflow.domain.form import FormInvalid, check_changes
 from services.caseflow.domain.shipments import original_materials
-from services.caseflow.models import Case, CasePause
+from services.caseflow.models import Case, CaseBranch, CasePause
 from services.caseflow.schemas import ActionRequest, ResubmitRequest
+
+MIRRORED = "department"  # Case.origin of a case mirrored from a department's own system (ADR 0021)
 
 ANOMALY_TEXT = {
     "decision_without_review": "{action} by {actor} without a review",
@@ -161,7 +163,10 @@ async def _apply_action(
         case.state = new_state
         case.updated_at = now
         await recompute_clocks(session, await calendars.load(session), case, matter)
-    if action in {"accept", "deem_accept"} and new_state == "accepted" and matter.get("parallel_departments"):
+    made: list[CaseBranch] = []
+    # A mirrored case (ADR 0021) is handled whole in its department's own system: no branches here.
+    if (action in {"accept", "deem_accept"} and new_state == "accepted" and matter.get("parallel_departments")
+            and case.origin != MIRRORED):  # fmt: skip
         made = branches.fan_out(session, await calendars.load(session), case, matter, case.accepted_on)
         detail["branches"] = [b.department for b in made]
     if action == "withdraw":
@@ -172,7 +177,7 @@ async def _apply_action(
     if action == "extend" and "decision" in deadlines:
         detail["new_due"] = deadlines["decision"]["due"]
 
-    events = _events(case, matter, action, base_fields(case, actor, now), reason, detail, deadlines)
+    events = _events(case, matter, action, base_fields(case, actor, now), reason, detail, deadlines, made)
     step = steps.Step(
         steps.line(case, now, action, actor, old_state, new_state, dumps(detail)),
         message=notifications.message(case, action, detail, now),
@@ -224,7 +229,10 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
             detail["reason"] = reason
         running = json.loads(case.deadlines).get("decision")
         detail["decision_due"] = running["due"] if running else None  # for the on-time rate
-        has_review_step = any("reviewer" in s.get("roles", []) for s in matter.get("steps", []))
+        # A mirrored case's review happens in the department's own system (no progress step reports it).
+        has_review_step = case.origin != MIRRORED and any(
+            "reviewer" in s.get("roles", []) for s in matter.get("steps", [])
+        )
         if not case.reviewed and has_review_step:
             return "decision_without_review"
         if action == "approve" and fee_mismatch(matter, case.fees_paid_yuan):
@@ -293,11 +301,15 @@ async def _resubmit(session: AsyncSession, ctx: Context, case: Case, matter: dic
 
 
 def _events(case: Case, matter: dict[str, Any], action: str, fields: dict[str, Any], reason: str | None,
-            detail: dict[str, Any], deadlines: dict[str, Any]) -> list[Any]:  # fmt: skip
+            detail: dict[str, Any], deadlines: dict[str, Any], made: list[CaseBranch] | None = None) -> list[Any]:  # fmt: skip
     """The events the step publishes (the contracts in contracts/events/caseflow.py)."""
     if action in {"accept", "deem_accept"}:
-        accepted = contract.CaseAccepted(**fields, accepted_on=case.accepted_on, deemed=case.deemed_accepted)
-        return [accepted, _approved(case, fields, matter, None)] if case.state == "approved" else [accepted]
+        # The department's system needs the applicant; each parallel department its branch (exchange).
+        accepted = contract.CaseAccepted(**fields, accepted_on=case.accepted_on, deemed=case.deemed_accepted,
+                                         applicant=case.applicant, branches=[b.department for b in made or []])  # fmt: skip
+        assigned = [contract.CaseBranchAssigned(**fields, branch_department=b.department, applicant=case.applicant,
+                                                due_on=b.due_on) for b in made or []]  # fmt: skip
+        return [accepted, _approved(case, fields, matter, None)] if case.state == "approved" else [accepted, *assigned]
     if action == "reject":
         return [contract.CaseRejected(**fields, reason=reason)]
     if action == "request_correction":
@@ -336,11 +348,20 @@ def _events(case: Case, matter: dict[str, Any], action: str, fields: dict[str, A
 
 
 def _approved(case: Case, fields: dict[str, Any], matter: dict[str, Any], reason: str | None) -> contract.CaseApproved:
-    licence_type = (matter.get("result") or {}).get("licence_type")
+    # A mirrored case's certificate is the department's own (it pushes licence.issued): none issued here.
+    licence_type = (matter.get("result") or {}).get("licence_type") if case.origin != MIRRORED else None
     licence = {"applicant_kind": case.applicant_kind, "applicant_name": case.applicant_name,
                "form": json.loads(case.form)} if licence_type else {}  # fmt: skip
     return contract.CaseApproved(**fields, applicant=case.applicant, approved_on=case.decided_on, reason=reason,
                                  result_licence_type=licence_type, **licence)  # fmt: skip
+
+
+def refuse_if_mirrored(case: Case) -> None:
+    """A mirrored case moves only by its department's pushes: the platform's own steps would part
+    it from the department's record (409, rule ``mirrored``)."""
+    if case.origin == MIRRORED:
+        raise Problem(409, "mirrored-case", "Handled in the department's own system",
+                      "the department's system reports this case's steps", rule="mirrored", state=case.state)  # fmt: skip
 
 
 async def officer_action(
@@ -349,6 +370,7 @@ async def officer_action(
     """An officer's step on the lead case (domain/access.py: ``case.<action>``), If-Match required."""
     version = parse_version(if_match, required=True)
     case = (await authorize(session, principal, f"case.{body.action}", case_no)).case
+    refuse_if_mirrored(case)
     return await apply_action(
         session, ctx, case, action=body.action, roles=principal.roles, actor=principal.subject,
         expected_version=version, body=body, principal=principal,
@@ -367,6 +389,7 @@ async def applicant_action(
     """The applicant's (or its agent's, within the mandate) resubmission or withdrawal."""
     version = parse_version(if_match, required=False)
     case = (await authorize(session, principal, f"case.{action}", case_no)).case
+    refuse_if_mirrored(case)
     checked = await _licences_outside_the_transaction(session, ctx, case, action, body, version)
     return await apply_action(
         session, ctx, case, action=action, roles=(states.APPLICANT,), actor="applicant",

@@ -30,9 +30,14 @@ DEPARTMENT_OFFICER: Final = "department_officer"  # officer of the case's (lead)
 BRANCH_OFFICER: Final = "branch_officer"  # officer of one of the case's parallel (branch) departments
 SUPERVISOR: Final = "supervisor"  # officer of a supervision centre (电子监察)
 PLATFORM_ADMIN: Final = "platform_admin"  # officer of the platform department ADMIN
+# A department's own system, its push verified by exchange (ADR 0021): of the case's (lead)
+# department — without a case: of the matter's department — or of one of its parallel departments.
+DEPARTMENT_SYSTEM: Final = "department_system"
+BRANCH_SYSTEM: Final = "branch_system"
 NONE: Final = "none"
 RELATIONS: Final = (
-    APPLICANT, AGENT, AGENT_OUTSIDE_MANDATE, DEPARTMENT_OFFICER, BRANCH_OFFICER, SUPERVISOR, PLATFORM_ADMIN, NONE,
+    APPLICANT, AGENT, AGENT_OUTSIDE_MANDATE, DEPARTMENT_OFFICER, BRANCH_OFFICER, SUPERVISOR, PLATFORM_ADMIN,
+    DEPARTMENT_SYSTEM, BRANCH_SYSTEM, NONE,
 )  # fmt: skip
 
 # Departments whose officers stand above every department: the supervision centres and the platform.
@@ -43,6 +48,8 @@ PLATFORM_DEPARTMENT: Final = "ADMIN"
 ACCEPTOR, REVIEWER, DECIDER = "acceptor", "reviewer", "decider"
 SUPERVISOR_ROLE, ADMIN, COUNTER = "supervisor", "admin", "counter"
 OFFICER_ROLES: Final = (ACCEPTOR, REVIEWER, DECIDER, SUPERVISOR_ROLE, ADMIN, COUNTER)
+# The one role of a department system's push (never in a token: exchange verified the push's signature).
+SYSTEM_ROLE: Final = "department_system"
 ANY: Final = frozenset({"*"})  # applicants and agents: no roles, the relation is the right
 HANDLERS: Final = frozenset({ACCEPTOR, REVIEWER, DECIDER})  # the officers who work on cases
 
@@ -54,6 +61,7 @@ def _roles(*names: str) -> frozenset[str]:
 _APPLYING = {APPLICANT: ANY, AGENT: ANY}
 _READERS = _roles(ACCEPTOR, REVIEWER, DECIDER, SUPERVISOR_ROLE, ADMIN)
 _OVERSIGHT = _roles(SUPERVISOR_ROLE, ADMIN)
+_SYSTEM = _roles(SYSTEM_ROLE)
 
 # action → relation → roles that may take it from there. An action or relation not listed: refused.
 TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
@@ -77,12 +85,12 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     # A material's bytes: those who handle the case (a branch: only materials its matters ask for).
     "case.read_material": {**_APPLYING, DEPARTMENT_OFFICER: HANDLERS, BRANCH_OFFICER: HANDLERS},
     # the lead department's steps (domain/states.py says in which states)
-    "case.accept": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
-    "case.reject": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
-    "case.request_correction": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    "case.accept": {DEPARTMENT_OFFICER: _roles(ACCEPTOR), DEPARTMENT_SYSTEM: _SYSTEM},
+    "case.reject": {DEPARTMENT_OFFICER: _roles(ACCEPTOR), DEPARTMENT_SYSTEM: _SYSTEM},
+    "case.request_correction": {DEPARTMENT_OFFICER: _roles(ACCEPTOR), DEPARTMENT_SYSTEM: _SYSTEM},
     "case.review": {DEPARTMENT_OFFICER: _roles(REVIEWER)},
-    "case.approve": {DEPARTMENT_OFFICER: _roles(DECIDER)},
-    "case.deny": {DEPARTMENT_OFFICER: _roles(DECIDER)},
+    "case.approve": {DEPARTMENT_OFFICER: _roles(DECIDER), DEPARTMENT_SYSTEM: _SYSTEM},
+    "case.deny": {DEPARTMENT_OFFICER: _roles(DECIDER), DEPARTMENT_SYSTEM: _SYSTEM},
     "case.extend": {DEPARTMENT_OFFICER: _roles(DECIDER)},
     "case.suspend": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
     "case.resume": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
@@ -91,8 +99,11 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     # the originals checked against the uploaded copies: those who accept or review the case
     "case.originals_received": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, REVIEWER)},
     # a parallel department decides its own branch, never the lead's case
-    "branch.approve": {BRANCH_OFFICER: _roles(DECIDER)},
-    "branch.deny": {BRANCH_OFFICER: _roles(DECIDER)},
+    "branch.approve": {BRANCH_OFFICER: _roles(DECIDER), BRANCH_SYSTEM: _SYSTEM},
+    "branch.deny": {BRANCH_OFFICER: _roles(DECIDER), BRANCH_SYSTEM: _SYSTEM},
+    # a department's system mirrors a case it handles itself: creates it (a matter of its own) and
+    # reports its steps (only ever on its own mirrored cases, found by its own case id)
+    "case.mirror": {DEPARTMENT_SYSTEM: _SYSTEM},
     # officers' lists and the supervisor's reads (without a case: the relation to one's own department)
     "worklist.read": {DEPARTMENT_OFFICER: _READERS, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _roles(ADMIN)},
     "supervision.read": {DEPARTMENT_OFFICER: _OVERSIGHT, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _OVERSIGHT},
@@ -112,6 +123,12 @@ APPLICANT_STEPS: Final = ("resubmit", "withdraw", "request_pickup")
 # Refused as if absent (404) even to those who may read the case: a material is shown to those
 # who handle it, and to nobody else is it said to exist.
 HIDDEN_WHEN_REFUSED: Final = frozenset({"case.read_material"})
+# The decisions a department system may push (contracts/departments.py DecisionAction): on the
+# lead case as ``case.<action>``, on its own pending branch as ``branch.<action>``.
+SYSTEM_STEPS: Final = ("accept", "reject", "request_correction", "approve", "deny")
+BRANCH_STEPS: Final = ("approve", "deny")
+# A system's refusal names what is not its own: the matter (mirroring) or the case.
+_SYSTEM_RULES: Final = {"case.mirror": "not_own_matter"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,9 @@ def decide(action: str, relation: str, roles: Iterable[str]) -> Decision:
     if permitted(action, relation, roles):
         return Decision(True)
     on_a_case = action in CASE_ACTIONS
+    if SYSTEM_ROLE in roles:  # a push is answered by its settlement, not by a 404: name what is not its own
+        rule = _SYSTEM_RULES.get(action, "not_own_case")
+        return Decision(False, 403, "forbidden", rule, f"{action}: not for a department system that is {relation}")
     if relation == AGENT_OUTSIDE_MANDATE:
         return Decision(False, 403, "forbidden", "mandate_scope", "the mandate does not cover this matter in caseflow")
     if on_a_case and (relation == NONE or action in HIDDEN_WHEN_REFUSED or not permitted("case.read", relation, roles)):
@@ -219,6 +239,14 @@ def require(principal: Principal, action: str, *, relation: str | None = None,
     relation = relation or own_relation(principal, matter_codes=matter_codes)
     check(action, relation, principal.roles)
     return relation
+
+
+def system_relation(department: str, *, case_department: str, branch_departments: Iterable[str]) -> str:
+    """A department system's relation (``department``: the pushing department, as exchange verified
+    it) to a case, or without a case to a matter (``case_department``: the matter's department)."""
+    if department == case_department:
+        return DEPARTMENT_SYSTEM
+    return BRANCH_SYSTEM if department in set(branch_departments) else NONE
 
 
 def sees_every_department(relation: str) -> bool:

@@ -39,7 +39,11 @@ def test_every_cell_names_a_known_relation_and_role():
     for action, cells in access.TABLE.items():
         assert set(cells) <= set(access.RELATIONS) - {NONE}, action
         for roles in cells.values():
-            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) - {access.COUNTER}, action
+            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) - {access.COUNTER} | {
+                access.SYSTEM_ROLE
+            }, action
+        for relation, roles in cells.items():  # a department system's cells are its relations' only
+            assert (access.SYSTEM_ROLE in roles) == (relation in {access.DEPARTMENT_SYSTEM, access.BRANCH_SYSTEM})
 
 
 def test_the_counter_role_has_no_caseflow_power():
@@ -94,3 +98,29 @@ def test_relations_without_a_case():
     assert own_relation(person("E", actor="A", scopes=("caseflow:M-1",)), matter_codes=["M-2"]) == AGENT_OUTSIDE_MANDATE
     assert own_relation(officer("SWJ", "acceptor")) == DEPARTMENT_OFFICER
     assert own_relation(officer("SUPERVISION", "supervisor")) == SUPERVISOR
+
+
+def test_a_department_system_acts_as_its_officers_would_on_its_own_cases_only():
+    system = (access.SYSTEM_ROLE,)
+    for step in access.SYSTEM_STEPS:
+        assert decide(f"case.{step}", access.DEPARTMENT_SYSTEM, system).allowed, step
+        for relation in (access.BRANCH_SYSTEM, NONE):
+            refused = decide(f"case.{step}", relation, system)
+            assert (refused.allowed, refused.status, refused.rule) == (False, 403, "not_own_case"), (step, relation)
+    for step in access.BRANCH_STEPS:
+        assert decide(f"branch.{step}", access.BRANCH_SYSTEM, system).allowed
+        assert decide(f"branch.{step}", access.DEPARTMENT_SYSTEM, system).rule == "not_own_case"
+    # never the steps the pushes do not carry, nor reading or lists
+    for action in ("case.review", "case.extend", "case.read", "case.read_material", "worklist.read"):
+        assert not decide(action, access.DEPARTMENT_SYSTEM, system).allowed, action
+    assert decide("case.mirror", access.DEPARTMENT_SYSTEM, system).allowed
+    assert decide("case.mirror", NONE, system).rule == "not_own_matter"
+    # the role means nothing to an officer who somehow held it
+    assert not decide("case.accept", DEPARTMENT_OFFICER, system).allowed
+
+
+def test_a_department_systems_relation():
+    relation = access.system_relation
+    assert relation("SCJGJ", case_department="SCJGJ", branch_departments=["GAJ"]) == access.DEPARTMENT_SYSTEM
+    assert relation("GAJ", case_department="SCJGJ", branch_departments=["GAJ"]) == access.BRANCH_SYSTEM
+    assert relation("SWJ", case_department="SCJGJ", branch_departments=["GAJ"]) == NONE

@@ -184,11 +184,54 @@ CHANGES_STATE = {f"case.{s}" for s in STEP_BODIES} | {"case.resubmit", "case.wit
 _ACTIONS = list(access.ACTIONS)
 
 
+# Department systems (ADR 0021) act by pushes, not HTTP: each pushes what its push means (a branch
+# department's approve/deny is its branch's; the lead's, the case's), mirrors through progress.
+SYSTEMS = ("SCJGJ", "GAJ", "SWJ")
+PUSHED = {f"case.{s}" for s in access.SYSTEM_STEPS} | {f"branch.{s}" for s in access.BRANCH_STEPS} | {"case.mirror"}
+
+
+async def _walk_systems(client, action: str, state: str | None, shared: dict[str, Any] | None) -> None:
+    from services.caseflow.tests.test_department_pushes import apply, decision, progress
+
+    for department in SYSTEMS:
+        if action == "case.mirror":
+            relation = access.system_relation(department, case_department="SCJGJ", branch_departments=())
+        else:
+            relation = access.system_relation(department, case_department="SCJGJ", branch_departments=["GAJ"])
+            step = action.split(".")[1]
+            on_branch = relation == access.BRANCH_SYSTEM and step in access.BRANCH_STEPS
+            if action != (f"branch.{step}" if on_branch else f"case.{step}"):
+                continue  # this department's push of that step is another action (walked there)
+        decision_ = access.decide(action, relation, (access.SYSTEM_ROLE,))
+        case = await new_case(client, state) if decision_.allowed and state else shared
+        if action == "case.mirror":
+            event = progress(department, f"MX-{department}-{case['case_no'] if case else 'new'}", "received",
+                             matter=MATTER)  # fmt: skip
+        else:
+            body = {k: v for k, v in STEP_BODIES[step].items() if k in {"reason", "items"}}
+            event = decision(department, case["case_no"], step, **({"reason": "不符合"} if on_branch else body))
+        before = await version_of(client, case["case_no"]) if case and not decision_.allowed else None
+        made = await counts(client)
+        settled = await apply(client, event)
+        if decision_.allowed:
+            assert settled["outcome"] == "applied", (action, department, settled)
+            continue
+        assert settled["outcome"] == "refused" and settled["problem"]["rule"] == decision_.rule, (action, department)
+        if before:
+            assert await version_of(client, case["case_no"]) == before, (action, department)
+        assert await counts(client) == made, (action, department)
+
+
 @pytest.mark.parametrize("action", _ACTIONS)
 async def test_every_cell_of_the_table(caseflow, action):
     await setup_matter(caseflow)
     state = _state_for(action)
     shared = await new_case(caseflow, state) if state else None
+    if action in PUSHED:
+        await _walk_systems(caseflow, action, state if action != "case.mirror" else None, shared)
+    if action == "case.mirror":  # no HTTP route: a citizen's or officer's relation never holds it
+        assert not any(access.permitted(action, relation, roles) for _, relation, roles in ACTORS.values())
+        return
     for actor, (headers, relation, roles) in ACTORS.items():
         if state is None:  # no case: the relation to one's own (would-be) cases or department
             relation = OWN_RELATION.get(actor.split(".")[0], relation)

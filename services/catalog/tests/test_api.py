@@ -309,6 +309,8 @@ async def test_published_and_retired_events_validate_against_committed_schemas(c
     assert published["version"] == 1 and published["materials"][0]["licence_type"] == "business_licence"
     assert published["result"]["licence_type"] == "drug_business_licence"
     assert published["steps"][1]["roles"] == ["reviewer"] and published["min_level"] == 3
+    # The department's name from the directory travels with the matter (caseflow shows who acted, ADR 0021).
+    assert published["department"] == "SCJGJ" and published["department_name"] == "德州市市场监督管理局"
     # Retired: not found by search or detail, but every version stays readable for its cases.
     assert (await catalog.get(f"/matters/{FULL_GUIDE['code']}")).status_code == 404
     assert (await catalog.get("/matters", params={"q": "药店"})).json()["total"] == 0
