@@ -16,7 +16,7 @@ from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
-from services.caseflow.cases import licences, shipments
+from services.caseflow.cases import licences, result_delivery, shipments
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -59,7 +59,7 @@ def consumers_for(settings: Settings):
         if settings.consume_licence_events:
 
             async def licence_issued(session, event: CloudEvent) -> None:
-                await licences.on_licence_issued(session, ctx(), event)
+                await result_delivery.on_licence_issued(session, ctx(), event)
 
             async def licence_expiring(session, event: CloudEvent) -> None:
                 await licences.on_licence_expiring(session, ctx(), event)

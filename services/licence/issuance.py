@@ -1,4 +1,5 @@
-"""Issuing licences: from an approved case (``caseflow.case.approved``) or by an issuing officer.
+"""Issuing licences: from an approved case (``caseflow.case.approved``) or by an issuing officer
+(and the insert that a department's pushed certificate shares, licence.department_certificates).
 
 Exactly once per case: the consumer's inbox drops a redelivered event, and ``UNIQUE (case_no,
 type_code)`` drops the same approval arriving under another event id or in two replicas at once
@@ -161,8 +162,10 @@ def check_data(info: TypeInfo, data: Any) -> None:
         )  # fmt: skip
 
 
-async def _insert(session: AsyncSession, ctx: Context, draft: Draft) -> Licence | None:
-    """Insert the licence and its event; None when this case already has its licence of the type.
+async def insert_licence(session: AsyncSession, ctx: Context, draft: Draft, *, number: str | None = None
+                         ) -> Licence | None:  # fmt: skip
+    """Insert the licence and its ``issued`` event; None when this case already has its licence of
+    the type. ``number``: the number printed by a department's own system (else the type's rule).
 
     A generated identifier that collides with an imported one (imports bring their own serials)
     draws the next serial."""
@@ -170,7 +173,7 @@ async def _insert(session: AsyncSession, ctx: Context, draft: Draft) -> Licence 
         try:
             async with session.begin_nested():
                 serial = await reserve_serials(session, issuer=draft.issuer.department, year=draft.issued_on.year)
-                licence = Licence(**licence_row(draft, serial=serial, now=ctx.current_time()))
+                licence = Licence(**licence_row(draft, serial=serial, number=number, now=ctx.current_time()))
                 session.add(licence)
                 await session.flush()
         except IntegrityError:
@@ -231,7 +234,7 @@ async def issue_for_case(session: AsyncSession, ctx: Context, approved: CaseAppr
         valid_until=rules.valid_until(today, info.validity_years), source="case", case_no=approved.case_no,
         issued_by="caseflow",
     )  # fmt: skip
-    return await _insert(session, ctx, draft)
+    return await insert_licence(session, ctx, draft)
 
 
 # ---- by an officer ---------------------------------------------------------------------------
@@ -266,7 +269,7 @@ async def issue_by_officer(
         data=data, issued_on=today, valid_from=start, valid_until=rules.valid_until(start, info.validity_years),
         source="officer", case_no=case_no, issued_by=principal.subject,
     )  # fmt: skip
-    licence = await _insert(session, ctx, draft)
+    licence = await insert_licence(session, ctx, draft)
     if licence is None:
         raise field_problem("case_no", "duplicate", f"case {case_no} already has its {info.name}", status=409)
     return licence

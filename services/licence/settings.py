@@ -24,6 +24,9 @@ class Settings(ServiceSettings):
     signature_max_age_seconds: int = Field(default=300, ge=1, le=3600)
     # Consume caseflow.case.approved and issue the result licence (off: officers and imports only).
     consume_case_events: bool = True
+    # Consume exchange.department.licence_issued: certificates department systems push are stored
+    # as their licences and answered with licence.push.settled (off: no department pushes).
+    consume_department_events: bool = True
     # The expiry timer: marks licences past valid_until expired, and reminds holders this many days before.
     expiry_enabled: bool = True
     expiry_interval_seconds: float = Field(default=3600.0, gt=0)
