@@ -168,7 +168,7 @@ async def prepare(chain: Chain, count: int, concurrency: int) -> list[tuple[str,
                                                         lvl=4, roles=[role], dept="SCJGJ")}
                 for role in ("acceptor", "reviewer", "decider")}  # fmt: skip
     chain.decider = officers["decider"]
-    limits = httpx.Limits(max_connections=concurrency)
+    limits = httpx.Limits(max_connections=concurrency, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         blob = await client.post("/materials", headers=person,
                                  files={"file": ("lease.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 2048, "image/jpeg")})  # fmt: skip
@@ -204,7 +204,7 @@ async def drive(chain: Chain, cases: list[tuple[str, int]], rate: float, profile
 
     sent: dict[str, float] = {}
     seen: dict[str, dict[str, float]] = {hop: {} for hop in HOPS}
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     listener = await nats.connect(chain.nats.url)
 
     def on(hop: str):
@@ -227,15 +227,24 @@ async def drive(chain: Chain, cases: list[tuple[str, int]], rate: float, profile
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     cpu_before = {name: cpu_seconds(pid) for name, pid in chain.pids.items()}
     tasks = []
-    async with httpx.AsyncClient(base_url=chain.base["caseflow"], timeout=60,
-                                 limits=httpx.Limits(max_connections=200)) as client:  # fmt: skip
+    # aiohttp drives the approvals: httpx's pool stalls under hundreds of concurrent requests
+    # (encode/httpx#3215, DESIGN §7), which would time the bench's client, not the services.
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=2.0)
+    async with aiohttp.ClientSession(base_url=chain.base["caseflow"], connector=connector) as client:
 
         async def approve(case_no: str, version: int) -> None:
             sent[case_no] = time.perf_counter()
-            answer = await client.post(f"/cases/{case_no}/actions", json={"action": "approve"},
-                                       headers={**chain.decider, "If-Match": f'"{version}"'})  # fmt: skip
-            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-            if answer.status_code == 200:
+            try:
+                async with client.post(f"/cases/{case_no}/actions", json={"action": "approve"},
+                                       headers={**chain.decider, "If-Match": f'"{version}"'}) as answer:  # fmt: skip
+                    await answer.read()
+                    status: int | str = answer.status
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
                 seen["approved"][case_no] = time.perf_counter()
 
         interval = 1.0 / rate

@@ -50,6 +50,11 @@ class Settings(ServiceSettings):
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False
+    # The outbox relay's linger (kit default 0.1 s): an approval, the licence's delivery request
+    # and every applicant-facing step are awaited by another service; at 0.1 s each hop of approve →
+    # licence → delivery → shipment waited up to 100 ms (docs/benchmarks.md, Approve → shipment).
+    # Under load a batch still gathers what committed meanwhile.
+    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     # A shipment still "created" (the carrier has not picked it up) this long after its order is a
     # supervision anomaly (delivery_stuck / pickup_stuck), raised by the supervision timer.
     express_stuck_hours: float = Field(default=24.0, gt=0, le=24 * 30)

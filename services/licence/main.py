@@ -33,6 +33,7 @@ def consumers_for(settings: Settings):
                     durable="licence-case-approvals",
                     stream="CASEFLOW",
                     filter_subject="caseflow.case.approved",
+                    concurrency=settings.case_consumer_concurrency,
                     handlers={CASE_APPROVED: case_approved_handler(lambda: app.state.licence)},
                 )
             )
