@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -45,18 +45,14 @@ def insert_for(session: AsyncSession):
 
 
 async def reserve_serials(session: AsyncSession, *, issuer: str, year: int, count: int = 1) -> int:
-    """Reserve ``count`` consecutive serials of ``issuer`` in ``year``; returns the first."""
-    await session.execute(
-        insert_for(session)(LicenceSerial).values(issuer=issuer, year=year, last=0).on_conflict_do_nothing()
-    )
-    last = (
-        await session.execute(
-            update(LicenceSerial)
-            .where(LicenceSerial.issuer == issuer, LicenceSerial.year == year)
-            .values(last=LicenceSerial.last + count)
-            .returning(LicenceSerial.last)
-        )
-    ).scalar_one()
+    """Reserve ``count`` consecutive serials of ``issuer`` in ``year``; returns the first. One
+    statement (an upsert bumping the row), so the row is locked for the shortest time."""
+    statement = insert_for(session)(LicenceSerial).values(issuer=issuer, year=year, last=count)
+    statement = statement.on_conflict_do_update(
+        index_elements=[LicenceSerial.issuer, LicenceSerial.year],
+        set_={"last": LicenceSerial.last + count},
+    ).returning(LicenceSerial.last)
+    last = (await session.execute(statement)).scalar_one()
     return last - count + 1
 
 
@@ -208,9 +204,8 @@ async def issue_for_case(session: AsyncSession, ctx: Context, approved: CaseAppr
         log.warning("case %s: department %s does not issue %s and the type has no default issuer",
                     approved.case_no, approved.department, type_code)  # fmt: skip
         return None
-    existing = await _issued_for_case(session, approved.case_no, type_code)
-    if existing is not None:
-        return None
+    # (Issued already — the same approval under another event id — is found by the insert's
+    # UNIQUE (case_no, type_code), not by a query of its own on every approval.)
     kind = approved.applicant_kind or holder_kind_of(approved.applicant)
     if kind not in info.holder_kinds:
         log.error("case %s: %s is not issued to a %s; nothing issued", approved.case_no, type_code, kind)
