@@ -66,7 +66,8 @@ def consumers_for(settings: Settings):
 
             built.append(
                 EventConsumer(**common, durable="caseflow-licences", stream="LICENCE",
-                              filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued})
+                              filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued},
+                              concurrency=settings.licence_consumer_concurrency)
             )  # fmt: skip
             # A durable of its own: an existing durable keeps its old filter.
             built.append(

@@ -50,6 +50,11 @@ class Settings(ServiceSettings):
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False
+    # Issued licences applied at once when a backlog is fetched (each its own transaction; licences
+    # of different cases are independent, a licence is recorded once by its identifier, and the
+    # system's deliver is version-checked like any step). At 50 approvals/s one at a time fell far
+    # behind (docs/benchmarks.md, Approve → shipment).
+    licence_consumer_concurrency: int = Field(default=4, ge=1, le=64)
     # The outbox relay's linger (kit default 0.1 s): an approval, the licence's delivery request
     # and every applicant-facing step are awaited by another service; at 0.1 s each hop of approve →
     # licence → delivery → shipment waited up to 100 ms (docs/benchmarks.md, Approve → shipment).
