@@ -33,7 +33,7 @@ def consumers_for(settings: Settings):
     def build(app: FastAPI) -> list[EventConsumer]:
         common = dict(
             bus=app.state.bus,
-            sessionmaker=app.state.sessionmaker,
+            sessionmaker=app.state.background_sessionmaker,
             inbox=inbox,
             max_deliveries=settings.max_deliveries,
         )

@@ -23,7 +23,7 @@ from services.licence.settings import Settings
 
 def consumers_for(settings: Settings):
     def build(app: FastAPI) -> list[EventConsumer]:
-        common = dict(bus=app.state.bus, sessionmaker=app.state.sessionmaker, inbox=inbox,
+        common = dict(bus=app.state.bus, sessionmaker=app.state.background_sessionmaker, inbox=inbox,
                       max_deliveries=settings.max_deliveries)  # fmt: skip
         built = []
         if settings.consume_case_events:
