@@ -125,6 +125,8 @@ async def test_a_pushed_certificate_is_the_departments_licence_and_verifies(lice
     assert online["status"] == "valid"
     assert online["claims"]["issuer_name"] == "德州市不动产登记中心" and online["claims"]["holder_name"] == "张*"
     # the holder's QR verifies too, and the licence is in the holder's wallet
+    mine = (await client.get(f"/licences/{identifier}", headers=person())).json()
+    assert mine["source"] == "department" and mine["number"] == pushed.data.number
     qr = (await client.get(f"/licences/{identifier}/qr", headers=person())).json()
     assert (await client.post("/licences/verify", json={"text": qr["text"]})).json()["status"] == "valid"
     # the issued event says where it came from
