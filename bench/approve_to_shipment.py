@@ -310,6 +310,13 @@ async def drive(chain: Chain, cases: list[tuple[str, int]], rate: float, profile
     }
 
 
+def met(rate: float, cases: int, shipment: dict[str, float]) -> str:
+    """The target is p95 ≤ 150 ms at 50 approvals/s, every shipment seen; a lower rate meets nothing."""
+    if rate < 50:
+        return f"(target is at 50/s; p95 ≤ 150 ms {'held' if shipment.get('p95', 1e9) <= 150 else 'not held'} here)"
+    return "met" if shipment.get("n") == cases and shipment.get("p95", 1e9) <= 150 else "missed"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=50.0, help="approvals per second")
@@ -345,7 +352,7 @@ def main() -> int:
     print(f"\n| approve → shipment created at {args.rate:g}/s, {result['cases']} cases | "
           f"p50 {ship.get('p50')} / p95 {ship.get('p95')} / p99 {ship.get('p99')} ms "
           f"({ship.get('n')} of {result['cases']} seen); {result['shipments_per_s']} shipments/s | "
-          f"{'met' if ship.get('n') == result['cases'] and ship.get('p95', 1e9) <= 150 else 'missed'} |")  # fmt: skip
+          f"{met(args.rate, result['cases'], ship)} |")  # fmt: skip
     for hop in HOPS:
         print(f"  {hop:10s} {result['ms'][hop]}")
     for stamp, values in result["outbox_ms"].items():
