@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.auth import KeyFetcher, TokenVerifier, http_jwks_fetcher
 from kit.bodyguard import JsonBodyGuard
 from kit.bus import Bus, stream_name_for
 from kit.consumer import EventConsumer
-from kit.db import make_engine, make_sessionmaker
+from kit.db import async_database_url, is_sqlite, make_engine, make_sessionmaker
 from kit.errors import install_problem_handlers
 from kit.logs import configure_logging
 from kit.observability import install_observability
@@ -50,6 +51,21 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # The relay and the consumers get a pool of their own: under a burst of requests every
+        # request queues for a connection, and a consumer queued behind them fell a minute behind
+        # (docs/benchmarks.md, Approve → shipment). Same session class: its commits wake the relay.
+        url = settings.resolved_database_url()
+        pool = (
+            {}
+            if is_sqlite(async_database_url(url))
+            else {"pool_size": settings.background_pool_size, "max_overflow": 0}
+        )
+        background_engine = make_engine(url, **pool)
+        app.state.background_sessionmaker = async_sessionmaker(
+            background_engine,
+            expire_on_commit=False,
+            sync_session_class=app.state.sessionmaker.kw["sync_session_class"],
+        )
         fetcher = parts.key_fetcher(app) if parts.key_fetcher else http_jwks_fetcher(settings.jwks_url)
         app.state.token_verifier = TokenVerifier(
             fetcher, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revocations
@@ -65,7 +81,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
             background.append(feed)
             if parts.outbox is not None:
                 relay = OutboxRelay(
-                    app.state.sessionmaker,
+                    app.state.background_sessionmaker,
                     parts.outbox,
                     bus,
                     batch_size=settings.relay_batch_size,
@@ -89,6 +105,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
                 await hook(app)
             await bus.close()
             await engine.dispose()
+            await background_engine.dispose()
 
     app = FastAPI(title=parts.title, lifespan=lifespan, version="1")
     app.state.settings = settings  # what kit dependencies read (kit.pagination, kit.deps)

@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     # Consumers: a message delivered this many times without success goes to the dead-letter stream.
     max_deliveries: int = Field(default=5, ge=1)
+    # Connections of the relay's and the consumers' own pool (PostgreSQL; beside the requests' pool).
+    background_pool_size: int = Field(default=8, ge=1, le=100)
     relay_batch_size: int = Field(default=200, ge=1)
     relay_max_backoff_seconds: float = Field(default=5.0, gt=0)
     # After a batch that found events, wait this long before the next one so that under load a

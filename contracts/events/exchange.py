@@ -94,5 +94,7 @@ class PushSettledFields(BaseModel):
     outcome: Literal["applied", "refused"]
     problem: PushProblem | None = Field(default=None, description="set when refused")
     case_no: str | None = Field(default=None, max_length=40, description="the platform case it applied to or created")
-    licence_id: str | None = Field(default=None, max_length=64, description="the licence it stored")
+    licence_id: str | None = Field(
+        default=None, max_length=128, description="the GB/T 36904 identifier of the licence it stored"
+    )
     at: datetime

@@ -1,7 +1,7 @@
 """Events licence publishes (stream LICENCE, subjects licence.>).
 
-A licence's life: issued (from an approved case, by an issuing department's officer, or by a
-bulk import), suspended and reinstated, revoked, expired; and a reminder while it is about to
+A licence's life: issued (from an approved case, by an issuing department's officer, by a
+bulk import, or pushed by the department's own system through exchange), suspended and reinstated, revoked, expired; and a reminder while it is about to
 expire. Payloads carry the GB/T 36904 identifier, the type, the holder's subject id (resident ID
 number or unified social credit code: caseflow and the holder's notifications need it) and, on
 issue, the case it came from. No licence data (the fields printed on it) travels on the bus; a
@@ -40,7 +40,7 @@ class LicenceIssued(_LicenceFields, EventData):
     issued_on: date
     valid_until: date | None = Field(description="None: valid without a time limit (长期)")
     case_no: str | None = Field(default=None, description="the approved case the licence was issued for")
-    source: Literal["case", "officer", "import"]
+    source: Literal["case", "officer", "import", "department"]
 
 
 class _OfficerStep(_LicenceFields):

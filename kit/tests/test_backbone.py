@@ -263,3 +263,41 @@ async def test_the_first_message_is_fetched_alone_then_the_backlog_in_batches(db
         assert asked[0] == 1 and asked[1] == consumer.batch  # one at once, then the backlog in batches
     finally:
         await consumer.stop()
+
+
+async def test_a_backlog_applied_concurrently_is_still_applied_once_each(db, bus):
+    """``concurrency``: a fetched backlog is applied several at a time, each in its own transaction;
+    redeliveries among them (the same event under two message ids) still change nothing twice."""
+    js = await bus.jetstream()
+    for index in range(40):
+        event_id = await make_widget(db, f"c{index}")
+        async with db() as session:
+            payload = (
+                await session.execute(select(outbox.table.c.payload).where(outbox.table.c.event_id == event_id))
+            ).scalar_one()
+        for copy in ("", ":again"):
+            await js.publish("testsvc.widget.made", payload.encode(), headers={"Nats-Msg-Id": event_id + copy})
+    consumer = counting_consumer(bus, db, durable="widget-concurrent")
+    consumer.concurrency = 4
+    process = consumer.process
+    in_flight = {"now": 0, "most": 0}
+
+    async def counted(message):
+        # (SQLite's single writer serialises the transactions themselves; PostgreSQL overlaps them.)
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        try:
+            await asyncio.sleep(0.01)  # an I/O wait, as a database round trip is
+            await process(message)
+        finally:
+            in_flight["now"] -= 1
+
+    consumer.process = counted
+    await consumer.start()
+    try:
+        await until(lambda: _true(consumer.applied + consumer.duplicates == 80))
+        assert all([await _count(db, f"c{index}") == 1 for index in range(40)])
+        assert consumer.applied == 40 and consumer.duplicates == 40
+        assert 1 < in_flight["most"] <= 4
+    finally:
+        await consumer.stop()

@@ -16,7 +16,7 @@ from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
-from services.caseflow.cases import department_pushes, licences, shipments
+from services.caseflow.cases import department_pushes, licences, result_delivery, shipments
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -33,7 +33,7 @@ def consumers_for(settings: Settings):
     def build(app: FastAPI) -> list[EventConsumer]:
         common = dict(
             bus=app.state.bus,
-            sessionmaker=app.state.sessionmaker,
+            sessionmaker=app.state.background_sessionmaker,
             inbox=inbox,
             max_deliveries=settings.max_deliveries,
         )
@@ -59,14 +59,15 @@ def consumers_for(settings: Settings):
         if settings.consume_licence_events:
 
             async def licence_issued(session, event: CloudEvent) -> None:
-                await licences.on_licence_issued(session, ctx(), event)
+                await result_delivery.on_licence_issued(session, ctx(), event)
 
             async def licence_expiring(session, event: CloudEvent) -> None:
                 await licences.on_licence_expiring(session, ctx(), event)
 
             built.append(
                 EventConsumer(**common, durable="caseflow-licences", stream="LICENCE",
-                              filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued})
+                              filter_subject="licence.licence.issued", handlers={LICENCE_ISSUED: licence_issued},
+                              concurrency=settings.licence_consumer_concurrency)
             )  # fmt: skip
             # A durable of its own: an existing durable keeps its old filter.
             built.append(

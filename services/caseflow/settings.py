@@ -53,6 +53,16 @@ class Settings(ServiceSettings):
     # Department systems' pushes forwarded by exchange (decisions on cases, progress of mirrored
     # cases; ADR 0021): on where exchange runs (platform.toml).
     consume_department_events: bool = False
+    # Issued licences applied at once when a backlog is fetched (each its own transaction; licences
+    # of different cases are independent, a licence is recorded once by its identifier, and the
+    # system's deliver is version-checked like any step). At 50 approvals/s one at a time fell far
+    # behind (docs/benchmarks.md, Approve → shipment).
+    licence_consumer_concurrency: int = Field(default=4, ge=1, le=64)
+    # The outbox relay's linger (kit default 0.1 s): an approval, the licence's delivery request
+    # and every applicant-facing step are awaited by another service; at 0.1 s each hop of approve →
+    # licence → delivery → shipment waited up to 100 ms (docs/benchmarks.md, Approve → shipment).
+    # Under load a batch still gathers what committed meanwhile.
+    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     # A shipment still "created" (the carrier has not picked it up) this long after its order is a
     # supervision anomaly (delivery_stuck / pickup_stuck), raised by the supervision timer.
     express_stuck_hours: float = Field(default=24.0, gt=0, le=24 * 30)

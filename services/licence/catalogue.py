@@ -61,6 +61,22 @@ async def issuers_by_department(session: AsyncSession) -> dict[str, Issuer]:
     return {row.department: row for row in (await session.execute(select(Issuer))).scalars()}
 
 
+def _info(row: LicenceType, departments: list[str]) -> TypeInfo:
+    issuers = sorted(departments, key=lambda d: (d != row.default_issuer, d))
+    return TypeInfo(
+        code=row.code,
+        name=row.name,
+        national_type_code=row.national_type_code,
+        validity_years=row.validity_years,
+        number_rule=row.number_rule,
+        holder_kinds=tuple(json.loads(row.holder_kinds)),
+        data_schema_json=row.data_schema,
+        satisfies=tuple(json.loads(row.satisfies)),
+        issuers=tuple(issuers),
+        default_issuer=row.default_issuer,
+    )
+
+
 async def all_types(session: AsyncSession) -> dict[str, TypeInfo]:
     """Every licence type with its issuers, by code (a small table: read whole)."""
     links: dict[str, list[str]] = {}
@@ -68,27 +84,19 @@ async def all_types(session: AsyncSession) -> dict[str, TypeInfo]:
         await session.execute(select(LicenceTypeIssuer.type_code, LicenceTypeIssuer.department))
     ).all():
         links.setdefault(type_code, []).append(department)
-    result = {}
-    for row in (await session.execute(select(LicenceType).order_by(LicenceType.code))).scalars():
-        issuers = sorted(links.get(row.code, []), key=lambda d: (d != row.default_issuer, d))
-        result[row.code] = TypeInfo(
-            code=row.code,
-            name=row.name,
-            national_type_code=row.national_type_code,
-            validity_years=row.validity_years,
-            number_rule=row.number_rule,
-            holder_kinds=tuple(json.loads(row.holder_kinds)),
-            data_schema_json=row.data_schema,
-            satisfies=tuple(json.loads(row.satisfies)),
-            issuers=tuple(issuers),
-            default_issuer=row.default_issuer,
-        )
-    return result
+    rows = (await session.execute(select(LicenceType).order_by(LicenceType.code))).scalars()
+    return {row.code: _info(row, links.get(row.code, [])) for row in rows}
 
 
 async def type_info(session: AsyncSession, code: str) -> TypeInfo | None:
-    """One licence type, or None."""
-    return (await all_types(session)).get(code)
+    """One licence type, or None (its row and its issuers only: every issue asks)."""
+    row = await session.get(LicenceType, code)
+    if row is None:
+        return None
+    departments = (
+        await session.execute(select(LicenceTypeIssuer.department).where(LicenceTypeIssuer.type_code == code))
+    ).scalars()
+    return _info(row, list(departments))
 
 
 async def list_types(session: AsyncSession) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Issuing licences: from an approved case (``caseflow.case.approved``) or by an issuing officer.
+"""Issuing licences: from an approved case (``caseflow.case.approved``) or by an issuing officer
+(and the insert that a department's pushed certificate shares, licence.department_certificates).
 
 Exactly once per case: the consumer's inbox drops a redelivered event, and ``UNIQUE (case_no,
 type_code)`` drops the same approval arriving under another event id or in two replicas at once
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -44,18 +45,14 @@ def insert_for(session: AsyncSession):
 
 
 async def reserve_serials(session: AsyncSession, *, issuer: str, year: int, count: int = 1) -> int:
-    """Reserve ``count`` consecutive serials of ``issuer`` in ``year``; returns the first."""
-    await session.execute(
-        insert_for(session)(LicenceSerial).values(issuer=issuer, year=year, last=0).on_conflict_do_nothing()
-    )
-    last = (
-        await session.execute(
-            update(LicenceSerial)
-            .where(LicenceSerial.issuer == issuer, LicenceSerial.year == year)
-            .values(last=LicenceSerial.last + count)
-            .returning(LicenceSerial.last)
-        )
-    ).scalar_one()
+    """Reserve ``count`` consecutive serials of ``issuer`` in ``year``; returns the first. One
+    statement (an upsert bumping the row), so the row is locked for the shortest time."""
+    statement = insert_for(session)(LicenceSerial).values(issuer=issuer, year=year, last=count)
+    statement = statement.on_conflict_do_update(
+        index_elements=[LicenceSerial.issuer, LicenceSerial.year],
+        set_={"last": LicenceSerial.last + count},
+    ).returning(LicenceSerial.last)
+    last = (await session.execute(statement)).scalar_one()
     return last - count + 1
 
 
@@ -161,8 +158,10 @@ def check_data(info: TypeInfo, data: Any) -> None:
         )  # fmt: skip
 
 
-async def _insert(session: AsyncSession, ctx: Context, draft: Draft) -> Licence | None:
-    """Insert the licence and its event; None when this case already has its licence of the type.
+async def insert_licence(session: AsyncSession, ctx: Context, draft: Draft, *, number: str | None = None
+                         ) -> Licence | None:  # fmt: skip
+    """Insert the licence and its ``issued`` event; None when this case already has its licence of
+    the type. ``number``: the number printed by a department's own system (else the type's rule).
 
     A generated identifier that collides with an imported one (imports bring their own serials)
     draws the next serial."""
@@ -170,7 +169,7 @@ async def _insert(session: AsyncSession, ctx: Context, draft: Draft) -> Licence 
         try:
             async with session.begin_nested():
                 serial = await reserve_serials(session, issuer=draft.issuer.department, year=draft.issued_on.year)
-                licence = Licence(**licence_row(draft, serial=serial, now=ctx.current_time()))
+                licence = Licence(**licence_row(draft, serial=serial, number=number, now=ctx.current_time()))
                 session.add(licence)
                 await session.flush()
         except IntegrityError:
@@ -205,9 +204,8 @@ async def issue_for_case(session: AsyncSession, ctx: Context, approved: CaseAppr
         log.warning("case %s: department %s does not issue %s and the type has no default issuer",
                     approved.case_no, approved.department, type_code)  # fmt: skip
         return None
-    existing = await _issued_for_case(session, approved.case_no, type_code)
-    if existing is not None:
-        return None
+    # (Issued already — the same approval under another event id — is found by the insert's
+    # UNIQUE (case_no, type_code), not by a query of its own on every approval.)
     kind = approved.applicant_kind or holder_kind_of(approved.applicant)
     if kind not in info.holder_kinds:
         log.error("case %s: %s is not issued to a %s; nothing issued", approved.case_no, type_code, kind)
@@ -231,7 +229,7 @@ async def issue_for_case(session: AsyncSession, ctx: Context, approved: CaseAppr
         valid_until=rules.valid_until(today, info.validity_years), source="case", case_no=approved.case_no,
         issued_by="caseflow",
     )  # fmt: skip
-    return await _insert(session, ctx, draft)
+    return await insert_licence(session, ctx, draft)
 
 
 # ---- by an officer ---------------------------------------------------------------------------
@@ -266,7 +264,7 @@ async def issue_by_officer(
         data=data, issued_on=today, valid_from=start, valid_until=rules.valid_until(start, info.validity_years),
         source="officer", case_no=case_no, issued_by=principal.subject,
     )  # fmt: skip
-    licence = await _insert(session, ctx, draft)
+    licence = await insert_licence(session, ctx, draft)
     if licence is None:
         raise field_problem("case_no", "duplicate", f"case {case_no} already has its {info.name}", status=409)
     return licence

@@ -11,27 +11,43 @@ from services.licence.api.routes import router
 from services.licence.context import Context
 from services.licence.credentials import Credentials
 from services.licence.expiry import ExpiryTimer
-from services.licence.handlers import CASE_APPROVED, case_approved_handler
+from services.licence.handlers import (
+    CASE_APPROVED,
+    DEPARTMENT_LICENCE_ISSUED,
+    case_approved_handler,
+    department_licence_handler,
+)
 from services.licence.models import inbox, outbox
 from services.licence.settings import Settings
 
 
 def consumers_for(settings: Settings):
     def build(app: FastAPI) -> list[EventConsumer]:
-        if not settings.consume_case_events:
-            return []
-        return [
-            EventConsumer(
-                bus=app.state.bus,
-                sessionmaker=app.state.sessionmaker,
-                inbox=inbox,
-                max_deliveries=settings.max_deliveries,
-                durable="licence-case-approvals",
-                stream="CASEFLOW",
-                filter_subject="caseflow.case.approved",
-                handlers={CASE_APPROVED: case_approved_handler(lambda: app.state.licence)},
+        common = dict(bus=app.state.bus, sessionmaker=app.state.background_sessionmaker, inbox=inbox,
+                      max_deliveries=settings.max_deliveries)  # fmt: skip
+        built = []
+        if settings.consume_case_events:
+            built.append(
+                EventConsumer(
+                    **common,
+                    durable="licence-case-approvals",
+                    stream="CASEFLOW",
+                    filter_subject="caseflow.case.approved",
+                    concurrency=settings.case_consumer_concurrency,
+                    handlers={CASE_APPROVED: case_approved_handler(lambda: app.state.licence)},
+                )
             )
-        ]
+        if settings.consume_department_events:
+            built.append(
+                EventConsumer(
+                    **common,
+                    durable="licence-department-certificates",
+                    stream="EXCHANGE",
+                    filter_subject="exchange.department.licence_issued",
+                    handlers={DEPARTMENT_LICENCE_ISSUED: department_licence_handler(lambda: app.state.licence)},
+                )
+            )
+        return built
 
     return build
 

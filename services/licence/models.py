@@ -6,7 +6,8 @@ credit codes (the GB/T 36904 issuer code); ``licence_type_issuers`` who issues w
 ``licences`` holds GB/T 36903 metadata and the data printed on each licence; it is read by holder
 (index holder, status — a wallet among 10M rows), by identifier (unique) and by the timer
 (status, valid_until); ``UNIQUE (case_no, type_code)`` makes an approved case's licence exist once.
-``licence_serials`` counts numbers per issuer and year; ``access_log`` records every read that was
+``licence_serials`` counts numbers per issuer and year; ``department_pushes`` the certificates
+department systems pushed (one row per push id: idempotent); ``access_log`` records every read that was
 not the holder's; ``service_nonces`` the internal callers' nonces (a replayed /checks is refused).
 """
 
@@ -93,7 +94,7 @@ class Licence(Base):
     status: Mapped[str] = mapped_column(String(12), default="valid")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    source: Mapped[str] = mapped_column(String(10))  # case | officer | import
+    source: Mapped[str] = mapped_column(String(10))  # case | officer | import | department
     case_no: Mapped[str | None] = mapped_column(String(40), nullable=True)
     issued_by: Mapped[str] = mapped_column(String(80))  # officer login, "caseflow" or the importer
     # The valid_until for which the "expiring" reminder went out (a renewal opens a new window).
@@ -122,6 +123,21 @@ class AccessEntry(Base):
     case_no: Mapped[str | None] = mapped_column(String(40), nullable=True)
     purpose: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(TS)
+
+
+class DepartmentPush(Base):
+    """A department's certificate push (forwarded by exchange) and what became of it: the push id is
+    taken here first, in the transaction that stores the licence, so a push re-forwarded under
+    another event id stores nothing twice and is settled once."""
+
+    __tablename__ = "department_pushes"
+    push_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(10))  # applied | refused
+    licence_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("licences.id"), nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(TS)
 
 
 class ServiceNonce(Base):

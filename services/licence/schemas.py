@@ -64,7 +64,7 @@ class LicenceOut(BaseModel):
     status: Status
     status_reason: str | None
     version: int
-    source: Literal["case", "officer", "import"]
+    source: Literal["case", "officer", "import", "department"]
     case_no: str | None
 
 

@@ -24,6 +24,16 @@ class Settings(ServiceSettings):
     signature_max_age_seconds: int = Field(default=300, ge=1, le=3600)
     # Consume caseflow.case.approved and issue the result licence (off: officers and imports only).
     consume_case_events: bool = True
+    # Approvals applied at once when a backlog is fetched (each in its own transaction; different
+    # cases are independent, the same case is held once by UNIQUE (case_no, type_code)).
+    # docs/benchmarks.md (Approve → shipment): one at a time fell behind 50 approvals/s.
+    case_consumer_concurrency: int = Field(default=4, ge=1, le=64)
+    # The outbox relay's linger (kit default 0.1 s): an issued licence is awaited by caseflow (the
+    # case's result, the EMS delivery), each event should leave within tens of milliseconds.
+    relay_linger_seconds: float = Field(default=0.02, ge=0, le=1)
+    # Consume exchange.department.licence_issued: certificates department systems push are stored
+    # as their licences and answered with licence.push.settled (off: no department pushes).
+    consume_department_events: bool = True
     # The expiry timer: marks licences past valid_until expired, and reminds holders this many days before.
     expiry_enabled: bool = True
     expiry_interval_seconds: float = Field(default=3600.0, gt=0)

@@ -127,9 +127,16 @@ def test_j1_j2_citizen_applies_officers_handle_it_with_one_correction_and_anyone
     second = gateway.post(f"/caseflow/cases/{case_no}/actions", json={"action": "request_correction", "items": items},
                           headers={**li_si, "If-Match": str(resubmitted.json()["version"])})  # fmt: skip
     assert second.status_code == 409 and second.json()["type"].endswith("second-correction")
-    for action in ("accept", "review", "approve", "deliver"):
+    for action in ("accept", "review", "approve"):
         state = act(gateway, case_no, li_si, action)["state"]
-    assert state == "delivering"
+    assert state == "approved"
+    # The business licence is issued; with it caseflow requests the EMS delivery itself (ADR 0022).
+    deadline = time.monotonic() + 30
+    while (approved := gateway.get(f"/caseflow/cases/{case_no}", headers=li_si).json())["state"] != "delivering":
+        assert time.monotonic() < deadline, approved["timeline"][-3:]
+        time.sleep(0.2)
+    [deliver] = [line for line in approved["timeline"] if line["action"] == "deliver"]
+    assert deliver["actor"] == "system" and approved["licence"] is not None
     # J2's tail: express books the parcel with the (sandbox) carrier, whose signed pushes come in
     # through the gateway — duplicated and out of order — until the signature completes the case.
     deadline = time.monotonic() + 90

@@ -149,18 +149,21 @@ async def issued_licence(session: AsyncSession, case_id: int) -> CaseLicence | N
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def on_licence_issued(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
-    """``licence.licence.issued``: record a case's licence once, note it, tell the applicant."""
+async def on_licence_issued(
+    session: AsyncSession, ctx: Context, event: CloudEvent
+) -> tuple[Case, LicenceIssued] | None:
+    """``licence.licence.issued``: record a case's licence once, note it, tell the applicant; the case
+    and the licence when it was recorded now (None: no case of ours, or recorded before)."""
     try:
         data = LicenceIssued.model_validate(event.data)
     except ValidationError as exc:
         raise PoisonEvent(f"not a LicenceIssued: {exc.error_count()} errors") from exc
     if not data.case_no:
-        return  # issued by an officer or imported: no case of ours
+        return None  # issued by an officer or imported: no case of ours
     case = (await session.execute(select(Case).where(Case.case_no == data.case_no))).scalar_one_or_none()
     if case is None:
         log.warning("licence issued for an unknown case %s", data.case_no)
-        return
+        return None
     now = ctx.current_time()
     recorded = await session.execute(
         _insert(session)(CaseLicence)
@@ -169,7 +172,7 @@ async def on_licence_issued(session: AsyncSession, ctx: Context, event: CloudEve
         .on_conflict_do_nothing()
     )  # fmt: skip
     if not recorded.rowcount:
-        return  # the same licence announced again (another event id): recorded already
+        return None  # the same licence announced again (another event id): recorded already
     note = {"identifier": data.identifier, "licence_type": data.licence_type}
     step = steps.Step(
         steps.line(case, now, "licence_issued", "system", case.state, case.state, dumps(note)),
@@ -178,6 +181,7 @@ async def on_licence_issued(session: AsyncSession, ctx: Context, event: CloudEve
         ),
     )
     await steps.write(session, case, step)
+    return case, data
 
 
 async def _result_name(session: AsyncSession, case: Case, data: LicenceIssued | LicenceExpiring) -> str:

@@ -118,9 +118,15 @@ def licence_relation(principal: Principal, *, holder: str, issuer: str, licence_
 def issuing_relation(principal: Principal, *, issuers: Iterable[str]) -> str:
     """The caller's relation to a licence type it wants to issue or import: an officer of one of
     the type's issuing departments, or nobody."""
-    if principal.kind == "officer" and principal.department and principal.department in set(issuers):
+    if principal.kind == "officer" and issues_type(principal.department, issuers=issuers):
         return ISSUER_OFFICER
     return NONE
+
+
+def issues_type(department: str | None, *, issuers: Iterable[str]) -> bool:
+    """The department is one of the type's issuing departments: the rule for an officer's direct
+    issuance and for a certificate the department's own system pushes (licence.department_certificates)."""
+    return bool(department) and department in set(issuers)
 
 
 def wallet_relation(principal: Principal) -> str:

@@ -161,6 +161,12 @@ def _text_bytes(value: str, name: str) -> bytes:
         raise LicenceRuleError(name, "text", "not encodable text (lone surrogate?)") from None
 
 
+def check_licence_number(value: str) -> str:
+    """The number a QR credential can carry (LicenceRuleError otherwise): a number stored from
+    outside (a department's pushed certificate) is checked before it is stored, so its QR works."""
+    return _code(value, "licence_number")
+
+
 def _code(value: str, name: str) -> str:
     if not _CODE.fullmatch(value):
         raise LicenceRuleError(name, "code", "1-64 characters 0-9, A-Z, *, - or brackets")

@@ -54,3 +54,14 @@ def test_relations_from_the_token():
     assert rel(Principal.from_claims({"sub": "o", "kind": "officer", "dept": "BDCDJ"})) == access.NONE
     assert access.covered_types(_principal(act={"sub": "x"}, scope="licence:a licence:b")) == {"a", "b"}
     assert access.covered_types(_principal()) is None
+
+
+def test_a_department_issues_only_its_types():
+    # one rule for an officer's issuance and a department system's pushed certificate
+    assert access.issues_type("BDCDJ", issuers=("BDCDJ",))
+    assert not access.issues_type("SCJGJ", issuers=("BDCDJ",))
+    assert not access.issues_type(None, issuers=("BDCDJ",))
+    assert not access.issues_type("", issuers=("",))
+    officer = Principal.from_claims({"sub": "o", "kind": "officer", "dept": "SCJGJ"})
+    assert access.issuing_relation(officer, issuers=("SCJGJ", "GAJ")) == access.ISSUER_OFFICER
+    assert access.issuing_relation(officer, issuers=("BDCDJ",)) == access.NONE

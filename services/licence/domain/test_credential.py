@@ -243,3 +243,12 @@ def test_bad_claims_name_the_field(override, field):
     with pytest.raises(LicenceRuleError) as caught:
         claims_to_cbor(business_licence(**override))
     assert caught.value.field == field
+
+
+def test_a_number_from_outside_is_checked_as_a_qr_carries_it():
+    from services.licence.domain.credential import check_licence_number
+
+    assert check_licence_number("(2026)DZ0000001") == "(2026)DZ0000001"
+    for bad in ("鲁(2026)德州市不动产权第0000001号", "A" * 65, "", "11010519491231002X"):
+        with pytest.raises(LicenceRuleError):
+            check_licence_number(bad)

@@ -89,7 +89,7 @@ class TestClock:
 def settings_for(database_url: str, nats_url: str, **changes: Any) -> Settings:
     values: dict[str, Any] = dict(
         database_url=database_url, nats_url=nats_url, log_json=False, log_level="WARNING", expiry_enabled=False,
-        consume_case_events=False, service_keys={"caseflow": CASEFLOW_SECRET},
+        consume_case_events=False, consume_department_events=False, service_keys={"caseflow": CASEFLOW_SECRET},
         signing_key=json.dumps(SIGNER.private_jwk()),
     )  # fmt: skip
     values.update(changes)
