@@ -234,7 +234,9 @@ class Demo:
                 break
             time.sleep(0.5)
         if response.status_code != 201:
-            raise StepFailed(f"{what}: POST /api/v1/caseflow/cases answered {response.status_code}: {response.text[:600]}")
+            raise StepFailed(
+                f"{what}: POST /api/v1/caseflow/cases answered {response.status_code}: {response.text[:600]}"
+            )
         case = response.json()
         again = self.call("POST", "/caseflow/cases", expect=200, what=f"{what} (the phone's retry)", json=body,
                           headers={**headers, "Idempotency-Key": key})  # fmt: skip
@@ -274,10 +276,14 @@ def j1_citizen_applies(demo: Demo) -> None:
     """Zhang San registers from WeChat, reaches L2, finds the matter by its initials and applies."""
     zhang = Person("张三", new_id_number(demo.rng), new_mobile(demo.rng))
     demo.register(zhang)
-    demo.say(f"{zhang.shown} registers with mobile {masked_mobile(zhang.mobile)} and the SMS code from the sandbox mailbox → account created")
+    demo.say(
+        f"{zhang.shown} registers with mobile {masked_mobile(zhang.mobile)} and the SMS code from the sandbox mailbox → account created"
+    )
     wechat = f"wx-zhangsan{demo.run}"  # the sandbox: "wx-<user>-<n>", one openid per user
     first = demo.client.post("/identity/sessions", json={"method": "wechat", "code": wechat + "-1"})
-    demo.check(first.status_code == 409, f"a never-seen WeChat login should be asked to bind once, got {first.status_code}")
+    demo.check(
+        first.status_code == 409, f"a never-seen WeChat login should be asked to bind once, got {first.status_code}"
+    )
     bound = demo.call("POST", "/identity/sessions", expect=201, what="binding WeChat",
                       json={"method": "wechat", "code": wechat + "-2",
                             "bind": {"login": zhang.id_number, "password": CITIZEN_PASSWORD}})  # fmt: skip
@@ -319,7 +325,9 @@ def j1_citizen_applies(demo: Demo) -> None:
     id_material = next(m for m in case["materials"] if m["name"] == "申请人居民身份证")
     demo.check(id_material.get("verified"), f"his e-ID card was not verified as the ID card material: {id_material}")
     texts = demo.sms(case_no)
-    demo.check(any(case_no in t and query_code in t for t in texts), f"no SMS with the case number and query code: {texts}")
+    demo.check(
+        any(case_no in t and query_code in t for t in texts), f"no SMS with the case number and query code: {texts}"
+    )
     demo.say(f"张三 photographs the lease (the ID card is his e-licence), chooses EMS and submits {SOLE_TRADER} "
              f"→ case {case_no}, due {case['due_on']}; case number and query code sent by SMS (a retry with the same "
              f"Idempotency-Key gets the same case)")  # fmt: skip
@@ -337,35 +345,51 @@ def j2_officers_handle_it(demo: Demo) -> None:
     demo.check(position is not None, f"{case_no} is not on the SCJGJ worklist")
     dues = [item["due_on"] for item in worklist["items"] if item.get("due_on")]
     demo.check(dues == sorted(dues), "the worklist is not ordered by deadline")
-    demo.say(f"李四 (市场监管局 acceptor, scjgj.officer) opens her worklist ({worklist['total']} in hand, by deadline) → {case_no} is there")
+    demo.say(
+        f"李四 (市场监管局 acceptor, scjgj.officer) opens her worklist ({worklist['total']} in hand, by deadline) → {case_no} is there"
+    )
 
     items = [{"material": "经营场所使用证明（房产证明或租赁合同）", "problem": "照片无法辨认"},
              {"material": "form.business_scope", "problem": "经营范围未填写完整"}]  # fmt: skip
     corrected = demo.act(case_no, li_si, "request_correction", items=items)
     demo.check(corrected["state"] == "correction_requested" and corrected["due_on"] is None,
                f"after the correction notice: state {corrected['state']}, due {corrected['due_on']}")  # fmt: skip
-    demo.say("李四 sends ONE correction notice listing both problems (unreadable lease photo, business scope incomplete) → the clock pauses")
+    demo.say(
+        "李四 sends ONE correction notice listing both problems (unreadable lease photo, business scope incomplete) → the clock pauses"
+    )
     newer = demo.upload(zhang.headers, JPEG, path=f"/caseflow/cases/{case_no}/materials")
     resubmitted = demo.call("POST", f"/caseflow/cases/{case_no}/resubmit", expect=200, what="张三 resubmits",
                             headers=zhang.headers,
                             json={"form": {"business_scope": "餐饮服务；预包装食品销售"},
                                   "materials": [{"name": "经营场所使用证明（房产证明或租赁合同）", "blob_id": newer}]})  # fmt: skip
-    demo.check(resubmitted["state"] == "resubmitted" and resubmitted["due_on"], f"after resubmission: {resubmitted['state']}")
-    demo.say(f"张三 re-uploads the lease and completes the business scope → resubmitted, the clock resumes (due {resubmitted['due_on']})")
+    demo.check(
+        resubmitted["state"] == "resubmitted" and resubmitted["due_on"], f"after resubmission: {resubmitted['state']}"
+    )
+    demo.say(
+        f"张三 re-uploads the lease and completes the business scope → resubmitted, the clock resumes (due {resubmitted['due_on']})"
+    )
     second = demo.client.post(f"/caseflow/cases/{case_no}/actions", json={"action": "request_correction", "items": items},
                               headers={**li_si, "If-Match": str(resubmitted["version"])})  # fmt: skip
     demo.check(second.status_code == 409 and second.json()["type"].endswith("second-correction"),
                f"a second correction notice should be refused (409 second-correction), got {second.status_code}")  # fmt: skip
-    demo.say("李四 tries a second correction notice → refused (409: one correction is all they get; the supervisor sees an anomaly)")
+    demo.say(
+        "李四 tries a second correction notice → refused (409: one correction is all they get; the supervisor sees an anomaly)"
+    )
 
-    for action, who in (("accept", "李四 accepts"), ("review", "the reviewer reviews"), ("approve", "the decider approves")):
+    for action, who in (
+        ("accept", "李四 accepts"),
+        ("review", "the reviewer reviews"),
+        ("approve", "the decider approves"),
+    ):
         state = demo.act(case_no, li_si, action)["state"]
         demo.say(f"{who} → {state}")
     licence, waited = demo.wait_for("the business licence issued for the case",
                                     lambda: demo.case(case_no, zhang.headers).get("licence"))  # fmt: skip
     demo.check(licence["licence_type"] == "business_licence", f"the case's licence is a {licence['licence_type']}")
     wallet = demo.wallet(zhang.headers)
-    demo.check(any(item["identifier"] == licence["identifier"] for item in wallet), "the licence is not in 张三's wallet")
+    demo.check(
+        any(item["identifier"] == licence["identifier"] for item in wallet), "the licence is not in 张三's wallet"
+    )
     demo.say(f"the business licence is issued into the e-licence library, signed → {licence['identifier']} "
              f"in 张三's wallet (waited {waited:.1f} s for licence.issued)")  # fmt: skip
     demo.state["licence_id"] = licence["identifier"]
@@ -400,7 +424,9 @@ def j2_parcel_arrives(demo: Demo) -> None:
     route = " → ".join(dict.fromkeys(event["status"] for event in sorted(parcel["timeline"], key=lambda e: e["at"])))
     if case["state"] != "completed":
         # The sandbox carrier returns a share of parcels (EMS_SANDBOX_RETURN_RATE) on a default `make run`.
-        demo.say(f"EMS tracking {waybill}: {route} → the sandbox carrier returned the parcel; 张三 collects it at the window")
+        demo.say(
+            f"EMS tracking {waybill}: {route} → the sandbox carrier returned the parcel; 张三 collects it at the window"
+        )
         return
     texts = demo.sms(case_no)
     for said in (f"已交寄EMS，运单号{waybill}", "正在派送中", "已签收"):
@@ -451,7 +477,9 @@ def j3_agent_applies_for_company(demo: Demo) -> None:
     case = demo.submit(body, agent, "赵六 submits for the company")
     case_no = case["case_no"]
     reused = next(m for m in case["materials"] if m["name"] == "营业执照")
-    demo.check(reused.get("verified") and reused.get("number") == RESTAURANT, f"the business licence was not reused: {reused}")
+    demo.check(
+        reused.get("verified") and reused.get("number") == RESTAURANT, f"the business licence was not reused: {reused}"
+    )
     demo.say(f"赵六, logged in as herself and acting for the company, submits 食品经营许可 ({FOOD_PERMIT}) → case {case_no}; "
              f"营业执照 filled from the company's e-licence, not uploaded")  # fmt: skip
     log = demo.call("GET", f"/licence/licences/{business['identifier']}/access-log", expect=200,
@@ -476,7 +504,10 @@ def j4_one_form_four_departments(demo: Demo) -> None:
     premises = demo.issue("bdcdj.officer", "real_estate_certificate", zhou.id_number, zhou.name,
                           {"location": "山东省德州市德城区天衢路2号"})  # fmt: skip
     bundle = demo.call("GET", f"/catalog/bundles/{BUNDLE}", expect=(200, 404), what="the bundle")
-    files = {name: demo.upload(zhou.headers, PDF) for name in ("公司登记（备案）申请书", "公司章程", "发票领用申请表", "社会保险登记表")}
+    files = {
+        name: demo.upload(zhou.headers, PDF)
+        for name in ("公司登记（备案）申请书", "公司章程", "发票领用申请表", "社会保险登记表")
+    }
     name = f"德州{demo.run[:4]}科技有限公司"
     body = {
         "bundle_code": BUNDLE,
@@ -506,8 +537,12 @@ def j4_one_form_four_departments(demo: Demo) -> None:
              f"joint-handling limit {accepted['due_on']}")  # fmt: skip
     early = demo.client.post(f"/caseflow/cases/{case_no}/actions", json={"action": "approve"},
                              headers={**lead, "If-Match": str(accepted["version"])})  # fmt: skip
-    demo.check(early.status_code == 409, f"approving before the branches are done should be refused: {early.status_code}")
-    demo.say(f"the lead tries to approve early → refused (409), pending: {', '.join(sorted(early.json().get('pending', [])))}")
+    demo.check(
+        early.status_code == 409, f"approving before the branches are done should be refused: {early.status_code}"
+    )
+    demo.say(
+        f"the lead tries to approve early → refused (409), pending: {', '.join(sorted(early.json().get('pending', [])))}"
+    )
     for department, what in (("GAJ", "seal engraving"), ("SWJ", "first invoice"), ("RSJ", "social insurance")):
         demo.call("POST", f"/caseflow/cases/{case_no}/branches/{department}/actions", expect=200,
                   what=f"{department} decides its branch", json={"action": "approve"},
@@ -549,7 +584,9 @@ def j5_supervisor_sees(demo: Demo) -> None:
             f"{pct(entry.get('online_share')):>8}"
         )
     for warning in warnings["items"]:
-        demo.say(f"  warning: {warning['level']:<8}{warning['department']:<7}{warning['case_no']}  {warning.get('step', '')}")
+        demo.say(
+            f"  warning: {warning['level']:<8}{warning['department']:<7}{warning['case_no']}  {warning.get('step', '')}"
+        )
 
 
 def exchange_keys(demo: Demo) -> dict[str, Any]:
@@ -575,7 +612,9 @@ def j6_department_system(demo: Demo) -> None:
     secret = os.environ.get("EXCHANGE_DEMO_PARTNER_SECRET") or BDCDJ_SECRET_DEFAULT
     path = "/api/v1/departments/BDCDJ/events"
 
-    def push(body: bytes, *, key: str = secret, nonce: str | None = None, timestamp: int | None = None) -> httpx.Response:
+    def push(
+        body: bytes, *, key: str = secret, nonce: str | None = None, timestamp: int | None = None
+    ) -> httpx.Response:
         headers = signed_headers(BDCDJ_PARTNER, key, "POST", path, body, nonce=nonce or new_nonce(),
                                  timestamp=timestamp or int(time.time()))  # fmt: skip
         return demo.client.post(path.removeprefix("/api/v1"), content=body,
@@ -646,7 +685,9 @@ def j6_department_system(demo: Demo) -> None:
         raise StepFailed(f"the receipt's signature does not verify: {exc}") from None
     unsigned = {k: v for k, v in issued.items() if k != "signature"}
     demo.check(signed == unsigned, f"the receipt's signed payload differs from the receipt: {signed} vs {unsigned}")
-    demo.check(issued["body_sha256"] == hashlib.sha256(issued_body).hexdigest(), "the receipt's body_sha256 is not our body's")
+    demo.check(
+        issued["body_sha256"] == hashlib.sha256(issued_body).hexdigest(), "the receipt's body_sha256 is not our body's"
+    )
     demo.say(f"the centre verifies the receipt's signature (EdDSA, key {kid} from /api/v1/exchange/.well-known/jwks.json) "
              f"→ valid, and it names the SHA-256 of what was sent")  # fmt: skip
 
@@ -658,12 +699,16 @@ def j6_department_system(demo: Demo) -> None:
     replayed = push(issued_body, **stamp)
     forged = push(event("licence.issued", {**certificate, "number": number + "X"}, 4), key="a-guessed-secret")
     demo.check(first.status_code == 200, f"a freshly signed repeat: {first.status_code}")
-    demo.check(replayed.status_code == 401, f"a replayed request (same nonce) should be refused: {replayed.status_code}")
+    demo.check(
+        replayed.status_code == 401, f"a replayed request (same nonce) should be refused: {replayed.status_code}"
+    )
     demo.check(forged.status_code == 401, f"a forged push should be refused: {forged.status_code}")
     copies = [item for item in demo.wallet(zhang.headers) if item.get("number", "").startswith(number)]
     demo.check(len(copies) == 1, f"the repeats changed the wallet: {len(copies)} certificates")
-    demo.say("the same push sent again → duplicate: true, same receipt; the very same request replayed → 401; "
-             "a forged signature → 401; 张三's wallet still holds one certificate")
+    demo.say(
+        "the same push sent again → duplicate: true, same receipt; the very same request replayed → 401; "
+        "a forged signature → 401; 张三's wallet still holds one certificate"
+    )
 
 
 def j7_anyone_checks_no_one_snoops(demo: Demo) -> None:
@@ -677,12 +722,16 @@ def j7_anyone_checks_no_one_snoops(demo: Demo) -> None:
         progress = page.json()
         demo.check(progress["applicant"] == "张*", f"the applicant should be masked as 张*: {progress['applicant']}")
         steps = " → ".join(dict.fromkeys(step["to_state"] for step in progress["steps"]))
-        demo.say(f"a neighbour with the case number and query code opens the progress page → applicant {progress['applicant']}, {steps}")
+        demo.say(
+            f"a neighbour with the case number and query code opens the progress page → applicant {progress['applicant']}, {steps}"
+        )
         wrong = public.get(f"/caseflow/progress/{case_no}", params={"code": "ZZZZZZ"})
         demo.check(wrong.status_code == 404, f"a wrong query code should get 404, got {wrong.status_code}")
         demo.say("the same page with a guessed query code → 404")
 
-        qr = demo.call("GET", f"/licence/licences/{licence_id}/qr", expect=200, what="the licence QR", headers=zhang.headers)
+        qr = demo.call(
+            "GET", f"/licence/licences/{licence_id}/qr", expect=200, what="the licence QR", headers=zhang.headers
+        )
         keys = public.get("/licence/keys")
         demo.check(keys.status_code == 200, f"GET /licence/keys answered {keys.status_code}")
         with tempfile.TemporaryDirectory(prefix="yiwang-demo-") as folder:
@@ -694,11 +743,15 @@ def j7_anyone_checks_no_one_snoops(demo: Demo) -> None:
                 [sys.executable, "-m", "services.licence.verify", "--image", str(image), "--keys", str(key_file)],
                 cwd=REPO, capture_output=True, text=True, timeout=60,
             )  # fmt: skip
-        demo.check(offline.returncode == 0, f"the offline check failed ({offline.returncode}): {offline.stderr.strip()}")
+        demo.check(
+            offline.returncode == 0, f"the offline check failed ({offline.returncode}): {offline.stderr.strip()}"
+        )
         demo.say("a bank clerk scans the QR on 张三's licence; his desk tool verifies it offline (cached keys) → valid")
         text = _qr_text(qr)
         online = public.post("/licence/licences/verify", json={"text": text})
-        demo.check(online.status_code == 200 and online.json()["status"] == "valid", f"the online check: {online.text[:300]}")
+        demo.check(
+            online.status_code == 200 and online.json()["status"] == "valid", f"the online check: {online.text[:300]}"
+        )
         demo.say("online, the same QR → valid (not revoked since)")
 
     stranger = demo.citizen("吴九")
@@ -821,7 +874,9 @@ class Platform:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--gateway", default=None, help="the gateway's base URL (default: platform.toml's port)")
-    parser.add_argument("--data-dir", type=Path, help="data directory of a platform the demo starts (default: a temporary one)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="data directory of a platform the demo starts (default: a temporary one)"
+    )
     parser.add_argument("--start-timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     gateway = (args.gateway or default_gateway()).rstrip("/")
@@ -840,7 +895,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: the platform is running at {gateway}; playing against it\n", flush=True)
     else:
         platform = Platform(args.data_dir)
-        print(f"demo: nothing answers at {gateway}; starting the platform (python -m tools.run, data in {platform.data_dir}) …", flush=True)
+        print(
+            f"demo: nothing answers at {gateway}; starting the platform (python -m tools.run, data in {platform.data_dir}) …",
+            flush=True,
+        )
         started = time.monotonic()
         try:
             gateway = platform.start(args.start_timeout)
