@@ -3,6 +3,8 @@ started, and against none (the demo starts its own and stops it again)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 import subprocess
@@ -12,10 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kit.natsd import free_port
+from kit.signing import verify
 from kit.subject_ids import validate_id_number
-from tools.demo import new_id_number
+from tools.demo import Demo, Person, Skipped, StepFailed, j6_department_system, new_id_number
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNEYS = ("J1", "J2", "J3", "J4", "J5", "J6", "J7")
@@ -106,3 +112,110 @@ def test_a_failed_step_says_what_happened_and_exits_1():
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"^J1\s+FAILED: .+answered 404", result.stdout, re.M), result.stdout
     assert "demo failed in J1" in result.stdout and "J2" not in journey_lines(result.stdout)
+
+
+class _StandInPlatform:
+    """Just what J6 touches, as contracts/departments.py and ADR 0003 describe it: signed pushes
+    (HMAC, nonces remembered, idempotent by event id) answered with EdDSA-signed receipts, the
+    mirrored case in the applicant's list and the certificate in their wallet. Until exchange runs
+    in `make run`, this is what exercises the demo's J6 code."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.key = Ed25519PrivateKey.generate()
+        self.nonces: set[str] = set()
+        self.pushes: dict[str, dict] = {}
+        self.cases: dict[str, dict] = {}
+        self.wallet: list[dict] = []
+
+    def jwks(self) -> dict:
+        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [{**jwk, "kid": "rcpt-test", "use": "sig", "alg": "EdDSA"}]}
+
+    def push(self, request: httpx.Request) -> httpx.Response:
+        body, headers, path = request.content, request.headers, request.url.raw_path.decode()
+        if not verify([self.secret], "POST", path, headers["x-timestamp"], headers["x-nonce"], body,
+                      headers["x-signature"]) or headers["x-partner-id"] != "dept-bdcdj":  # fmt: skip
+            return httpx.Response(401, json={"title": "bad signature"})
+        if headers["x-nonce"] in self.nonces:
+            return httpx.Response(401, json={"title": "replay", "reason": "replay"})
+        self.nonces.add(headers["x-nonce"])
+        push = json.loads(body)
+        known = self.pushes.get(push["event_id"])
+        duplicate = known is not None
+        if known is None:
+            known = self.pushes[push["event_id"]] = {
+                "receipt_id": f"push-{len(self.pushes) + 1}", "department": "BDCDJ", "partner": "dept-bdcdj",
+                "event_id": push["event_id"], "type": push["type"], "received_at": "2026-12-01T08:00:00.000001+08:00",
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+            }  # fmt: skip
+            self.apply(push)
+        receipt = {**known, "duplicate": duplicate}
+        signature = jwt.encode(receipt, self.key, algorithm="EdDSA", headers={"kid": "rcpt-test"})
+        return httpx.Response(200, json={**receipt, "signature": signature})
+
+    def apply(self, push: dict) -> None:
+        data = push["data"]
+        if push["type"] == "case.progress":
+            case = self.cases.setdefault(data["department_case_id"], {
+                "case_no": f"BDC{len(self.cases) + 1:06d}", "matter": {"code": data["matter_code"], "version": 1,
+                "name": "不动产转移登记"}, "department": "BDCDJ", "state": "received", "version": 1,
+                "due_on": "2026-12-08", "query_code": "K7Q2M9", "steps": []})  # fmt: skip
+            case["state"] = data["step"]
+            case["steps"].append({"at": push["occurred_at"], "action": data["step"], "to_state": data["step"]})
+        else:
+            self.wallet.append({"identifier": f"1.2.156.test.{len(self.wallet) + 1}", "number": data["number"],
+                                "licence_type": data["licence_type"], "status": "valid"})  # fmt: skip
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        if path == "/exchange/.well-known/jwks.json":
+            return httpx.Response(200, json=self.jwks())
+        if path == "/departments/BDCDJ/events" and request.method == "POST":
+            return self.push(request)
+        if path == "/caseflow/cases":
+            return httpx.Response(200, json={"items": list(self.cases.values()), "total": len(self.cases)})
+        if path.startswith("/caseflow/cases/"):
+            case = next(c for c in self.cases.values() if c["case_no"] == path.rsplit("/", 1)[1])
+            return httpx.Response(200, json=case)
+        if path.startswith("/caseflow/progress/"):
+            case = next(c for c in self.cases.values() if c["case_no"] == path.rsplit("/", 1)[1])
+            assert request.url.params["code"] == case["query_code"]
+            return httpx.Response(200, json={"state": case["state"], "steps": case["steps"]})
+        if path == "/licence/licences":
+            return httpx.Response(200, json={"items": self.wallet, "total": len(self.wallet)})
+        return httpx.Response(404, json={"title": "Not found"})
+
+
+def _demo_with(handler) -> Demo:
+    client = httpx.Client(base_url="http://gateway.test/api/v1", transport=httpx.MockTransport(handler))
+    lines: list[str] = []
+    demo = Demo(client, out=lines.append)
+    demo.journey = "J6"
+    demo.state["zhang"] = Person("张三", new_id_number(demo.rng), "13800000000", {"Authorization": "Bearer x"})
+    demo.lines = lines  # type: ignore[attr-defined]
+    return demo
+
+
+def test_j6_pushes_gets_verified_receipts_and_a_replay_changes_nothing_on_a_stand_in():
+    platform = _StandInPlatform("make-run-only-bdcdj-partner-secret")
+    demo = _demo_with(platform)
+    j6_department_system(demo)
+    said = "\n".join(demo.lines)
+    assert "pushes case.progress 'received'" in said and "K7Q2M9" not in said  # the query code is never shown
+    assert "received → accepted" in said  # the progress page
+    assert "duplicate: true" in said and "verifies the receipt's signature" in said
+    assert len(platform.pushes) == 3 and len(platform.wallet) == 1  # the forged push stored nothing
+
+
+def test_j6_is_a_failure_when_the_receipt_signature_does_not_verify():
+    platform = _StandInPlatform("make-run-only-bdcdj-partner-secret")
+    platform.jwks = lambda: {"keys": [{**_StandInPlatform("x").jwks()["keys"][0]}]}  # another key, same kid
+    with pytest.raises(StepFailed, match="signature does not verify"):
+        j6_department_system(_demo_with(platform))
+
+
+def test_j6_is_skipped_without_an_exchange_area():
+    demo = _demo_with(lambda request: httpx.Response(404, json={"title": "Not found"}))
+    with pytest.raises(Skipped, match="no exchange area"):
+        j6_department_system(demo)
