@@ -1,15 +1,21 @@
-"""`make demo` (tools/demo.py): every journey line, exit 0 — against the platform the e2e tests
-started, and against none (the demo starts its own and stops it again)."""
+"""`make demo` (tools/demo.py): every journey line, exit 0 — against a platform started here, twice,
+and against none (the demo starts its own and stops it again); its J6 against a stand-in.
+
+The platform is this module's own, not the session's ``running_platform``: J3 binds the sandbox
+register's restaurant company as 王五, whom tests/e2e/test_journeys.py registers itself."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,6 +31,41 @@ from tools.demo import Demo, Person, Skipped, StepFailed, j6_department_system, 
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNEYS = ("J1", "J2", "J3", "J4", "J5", "J6", "J7")
+
+
+@pytest.fixture(scope="module")
+def demo_platform(tmp_path_factory):
+    """`make run` (tools.run) on free ports and a throwaway directory, as tests/e2e/conftest.py starts it."""
+    data = tmp_path_factory.mktemp("demo-platform")
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "tools.run", "--free-ports", "--data-dir", str(data)],
+        cwd=REPO, env={**os.environ, "YIWANG_NATS_URL": "", "EMS_SANDBOX_STEP_SECONDS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    gateway = ""
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError("make run exited:\n" + "".join(lines))
+            lines.append(line)
+            match = re.match(r"^gateway\s+(http://127\.0\.0\.1:\d+)\s", line)
+            gateway = match.group(1) if match else gateway
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            raise TimeoutError("make run did not become ready:\n" + "".join(lines))
+        yield gateway
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def run_demo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -51,8 +92,8 @@ def test_new_id_numbers_are_valid_and_confirmed_by_the_sandbox_registry():
     assert len(set(numbers)) == len(numbers)
 
 
-def test_the_demo_plays_every_journey_against_a_running_platform(running_platform):
-    first = run_demo("--gateway", running_platform["gateway"])
+def test_the_demo_plays_every_journey_against_a_running_platform(demo_platform):
+    first = run_demo("--gateway", demo_platform)
     assert first.returncode == 0, first.stdout + first.stderr
     lines = journey_lines(first.stdout)
     assert set(lines) == set(JOURNEYS), first.stdout
@@ -64,7 +105,7 @@ def test_the_demo_plays_every_journey_against_a_running_platform(running_platfor
     assert any("SKIPPED" in line or "duplicate: true" in line for line in lines["J6"]), lines["J6"]
     assert re.search(r"all journeys done in \d+\.\d s", first.stdout)
     # again, on the same platform: new people, new cases, the same outcome
-    again = run_demo("--gateway", running_platform["gateway"])
+    again = run_demo("--gateway", demo_platform)
     assert again.returncode == 0, again.stdout + again.stderr
     assert set(journey_lines(again.stdout)) == set(JOURNEYS)
 
