@@ -678,7 +678,8 @@ def j6_department_system(demo: Demo) -> None:
         shown += f", and on the progress page: {' → '.join(step['to_state'] for step in page['steps'])}"
     demo.say(f"张三 sees it in his case list (waited {waited:.1f} s): {shown}")
 
-    number = f"鲁(2026)德州市不动产权第{demo.rng.randrange(10**7):07d}号"
+    # The certificate's printed serial (the licence library keeps numbers a QR code can carry: 0-9, A-Z, -).
+    number = f"371402-{date.today():%Y}-{demo.rng.randrange(10**7):07d}"
     certificate = {"licence_type": "real_estate_certificate", "number": number, "holder": zhang.id_number,
                    "holder_kind": "person", "holder_name": zhang.name, "issued_on": date.today().isoformat(),
                    "data": {"location": "山东省德州市德城区新湖大街8号1单元302", "usage": "住宅", "area": 89.5},
@@ -690,7 +691,7 @@ def j6_department_system(demo: Demo) -> None:
         return next((item for item in demo.wallet(zhang.headers) if item.get("number") == number), None)
 
     licence, waited = demo.wait_for("the 不动产权证书 in 张三's wallet", in_wallet)
-    demo.say(f"it pushes licence.issued 不动产权证书 {number} → receipt {issued['receipt_id']}; "
+    demo.say(f"it pushes licence.issued 不动产权证书 No. {number} → receipt {issued['receipt_id']}; "
              f"in 张三's licence wallet as {licence['identifier']} (waited {waited:.1f} s)")  # fmt: skip
 
     # The receipt's signature: a compact JWS (EdDSA) over its other fields, keys at the JWKS.
