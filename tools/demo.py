@@ -603,6 +603,8 @@ def j5_supervisor_sees(demo: Demo) -> None:
             f"{entry['anomaly']:>9}{pct(entry.get('on_time_rate')):>9}{'-' if days is None else days:>10}"
             f"{pct(entry.get('online_share')):>8}"
         )
+    demo.say("(yellow: in hand, close to its deadline; red: past it — raised by caseflow's working-day timer; "
+             "anomaly: a second correction attempted, a decision without a review, a failed delivery …)")  # fmt: skip
     for warning in warnings["items"]:
         demo.say(
             f"  warning: {warning['level']:<8}{warning['department']:<7}{warning['case_no']}  {warning.get('step', '')}"
