@@ -898,7 +898,9 @@ class Platform:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # tools.run stops its children in reverse order
+            # SIGTERM, not SIGINT: tools.run handles it the same way (children stopped in reverse
+            # order), and a SIGINT would be ignored when the demo itself runs in the background.
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -906,6 +908,10 @@ class Platform:
                 self.process.wait()
         if not self.kept:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -918,6 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gateway = (args.gateway or default_gateway()).rstrip("/")
 
+    signal.signal(signal.SIGTERM, _terminate)  # a platform the demo started is stopped either way
     platform: Platform | None = None
     status = readiness(gateway)
     if status is not None and status != 200:  # something is there, not ready yet: give it a moment
@@ -926,7 +933,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
             status = readiness(gateway)
         if status != 200:
-            print(f"{gateway}/readyz answers {status}: the platform there is not ready; not starting a second one")
+            print(
+                f"demo: {gateway}/readyz answers {status}: the platform there is not ready; not starting a second one"
+            )
             return 1
     if status == 200:
         print(f"demo: the platform is running at {gateway}; playing against it\n", flush=True)

@@ -60,7 +60,7 @@ def demo_platform(tmp_path_factory):
         yield gateway
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)  # tools.run stops its children, as on Ctrl-C
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
