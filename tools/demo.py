@@ -407,7 +407,14 @@ def j2_officers_handle_it(demo: Demo) -> None:
         shipments = demo.case(case_no, zhang.headers)["shipments"]
         return shipments[0] if shipments and (shipments[0].get("waybill") or shipments[0]["final"]) else None
 
-    shipment, waited = demo.wait_for("EMS to book the parcel", booked)
+    try:
+        shipment, waited = demo.wait_for("EMS to book the parcel", booked)
+    except StepFailed as failed:
+        shipments = demo.case(case_no, zhang.headers)["shipments"]
+        status = shipments[0]["status"] if shipments else "not even created"
+        raise StepFailed(f"{failed} (the shipment is {status}: express could not book it with the carrier, see "
+                         f"express's log; a known cause: `make run` restarted on old data, whose EMS sandbox "
+                         f"hands out the waybills it gave before)") from None  # fmt: skip
     if not shipment.get("waybill"):
         # The sandbox carrier refuses a share of orders (EMS_SANDBOX_REFUSAL_RATE) on a default `make run`.
         demo.say(f"李四 hands the paper licence to EMS → the sandbox carrier refused the order ({shipment['reason']}); "
@@ -451,7 +458,12 @@ def j2_parcel_arrives(demo: Demo) -> None:
     rated = demo.call("POST", f"/caseflow/cases/{case_no}/evaluation", expect=201, what="张三 rates",
                       json={"score": 5}, headers=zhang.headers)  # fmt: skip
     demo.check(rated.get("rectification") is None, f"a 非常满意 should need no rectification: {rated}")
-    demo.say("张三 rates the service 非常满意 (5)")
+    texts = demo.sms(case_no)
+    demo.check(any("一次性" in t for t in texts) and any("已办结" in t for t in texts),
+               f"张三 should have been told of the correction and the completion by SMS: {texts}")  # fmt: skip
+    demo.say(
+        f"张三 rates the service 非常满意 (5); {len(texts)} SMS told him every step, from the case number to 已办结"
+    )
 
 
 def j3_agent_applies_for_company(demo: Demo) -> None:
