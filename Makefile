@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint contracts contracts-check bench clean
+.PHONY: install run demo test test-fast lint contracts contracts-check bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 ## make run: NATS + every service on SQLite + the gateway on :8000, demo data loaded. Ctrl-C stops all.
 run: install
 	$(BIN)/python -m tools.run
+
+## make demo: journeys J1–J7 through the gateway, one line per step, in well under a minute; uses the
+## platform `make run` started, or starts one (and stops it again). Exit 0 only if every journey worked.
+demo: install
+	$(BIN)/python -m tools.demo $(DEMO_ARGS)
 
 ## make test: the whole suite (PostgreSQL too when TEST_POSTGRES_URL is set), then the style gates.
 test: install
