@@ -88,7 +88,7 @@ class InboundPush(Base):
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)  # the settled event's data (JSON)
     settled_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
     case_no: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    licence_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    licence_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 # ---- outbound ------------------------------------------------------------------------------------

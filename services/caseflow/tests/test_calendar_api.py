@@ -87,7 +87,9 @@ async def test_a_department_admin_cannot_rewrite_the_platform_calendar(caseflow)
     body = {"holidays": ["2027-01-04"], "workdays": ["2027-01-02"]}
     department_admin = officer("admin", "SCJGJ")  # roles [admin], department SCJGJ
     refused = await caseflow.put("/calendar/overrides/2027", json=body, headers=department_admin)
-    assert refused.status_code == 403 and refused.json()["rule"] == "relation"  # the access table: calendar.write is the platform admin's
+    assert (
+        refused.status_code == 403 and refused.json()["rule"] == "relation"
+    )  # the access table: calendar.write is the platform admin's
     assert (await caseflow.put("/calendar/overrides/2027", json=body, headers=officer("supervisor", "ADMIN"))
             ).status_code == 403  # fmt: skip
     assert (await caseflow.get("/calendar/2027")).json() == before  # unchanged

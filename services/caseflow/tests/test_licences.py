@@ -342,7 +342,9 @@ async def test_the_issued_licence_is_recorded_once_and_shown(database_url, nats_
         try:
             js = await bus.jetstream()
             for sent, msg_id in ((reminder, reminder.id), (reminder, reminder.id + "-again"), (stranger, stranger.id)):
-                await js.publish(expiring.nats_subject, sent.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id})
+                await js.publish(
+                    expiring.nats_subject, sent.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id}
+                )
             for _ in range(300):
                 async with client.app.state.sessionmaker() as session:
                     seen = (await session.execute(select(inbox.c.event_id).where(
@@ -356,4 +358,6 @@ async def test_the_issued_licence_is_recorded_once_and_shown(database_url, nats_
         async with client.app.state.sessionmaker() as session:
             reminders = (await session.execute(select(Notification.text).where(
                 Notification.template == "licence_expiring"))).scalars().all()  # fmt: skip
-        assert reminders == [f"您经办件{case['case_no']}取得的电子证照（营业执照）将于2031-11-01到期，如需延续，请在到期30日前申请。"]
+        assert reminders == [
+            f"您经办件{case['case_no']}取得的电子证照（营业执照）将于2031-11-01到期，如需延续，请在到期30日前申请。"
+        ]

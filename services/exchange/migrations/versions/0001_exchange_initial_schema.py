@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("case_no", sa.String(length=40), nullable=True),
-        sa.Column("licence_id", sa.String(length=64), nullable=True),
+        sa.Column("licence_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("department", "event_id", name="uq_pushes_department_event"),
     )
