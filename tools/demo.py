@@ -400,8 +400,10 @@ def j2_officers_handle_it(demo: Demo) -> None:
              f"in 张三's wallet (waited {waited:.1f} s for licence.issued)")  # fmt: skip
     demo.state["licence_id"] = licence["identifier"]
 
-    state = demo.act(case_no, li_si, "deliver")["state"]
-    demo.check(state == "delivering", f"after deliver: {state}")
+    # Once the result licence is issued, caseflow hands an EMS case to the carrier itself (ADR 0022).
+    state, _ = demo.wait_for("caseflow to request the EMS delivery",
+                             lambda: demo.case(case_no, zhang.headers)["state"] == "delivering" and "delivering")  # fmt: skip
+    demo.say(f"the platform requests the EMS delivery itself once the licence is issued → {state}")
 
     def booked() -> dict | None:
         shipments = demo.case(case_no, zhang.headers)["shipments"]
@@ -421,7 +423,7 @@ def j2_officers_handle_it(demo: Demo) -> None:
                  f"the result waits at the window")  # fmt: skip
         return
     waybill = shipment["waybill"]
-    demo.say(f"李四 hands the paper licence to EMS → waybill {waybill} (booked with the EMS sandbox in {waited:.1f} s); "
+    demo.say(f"the paper licence goes to EMS → waybill {waybill} (booked with the EMS sandbox in {waited:.1f} s); "
              f"the parcel travels while the other journeys run")  # fmt: skip
     demo.state["waybill"] = waybill
     demo.state["parcel_since"] = time.monotonic()
