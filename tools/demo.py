@@ -419,7 +419,7 @@ def j2_officers_handle_it(demo: Demo) -> None:
                          f"hands out the waybills it gave before)") from None  # fmt: skip
     if not shipment.get("waybill"):
         # The sandbox carrier refuses a share of orders (EMS_SANDBOX_REFUSAL_RATE) on a default `make run`.
-        demo.say(f"李四 hands the paper licence to EMS → the sandbox carrier refused the order ({shipment['reason']}); "
+        demo.say(f"the paper licence goes to EMS → the sandbox carrier refused the order ({shipment['reason']}); "
                  f"the result waits at the window")  # fmt: skip
         return
     waybill = shipment["waybill"]
