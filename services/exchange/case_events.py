@@ -9,7 +9,8 @@
 - ``case.resubmitted`` (corrections answered) and ``case.withdrawn``: every recorded department
   of the case gets it.
 
-A department only ever receives cases it is recorded for: its own or a branch's. The lead
+A department's system is never told of a step its own system took (actor ``system:<DEPT>``: the
+cases it mirrors, the decisions it pushed). A department only ever receives cases it is recorded for: its own or a branch's. The lead
 department is recorded from the submission, so what happens before acceptance (a correction
 answered — corrections come before acceptance, Art. 32 —, a withdrawal) reaches it; branches are
 known from acceptance on. ``source_id`` is the
@@ -67,8 +68,16 @@ def case_data(row: CaseDepartment, *, case_no: str, matter_code: str, state: str
     }  # fmt: skip
 
 
+def own_echo(actor: str, department: str) -> bool:
+    """The step was the department's own system's (a decision it pushed, a case it mirrors): it
+    is not told what it did itself (ADR 0020)."""
+    return actor == f"system:{department}"
+
+
 async def _send(session: AsyncSession, event: CloudEvent, row: CaseDepartment, webhook_type: str, *,
-                case_no: str, matter_code: str, state: str, at: datetime) -> None:  # fmt: skip
+                case_no: str, matter_code: str, state: str, at: datetime, actor: str) -> None:  # fmt: skip
+    if own_echo(actor, row.department):
+        return
     await enqueue(
         session, department=row.department, type=webhook_type, source_id=f"{event.id}:{row.department}",
         ordering_key=case_key(case_no),
@@ -82,7 +91,7 @@ async def on_submitted(session: AsyncSession, event: CloudEvent) -> None:
     lead = await record(session, case_no=data.case_no, department=data.department, lead_department=data.department,
                         matter_code=data.matter_code, applicant=data.applicant, at=data.at)  # fmt: skip
     await _send(session, event, lead, "case.submitted", case_no=data.case_no, matter_code=data.matter_code,
-                state=data.state, at=data.at)  # fmt: skip
+                state=data.state, at=data.at, actor=data.actor)  # fmt: skip
 
 
 async def on_accepted(session: AsyncSession, event: CloudEvent) -> None:
@@ -95,7 +104,7 @@ async def on_accepted(session: AsyncSession, event: CloudEvent) -> None:
         if branch != data.department:
             await record(session, department=branch, **facts)  # type: ignore[arg-type]
     await _send(session, event, lead, "case.accepted", case_no=data.case_no, matter_code=data.matter_code,
-                state=data.state, at=data.at)  # fmt: skip
+                state=data.state, at=data.at, actor=data.actor)  # fmt: skip
 
 
 async def on_branch_assigned(session: AsyncSession, event: CloudEvent) -> None:
@@ -105,7 +114,7 @@ async def on_branch_assigned(session: AsyncSession, event: CloudEvent) -> None:
                        lead_department=data.department, matter_code=data.matter_code, applicant=data.applicant,
                        at=data.at)  # fmt: skip
     await _send(session, event, row, "case.branch_assigned", case_no=data.case_no, matter_code=data.matter_code,
-                state=data.state, at=data.at)  # fmt: skip
+                state=data.state, at=data.at, actor=data.actor)  # fmt: skip
 
 
 def _to_every_department(model: type[CaseResubmitted] | type[CaseWithdrawn], webhook_type: str) -> Handler:
@@ -118,7 +127,7 @@ def _to_every_department(model: type[CaseResubmitted] | type[CaseWithdrawn], web
         ).scalars().all()  # fmt: skip
         for row in rows:
             await _send(session, event, row, webhook_type, case_no=data.case_no, matter_code=data.matter_code,
-                        state=data.state, at=data.at)  # fmt: skip
+                        state=data.state, at=data.at, actor=data.actor)  # fmt: skip
 
     handle.__name__ = f"on_{webhook_type.replace('.', '_')}"
     return handle

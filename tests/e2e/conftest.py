@@ -30,6 +30,10 @@ def running_platform(tmp_path_factory):
             "EMS_SANDBOX_REFUSAL_RATE": "0",
             "EMS_SANDBOX_FAILURE_RATE": "0",
             "EMS_SANDBOX_RETURN_RATE": "0",
+            # The registration centre's sandbox system answers within a second; a delivery it missed
+            # while down is tried again within seconds, not the deployment's minutes (ADR 0020).
+            "BDCDJ_SANDBOX_STEP_SECONDS": "1",
+            "EXCHANGE_RETRY_SCHEDULE_SECONDS": "[1, 1, 2, 2, 60]",
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -45,7 +49,7 @@ def running_platform(tmp_path_factory):
             if not line:
                 raise RuntimeError("make run exited:\n" + "".join(lines))
             lines.append(line)
-            match = re.match(r"^(\w+)\s+(http://127\.0\.0\.1:\d+)\s", line)
+            match = re.match(r"^([\w-]+)\s+(http://127\.0\.0\.1:\d+)\s", line)
             if match:
                 urls[match.group(1)] = match.group(2)
             if "Ctrl-C stops everything" in line:

@@ -126,20 +126,22 @@ async def subscribe(client: httpx.AsyncClient, url: str, department: str = "BDCD
 
 
 # ---- caseflow's events, applied the way the JetStream consumer does --------------------------------
-def _case(case_no: str, department: str, state: str, at: datetime) -> dict[str, Any]:
+def _case(case_no: str, department: str, state: str, at: datetime, actor: str = "officer:bdcdj") -> dict[str, Any]:
     return dict(case_no=case_no, matter_code="BDCDJ-QR-0002", matter_version=1, department=department, state=state,
-                at=at, actor="officer:bdcdj")  # fmt: skip
+                at=at, actor=actor)  # fmt: skip
 
 
-def submitted(case_no: str, department: str = "BDCDJ", at: datetime = START) -> CloudEvent:
-    data = CaseSubmitted(**_case(case_no, department, "submitted", at), applicant=ZHANG_SAN, delivery="window",
+def submitted(
+    case_no: str, department: str = "BDCDJ", at: datetime = START, actor: str = "officer:bdcdj"
+) -> CloudEvent:
+    data = CaseSubmitted(**_case(case_no, department, "submitted", at, actor), applicant=ZHANG_SAN, delivery="window",
                          received_on=date(2026, 12, 1))  # fmt: skip
     return envelope(data, subject=case_no)
 
 
 def accepted(case_no: str, department: str = "BDCDJ", branches: list[str] | None = None, at: datetime = START,
-             applicant: str | None = ZHANG_SAN) -> CloudEvent:  # fmt: skip
-    data = CaseAccepted(**_case(case_no, department, "accepted", at), accepted_on=date(2026, 12, 1), deemed=False,
+             applicant: str | None = ZHANG_SAN, actor: str = "officer:bdcdj") -> CloudEvent:  # fmt: skip
+    data = CaseAccepted(**_case(case_no, department, "accepted", at, actor), accepted_on=date(2026, 12, 1), deemed=False,
                         applicant=applicant, branches=branches or [])  # fmt: skip
     return envelope(data, subject=case_no)
 

@@ -137,6 +137,21 @@ async def test_a_department_never_receives_another_department_s_cases(exchange):
     assert (await exchange.get("/deliveries?department=GAJ", headers=BDCDJ_ADMIN)).status_code == 403
 
 
+async def test_a_department_system_is_not_told_what_its_own_system_did(exchange):
+    """A case the centre mirrors (its steps are ``system:BDCDJ``'s) is not echoed back to it; a
+    platform case of the same department is."""
+    bdcdj = await endpoint(exchange, "BDCDJ")
+    try:
+        for event in (submitted("MIRROR", actor="system:BDCDJ"), accepted("MIRROR", actor="system:BDCDJ"),
+                      submitted("PLATFORM"), accepted("PLATFORM")):  # fmt: skip
+            assert await consume(exchange, event)
+        assert await drain(worker_for(exchange)) == 2
+    finally:
+        await bdcdj.close()
+    assert bdcdj.of_case("PLATFORM") == [("case.submitted", 1), ("case.accepted", 2)]
+    assert bdcdj.of_case("MIRROR") == []
+
+
 async def test_redelivered_caseflow_events_queue_nothing_twice(exchange):
     receiver = await endpoint(exchange, "BDCDJ")
     try:
