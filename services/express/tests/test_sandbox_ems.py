@@ -13,7 +13,7 @@ import httpx
 from services.express.adapters.carrier import HttpCarrier, Party, ShipmentOrder
 from services.express.domain import s10
 from services.express.domain.tracking import EMS_CODES, FINAL, Tracking, TrackingEvent, advance, ems_status
-from services.express.sandbox_ems import SandboxEmsSettings, create_app, plan_journey
+from services.express.sandbox_ems import EmsSandbox, SandboxEmsSettings, create_app, new_ems_waybill, plan_journey
 from services.express.tests.sockets import Receiver, serve
 
 ORDER_SECRET = "test-order-secret"
@@ -128,3 +128,14 @@ def test_journeys_follow_the_plan_rates():
         assert plan[:2] == ["10", "20"] and all(code in EMS_CODES for code in plan)
         # a failed attempt is followed by another round or the return, never by a delivery directly
         assert all(plan[i + 1] in {"30", "60"} for i, code in enumerate(plan) if code == "50")
+
+
+def test_without_a_seed_each_start_hands_out_other_waybills():
+    """`make run` on yesterday's data: express already holds the first start's waybills (unique),
+    so a restarted sandbox must not draw the same ones again."""
+    first, second = (EmsSandbox(SandboxEmsSettings()) for _ in range(2))
+    drawn = [new_ems_waybill(sandbox._random, taken=set()) for sandbox in (first, second)]
+    assert first.settings.seed != second.settings.seed and drawn[0] != drawn[1]
+    assert all(s10.is_valid(waybill) for waybill in drawn)
+    seeded = [new_ems_waybill(EmsSandbox(SandboxEmsSettings(seed=11))._random, taken=set()) for _ in range(2)]
+    assert seeded[0] == seeded[1]  # a set seed still reproduces
