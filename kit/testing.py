@@ -23,7 +23,11 @@ from kit.auth import public_keys_from_jwks
 ISSUER = "yiwang-identity"
 AUDIENCE = "yiwang"
 PERSON_ID = "11010519491231002X"  # GB 11643's published example: a valid resident ID number
-TOKEN_TTL_SECONDS = 600
+# Test modules sign tokens when they are imported, and pytest imports every module before it runs
+# the first test: a token must outlive the whole suite (about 20 minutes on two cores, both
+# databases), or the modules run last see only "token expired". Expiry itself is tested with
+# tokens made for it (an explicit ``exp``).
+TOKEN_TTL_SECONDS = 6 * 3600
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -60,7 +64,7 @@ class TokenSigner:
         return public_keys_from_jwks(self.jwks())
 
     def token(self, **claims: Any) -> str:
-        """A signed token: iss, aud, iat, exp (10 minutes), a fresh jti, the defaults, then ``claims``."""
+        """A signed token: iss, aud, iat, exp (6 hours), a fresh jti, the defaults, then ``claims``."""
         now = int(time.time())
         payload: dict[str, Any] = {
             "iss": ISSUER,
