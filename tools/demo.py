@@ -888,7 +888,12 @@ class Platform:
         """Start and wait until everything is ready; the gateway's URL."""
         # A quick sandbox carrier that delivers every parcel (a person waits for the demo); failed
         # delivery attempts, duplicated and reordered pushes stay on. The environment wins.
-        quick = {"EMS_SANDBOX_STEP_SECONDS": "1", "EMS_SANDBOX_REFUSAL_RATE": "0", "EMS_SANDBOX_RETURN_RATE": "0"}
+        quick = {
+            "EMS_SANDBOX_STEP_SECONDS": "1",
+            "EMS_SANDBOX_SEED": "20261201",
+            "EMS_SANDBOX_REFUSAL_RATE": "0",
+            "EMS_SANDBOX_RETURN_RATE": "0",
+        }
         env = {**quick, **os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "tools.run", "--data-dir", str(self.data_dir)],

@@ -27,6 +27,7 @@ def running_platform(tmp_path_factory):
             **os.environ,
             "YIWANG_NATS_URL": "",
             "EMS_SANDBOX_STEP_SECONDS": "1",
+            "EMS_SANDBOX_SEED": "20261201",  # reproducible parcels (make run draws a new seed each start)
             "EMS_SANDBOX_REFUSAL_RATE": "0",
             "EMS_SANDBOX_FAILURE_RATE": "0",
             "EMS_SANDBOX_RETURN_RATE": "0",

@@ -39,7 +39,8 @@ def demo_platform(tmp_path_factory):
     data = tmp_path_factory.mktemp("demo-platform")
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "tools.run", "--free-ports", "--data-dir", str(data)],
-        cwd=REPO, env={**os.environ, "YIWANG_NATS_URL": "", "EMS_SANDBOX_STEP_SECONDS": "1"},
+        cwd=REPO, env={**os.environ, "YIWANG_NATS_URL": "", "EMS_SANDBOX_STEP_SECONDS": "1",
+                                  "EMS_SANDBOX_SEED": "20261201"},  # the parcels' journeys as before: reproducible
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     lines: list[str] = []
