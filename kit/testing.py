@@ -1,4 +1,5 @@
-"""Test helpers every service's tests share: tokens signed exactly as identity signs them.
+"""Test helpers every service's tests share: tokens signed exactly as identity signs them, and an
+ASGI app served on a real loopback socket (``serve``).
 
 A :class:`TokenSigner` holds a fresh Ed25519 key; the app under test gets its public half through
 ``key_fetcher=signer.fetch_keys`` (or a JWKS server serving ``signer.jwk()``), and tests sign
@@ -7,13 +8,18 @@ tokens with the claims of docs/adr/0002-token-claims.md. Imported by tests only,
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import OKPAlgorithm
@@ -81,3 +87,24 @@ class TokenSigner:
     def officer_token(self, login: str, *, roles: tuple[str, ...], department: str | None, level: int = 3) -> str:
         """An officer's token: ``sub`` = ``officer:<login>``, its roles and department."""
         return self.token(sub=f"officer:{login}", kind="officer", lvl=level, roles=list(roles), dept=department)
+
+
+@asynccontextmanager
+async def serve(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """``app`` under uvicorn on ``http://127.0.0.1:<free port>`` (a real socket) until the block ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()

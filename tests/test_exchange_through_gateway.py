@@ -17,9 +17,9 @@ import jwt
 from gateway.tests.conftest import JwksServer, gateway_settings, running_gateway
 from kit.migrate import upgrade
 from kit.signing import new_nonce, signed_headers
+from kit.testing import serve
 from services.exchange.main import create_app
 from services.exchange.tests.conftest import GATEWAY_SECRET, TOKENS, push_body, settings_for
-from services.express.tests.sockets import serve
 
 ADMIN = {"Authorization": "Bearer " + TOKENS.officer_token("admin", roles=("admin",), department="ADMIN")}
 

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 
-import uvicorn
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +19,7 @@ from contracts.events.licence import LicenceExpiring, LicenceIssued
 from kit.bus import Bus
 from kit.events import envelope
 from kit.signing import SignatureRejected, verify_request
+from kit.testing import serve
 from services.caseflow.models import Case, CaseLicence, Notification, inbox
 from services.caseflow.tests.conftest import (
     COMPANY,
@@ -214,27 +211,6 @@ class FakeLicenceServer:
         return JSONResponse({**licence, "identifier": asked["identifier"], "status": "valid"})
 
 
-@asynccontextmanager
-async def serve(app) -> AsyncIterator[str]:
-    """``app`` under uvicorn on a free loopback port (a real socket)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "licence server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
-
-
 async def test_the_http_adapter_signs_its_checks_and_maps_every_answer(database_url, nats_server, tmp_path):
     licence = FakeLicenceServer()
     licence.licences["1.2.156.3005.2.11100000000013338W.001.0001"] = {
@@ -242,7 +218,7 @@ async def test_the_http_adapter_signs_its_checks_and_maps_every_answer(database_
         "version": 2, "valid_until": "2036-01-01",
     }  # fmt: skip
     identifier = "1.2.156.3005.2.11100000000013338W.001.0001"
-    async with serve(licence.app) as url:
+    async with serve(licence.app, lifespan="off") as url:
         overrides = dict(licence_adapter="http", licence_url=url, licence_secret=SECRET, licence_timeout_seconds=3)
         async with running_caseflow(database_url, nats_server.url, tmp_path, **overrides) as client:
             blob = await upload(client, person())

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from contracts.departments import Webhook
 from kit.bus import Bus
+from kit.testing import serve
 from services.exchange.context import utc_now
 from services.exchange.deliveries import enqueue
 from services.exchange.models import CaseDepartment, Delivery, DeliveryAttempt
@@ -28,7 +29,6 @@ from services.exchange.tests.outbound_fixtures import (
     exchange_app,
     free_port_url,
     resubmitted,
-    serve,
     submitted,
     subscribe,
     withdrawn,

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from contracts.departments import Push
 from kit.signing import SignatureRejected, verify_request
+from kit.testing import serve
 from services.exchange.sandbox_department import SandboxDepartmentSettings, create_app
 from services.exchange.seed_outbound import demo_subscription_id, seed_subscriptions
 from services.exchange.tests.outbound_fixtures import (
@@ -31,7 +32,6 @@ from services.exchange.tests.outbound_fixtures import (
     consume,
     drain,
     exchange_app,
-    serve,
     worker_for,
 )
 

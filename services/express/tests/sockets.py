@@ -1,45 +1,19 @@
-"""Running an ASGI app under uvicorn on a free loopback port (a real socket), and a tiny receiver
-that checks signed callbacks the way the gateway does."""
+"""A tiny receiver that checks signed callbacks the way the gateway does (served on a real socket
+with kit.testing.serve)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kit.signing import SignatureRejected, verify_request
-
-
-@asynccontextmanager
-async def serve(app, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """``app`` on ``http://127.0.0.1:<free port>`` until the block ends."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 @dataclass

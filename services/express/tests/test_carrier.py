@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kit.signing import new_nonce, signed_headers
+from kit.testing import serve
 from services.express.adapters.carrier import (
     CarrierUnavailable,
     HttpCarrier,
@@ -24,7 +25,6 @@ from services.express.adapters.carrier import (
 )
 from services.express.domain import s10
 from services.express.sandbox_ems import SandboxEmsSettings, create_app
-from services.express.tests.sockets import serve
 
 ORDER_SECRET = "test-order-secret"
 

@@ -10,11 +10,12 @@ from datetime import datetime
 
 import httpx
 
+from kit.testing import serve
 from services.express.adapters.carrier import HttpCarrier, Party, ShipmentOrder
 from services.express.domain import s10
 from services.express.domain.tracking import EMS_CODES, FINAL, Tracking, TrackingEvent, advance, ems_status
 from services.express.sandbox_ems import EmsSandbox, SandboxEmsSettings, create_app, new_ems_waybill, plan_journey
-from services.express.tests.sockets import Receiver, serve
+from services.express.tests.sockets import Receiver
 
 ORDER_SECRET = "test-order-secret"
 PARTNER_SECRET = "test-partner-secret"
