@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 import uvicorn
@@ -90,7 +90,7 @@ class TokenSigner:
 
 
 @asynccontextmanager
-async def serve(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
+async def serve(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> AsyncIterator[str]:
     """``app`` under uvicorn on ``http://127.0.0.1:<free port>`` (a real socket) until the block ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
