@@ -17,7 +17,7 @@ import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from kit.errors import Problem, problem_response
+from kit.errors import Problem, field_problem, problem_response
 from kit.text import UNSAFE_TEXT, text_problem
 
 DEFAULT_MAX_DEPTH = 32
@@ -152,16 +152,38 @@ def check_json_body(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Problem 
     except RecursionError:  # deeper than the parser's own recursion limit
         return too_deep_problem(max_depth)
     except UnicodeDecodeError:
-        return Problem(
-            400,
-            "invalid-encoding",
-            "Body is not valid UTF-8",
-            "a JSON body must be UTF-8 (RFC 8259)",
-            errors=[{"field": "body", "rule": "utf8", "message": "not valid UTF-8"}],
-        )
+        return _not_utf8()
     except ValueError:
         return None
     return check_json(value, max_depth)
+
+
+def load_json_body(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """The JSON value of ``body``, parsed once and checked as ``check_json_body`` checks it; raises
+    the ``Problem`` when it is not UTF-8, not JSON (``body`` rule ``json_invalid``) or fails a check.
+    For a route that reads its body itself (e.g. to verify a signature over the raw bytes)."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_int=_parse_int, parse_constant=_NotFinite)
+    except RecursionError:
+        raise too_deep_problem(max_depth) from None
+    except UnicodeDecodeError:  # RFC 8259: UTF-8 only (json.loads of bytes would guess UTF-16)
+        raise _not_utf8() from None
+    except ValueError:
+        raise field_problem("body", "json_invalid", "the body is not JSON") from None
+    problem = check_json(value, max_depth)
+    if problem is not None:
+        raise problem
+    return value
+
+
+def _not_utf8() -> Problem:
+    return Problem(
+        400,
+        "invalid-encoding",
+        "Body is not valid UTF-8",
+        "a JSON body must be UTF-8 (RFC 8259)",
+        errors=[{"field": "body", "rule": "utf8", "message": "not valid UTF-8"}],
+    )
 
 
 def _is_json(content_type: bytes | None) -> bool:

@@ -9,13 +9,12 @@ is ``body.type`` / ``unknown_type``. Nothing here touches the database.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
 from contracts.departments import PUSH_MODELS, CaseDecisionPush, CaseProgressPush, LicenceIssuedPush
-from kit.bodyguard import check_json_body
+from kit.bodyguard import load_json_body
 from kit.errors import Problem, field_problem
 
 AnyPush = CaseProgressPush | CaseDecisionPush | LicenceIssuedPush
@@ -33,21 +32,7 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
 
 def parse_push(body: bytes, *, max_depth: int) -> AnyPush:
     """The push in ``body``, or a 4xx ``Problem`` naming the field and the rule."""
-    problem = check_json_body(body, max_depth)
-    if problem is not None:
-        raise problem
-    try:
-        value = json.loads(body.decode("utf-8"))  # RFC 8259: UTF-8 only (json.loads would guess UTF-16)
-    except UnicodeDecodeError:
-        raise Problem(
-            400,
-            "invalid-encoding",
-            "Body is not valid UTF-8",
-            "a JSON body must be UTF-8 (RFC 8259)",
-            errors=[{"field": "body", "rule": "utf8", "message": "not valid UTF-8"}],
-        ) from None
-    except (ValueError, RecursionError):
-        raise field_problem("body", "json_invalid", "the body is not JSON") from None
+    value = load_json_body(body, max_depth)
     if not isinstance(value, dict):
         raise field_problem("body", "model_type", "the body must be a JSON object")
     kind = value.get("type")
