@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
@@ -47,7 +44,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from contracts.departments import CODE, SUBJECT_ID
 from kit.errors import install_problem_handlers
-from kit.signing import new_nonce, signed_headers
+from kit.signing import SignedJsonPoster
 
 log = logging.getLogger("yiwang.exchange.sandbox_department")
 
@@ -106,10 +103,12 @@ class DepartmentSandbox:
         self.duplicates = 0
         self.refused = 0
         self.receipts: list[dict[str, Any]] = []
-        self._client = client or httpx.AsyncClient(timeout=settings.push_timeout_seconds)
+        # Pushes are signed JSON POSTs (ADR 0003), each try with a new nonce.
+        self._poster = SignedJsonPoster(settings.push_url, key_id=settings.partner_id,
+                                        secret=settings.partner_secret.get_secret_value(),
+                                        timeout=settings.push_timeout_seconds, client=client)  # fmt: skip
         self._tasks: set[asyncio.Task] = set()
         self._numbers = itertools.count(1)
-        self._path = urlsplit(settings.push_url).path or "/"
         self._verifier = StandardWebhook(settings.webhook_secret.get_secret_value()) if (
             settings.webhook_secret.get_secret_value()
         ) else None  # fmt: skip
@@ -180,19 +179,14 @@ class DepartmentSandbox:
     # ---- pushes out ----------------------------------------------------------------------------
     async def push(self, push_type: str, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """POST one signed push until it is answered for good; the answer is kept and returned."""
-        body = json.dumps({"event_id": event_id, "type": push_type, "occurred_at": _now_text(), "data": data},
-                          ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
-        secret = self.settings.partner_secret.get_secret_value()
+        payload = {"event_id": event_id, "type": push_type, "occurred_at": _now_text(), "data": data}
         record: dict[str, Any] = {"event_id": event_id, "type": push_type, "attempts": 0, "status": None,
                                   "answer": None, "error": None}  # fmt: skip
         for attempt in range(1, self.settings.push_max_attempts + 1):
             record["attempts"] = attempt
-            headers = {"Content-Type": "application/json",
-                       **signed_headers(self.settings.partner_id, secret, "POST", self._path, body,
-                                        nonce=new_nonce(), timestamp=int(time.time()))}  # fmt: skip
             try:
-                response = await self._client.post(self.settings.push_url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                response = await self._poster.post(payload)
+            except (httpx.HTTPError, TimeoutError) as exc:
                 record["error"] = type(exc).__name__
             else:
                 record["status"] = response.status_code
@@ -228,7 +222,7 @@ class DepartmentSandbox:
         for task in list(self._tasks):
             with suppress(asyncio.CancelledError, Exception):
                 await task
-        await self._client.aclose()
+        await self._poster.aclose()
 
 
 def _now_text() -> str:
