@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 import uuid
+from functools import partial
 
 import httpx
 import jwt
@@ -20,6 +21,7 @@ import standardwebhooks
 from kit.signing import signed_headers
 from tests.e2e.test_case_journeys import PDF, act, citizen, gateway, officer, submit_when_announced, upload
 from tests.e2e.test_journeys import _valid, login
+from tests.e2e.test_licence_journeys import wait_for as poll_until
 
 __all__ = ["gateway"]  # the module-scoped client fixture
 
@@ -30,13 +32,8 @@ FIRST_REGISTRATION = "BDCDJ-QR-0001"  # 不动产首次登记: its result is the
 FOOD_PERMIT = "SCJGJ-XK-0003"
 
 
-def wait_for(check, seconds: float = 40):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
+# Events travel over NATS and the centre answers after a step: poll a little longer than J3 does.
+wait_for = partial(poll_until, seconds=40)
 
 
 def push(client: httpx.Client, body: dict, *, code: str = "BDCDJ", secret: str = PARTNER_SECRET,
