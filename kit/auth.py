@@ -41,11 +41,15 @@ class Principal:
     department: str | None = None
     session_id: str | None = None
     token_id: str | None = None
+    channel: str = "online"
+    device: str | None = None
+    helper: str | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> Principal:
         act = claims.get("act") or {}
+        helper = claims.get("hlp") or {}
         return cls(
             subject=claims["sub"],
             kind=claims.get("kind", "person"),
@@ -56,6 +60,9 @@ class Principal:
             department=claims.get("dept"),
             session_id=claims.get("sid"),
             token_id=claims.get("jti"),
+            channel=str(claims.get("chn") or "online"),
+            device=claims.get("dev"),
+            helper=helper.get("sub") if isinstance(helper, dict) else None,
             claims=claims,
         )
 

@@ -38,6 +38,10 @@ class CaseSubmitted(_CaseFields, EventData):
     delivery: Literal["window", "ems"]
     received_on: date
     bundle_code: str | None = Field(default=None, description="the bundle (套餐) applied for; matter_code is its lead")
+    channel: Literal["online", "counter", "kiosk", "department"] = Field(
+        default="online", description="where it was applied for (the token's chn; department: mirrored from its system)"
+    )
+    helped_by: str | None = Field(default=None, description="帮办: the counter officer who applied for the applicant")
 
 
 class CaseAccepted(_CaseFields, EventData):
@@ -103,6 +107,8 @@ class CaseApproved(_CaseFields, EventData):
     )
     approved_on: date
     reason: str | None = Field(default=None, description="the decider's reasoning, as on the case's timeline")
+    automatic: bool = Field(default=False, description="秒批: decided by the platform under an instant rule")
+    rule: str | None = Field(default=None, description="the instant rule that decided (automatic only)")
 
 
 class CaseDenied(_CaseFields, EventData):
@@ -159,6 +165,28 @@ class CasePickupRequested(_CaseFields, EventData):
     division_code: str = Field(pattern=r"^\d{6}$", description="GB/T 2260 code of the pickup address")
     address: str
     items: list[str] = Field(min_length=1, description="the originals to collect, by material name")
+
+
+class FeeItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: str = Field(description="the guide's fee item")
+    amount_fen: int = Field(ge=0, le=10**11, description="amount in fen (0.01 yuan)")
+    basis: str | None = None
+
+
+class CaseFeesDue(_CaseFields, EventData):
+    """网上缴费: what the case's applicant owes, from the pinned guide (or an officer's assessment where
+    the matter allows it). A later one for the same case replaces an unpaid order's items; payment
+    opens or updates the order, never takes an amount from a client."""
+
+    event_type: ClassVar[str] = "yiwang.caseflow.case.fees_due.v1"
+    nats_subject: ClassVar[str] = "caseflow.case.fees_due"
+    applicant: str
+    items: list[FeeItem] = Field(min_length=1)
+    total_fen: int = Field(ge=0)
+    due_before: Literal["acceptance", "decision", "delivery"]
+    refund_on: list[Literal["withdrawn", "rejected", "denied"]]
+    revision: int = Field(ge=1, description="1 at submission, +1 per assessment: the highest wins")
 
 
 class CaseCompleted(_CaseFields, EventData):

@@ -8,7 +8,7 @@ kind, workflow steps and roles, minimum real-name level, result licence type, pa
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,51 @@ class PublishedFee(_Part):
     item: str
     amount_yuan: str = Field(description="decimal amount in yuan, as a string")
     basis: str | None = None
+
+
+class PublishedPayment(_Part):
+    """网上缴费: how a matter's fees are paid (issue 14). Amounts come from ``fees``; an officer may
+    assess them only where ``assessed`` says so (fees that depend on the case, e.g. per certificate)."""
+
+    due_before: Literal["acceptance", "decision", "delivery"] = Field(
+        default="decision", description="the case waits for payment before this step"
+    )
+    refund_on: list[Literal["withdrawn", "rejected", "denied"]] = Field(
+        default_factory=lambda: ["withdrawn", "rejected", "denied"],
+        description="outcomes after which a paid fee is refunded in full",
+    )
+    assessed: bool = Field(default=False, description="officers set the amounts of the guide's items per case")
+
+
+InstantFact = Annotated[
+    str,
+    Field(
+        pattern=r"^(applicant\.(kind|level|age|division|name)|licence:[a-z0-9_]{1,64}\.(valid|days_left)|form\.[A-Za-z0-9_]{1,64})$",
+        description="applicant.kind|level|age|division|name (verified token, GB 11643), "
+        "licence:<type>.valid|days_left (the applicant's e-licences, from licence), form.<field> (checked form)",
+    ),
+]
+
+
+class InstantCondition(_Part):
+    fact: InstantFact
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "exists"]
+    value: str | int | float | bool | list[str] | None = None
+
+
+class InstantRule(_Part):
+    """One rule: every condition holds → the rule decides (approve)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    description: str
+    conditions: list[InstantCondition] = Field(min_length=1)
+
+
+class PublishedInstant(_Part):
+    """秒批秒办: a complete application that satisfies any rule is accepted and approved at once."""
+
+    rules: list[InstantRule] = Field(min_length=1)
+    sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of automatic decisions sampled for human review")
 
 
 class PublishedResult(_Part):
@@ -62,6 +107,11 @@ class PublishedFormField(_Part):
     options: list[str] | None = Field(default=None, description="choice: the allowed values, in display order")
     minimum: float | None = Field(default=None, description="number: smallest allowed value")
     maximum: float | None = Field(default=None, description="number: largest allowed value")
+    prefill: str | None = Field(
+        default=None,
+        description="零填报: filled from verified data (same facts as instant rules, or licence:<type>.number "
+        "/ licence:<type>.data.<key>); the applicant only confirms",
+    )
 
 
 class PublishedFaq(_Part):
@@ -108,6 +158,11 @@ class MatterPublished(EventData):
     parallel_departments: list[str]
     consult_phone: str | None
     window: str | None
+    channels: list[Literal["online", "counter", "kiosk"]] = Field(
+        default_factory=lambda: ["online", "counter"], description="where the matter can be applied for"
+    )
+    payment: PublishedPayment | None = Field(default=None, description="how its fees are paid (None: nothing to pay)")
+    instant: PublishedInstant | None = Field(default=None, description="秒批 rules (None: officers decide)")
 
 
 class MatterRetired(EventData):
