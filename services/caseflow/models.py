@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -117,6 +117,14 @@ class Case(Base):
     # own system (ADR 0021), moved only by that department's progress pushes, under its own case id.
     origin: Mapped[str] = mapped_column(String(12), default="platform", server_default="platform")
     department_case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where it was applied for (ADR 0026): online | counter | kiosk (the token's chn) | department
+    # (mirrored); at the counter, the officer who helped (帮办, the token's hlp.sub and hlp.name).
+    channel: Mapped[str] = mapped_column(String(12), default="online", server_default="online")
+    helped_by: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    helper_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The fees' status (case_fees has the rest): None (nothing to pay) | due | paid | refunded | waived.
+    # On the case row, so what waits for payment is decided with the case alone (cases/fees.py).
+    fees_status: Mapped[str | None] = mapped_column(String(10), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
     __table_args__ = (
@@ -340,6 +348,29 @@ class QueryCodeAttempt(Base):
     case_no: Mapped[str] = mapped_column(String(21), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(TS)
     attempts: Mapped[int] = mapped_column(Integer)
+
+
+class CaseFees(Base):
+    """What a case owes (网上缴费, ADR 0026): the guide's items in fen (or an officer's assessment,
+    ``revision`` +1 each), and what payment reported: the order paid with its e-receipt, the refund."""
+
+    __tablename__ = "case_fees"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    items: Mapped[str] = mapped_column(Text)  # JSON [{item, amount_fen, basis}]
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    revision: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), index=True)  # due | paid | refunded | waived
+    due_before: Mapped[str] = mapped_column(String(12))
+    refund_on: Mapped[str] = mapped_column(String(60))  # JSON list of outcomes
+    assessed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    receipt_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    paid_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    paid_items: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, as payment charged them
+    paid_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    refunded_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(TS)
 
 
 outbox = Outbox(make_outbox_table(Base.metadata))

@@ -49,7 +49,8 @@ async def relation_to(session: AsyncSession, principal: Principal, case: Case) -
         # Parallel departments are the pinned matter's (a bundle's: its members'), known from submission.
         branches = list((await matter_of_case(session, case)).get("parallel_departments", []))
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
-                                    branch_departments=branches, matter_code=case.matter_code)  # fmt: skip
+                                    branch_departments=branches, matter_code=case.matter_code,
+                                    helped_by=case.helped_by)  # fmt: skip
     if relation == access.AGENT_OUTSIDE_MANDATE and access.mandate_covers(principal, mandate_codes(case)):
         relation = access.AGENT
     return relation

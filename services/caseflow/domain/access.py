@@ -34,10 +34,14 @@ PLATFORM_ADMIN: Final = "platform_admin"  # officer of the platform department A
 # department — without a case: of the matter's department — or of one of its parallel departments.
 DEPARTMENT_SYSTEM: Final = "department_system"
 BRANCH_SYSTEM: Final = "branch_system"
+# The hall (ADR 0026): the counter officer who applied for the applicant (帮办, the case's helped_by),
+# and an officer of a department with no part in the case (the comprehensive window hands out results).
+HELPER: Final = "helper"
+OTHER_OFFICER: Final = "other_officer"
 NONE: Final = "none"
 RELATIONS: Final = (
     APPLICANT, AGENT, AGENT_OUTSIDE_MANDATE, DEPARTMENT_OFFICER, BRANCH_OFFICER, SUPERVISOR, PLATFORM_ADMIN,
-    DEPARTMENT_SYSTEM, BRANCH_SYSTEM, NONE,
+    DEPARTMENT_SYSTEM, BRANCH_SYSTEM, HELPER, OTHER_OFFICER, NONE,
 )  # fmt: skip
 
 # Departments whose officers stand above every department: the supervision centres and the platform.
@@ -81,6 +85,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
         BRANCH_OFFICER: _READERS,
         SUPERVISOR: _OVERSIGHT,
         PLATFORM_ADMIN: _roles(ADMIN),
+        HELPER: _roles(COUNTER),  # the counter officer reads the cases they applied for
     },
     # A material's bytes: those who handle the case (a branch: only materials its matters ask for).
     "case.read_material": {**_APPLYING, DEPARTMENT_OFFICER: HANDLERS, BRANCH_OFFICER: HANDLERS},
@@ -96,6 +101,11 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "case.resume": {DEPARTMENT_OFFICER: _roles(REVIEWER, DECIDER)},
     "case.deliver": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
     "case.complete": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
+    # 统一窗口出件: a window result handed out at the counter of ANY department (ADR 0026)
+    "case.hand_out": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, COUNTER), BRANCH_OFFICER: _roles(COUNTER),
+                      HELPER: _roles(COUNTER), OTHER_OFFICER: _roles(COUNTER)},  # fmt: skip
+    # the amounts of an assessed matter's fees (payment.assessed), while unpaid
+    "case.assess_fees": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, DECIDER)},
     # the originals checked against the uploaded copies: those who accept or review the case
     "case.originals_received": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, REVIEWER)},
     # a parallel department decides its own branch, never the lead's case
@@ -105,6 +115,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     # reports its steps (only ever on its own mirrored cases, found by its own case id)
     "case.mirror": {DEPARTMENT_SYSTEM: _SYSTEM},
     # officers' lists and the supervisor's reads (without a case: the relation to one's own department)
+    "counter.list_helped": {DEPARTMENT_OFFICER: _roles(COUNTER)},  # the cases a counter officer applied for
     "worklist.read": {DEPARTMENT_OFFICER: _READERS, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _roles(ADMIN)},
     "supervision.read": {DEPARTMENT_OFFICER: _OVERSIGHT, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _OVERSIGHT},
     # the platform-wide working-day calendar: the platform admin only, never a department admin
@@ -214,7 +225,8 @@ def own_relation(principal: Principal, *, matter_codes: Iterable[str] | None = N
 
 
 def case_relation(
-    principal: Principal, *, applicant: str, department: str, branch_departments: Iterable[str], matter_code: str
+    principal: Principal, *, applicant: str, department: str, branch_departments: Iterable[str], matter_code: str,
+    helped_by: str | None = None,
 ) -> str:
     """The caller's relation to one case (its applicant, lead department, parallel departments)."""
     if principal.kind == "officer":
@@ -224,7 +236,9 @@ def case_relation(
             return BRANCH_OFFICER
         if principal.department in SUPERVISION_CENTRES or principal.department == PLATFORM_DEPARTMENT:
             return own_relation(principal)
-        return NONE
+        if helped_by is not None and principal.subject == helped_by:
+            return HELPER
+        return OTHER_OFFICER if principal.department else NONE
     if principal.kind not in {"person", "enterprise"} or principal.subject != applicant:
         return NONE
     if principal.actor is None:

@@ -39,17 +39,24 @@ def test_every_cell_names_a_known_relation_and_role():
     for action, cells in access.TABLE.items():
         assert set(cells) <= set(access.RELATIONS) - {NONE}, action
         for roles in cells.values():
-            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) - {access.COUNTER} | {
+            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) | {
                 access.SYSTEM_ROLE
             }, action
         for relation, roles in cells.items():  # a department system's cells are its relations' only
             assert (access.SYSTEM_ROLE in roles) == (relation in {access.DEPARTMENT_SYSTEM, access.BRANCH_SYSTEM})
 
 
-def test_the_counter_role_has_no_caseflow_power():
-    for action, relation in itertools.product(access.ACTIONS, access.RELATIONS):
-        if relation not in {APPLICANT, AGENT}:
-            assert not access.permitted(action, relation, ("counter",)), (action, relation)
+def test_the_counter_role_has_only_the_halls_power():
+    """ADR 0026: a counter officer hands window results out (any department's), reads the cases they
+    applied for and lists them — nothing else in caseflow."""
+    held = {(action, relation) for action, relation in itertools.product(access.ACTIONS, access.RELATIONS)
+            if relation not in {APPLICANT, AGENT} and access.permitted(action, relation, ("counter",))}  # fmt: skip
+    assert held == {
+        ("case.hand_out", DEPARTMENT_OFFICER), ("case.hand_out", BRANCH_OFFICER), ("case.hand_out", access.HELPER),
+        ("case.hand_out", access.OTHER_OFFICER), ("case.read", access.HELPER),
+        ("counter.list_helped", DEPARTMENT_OFFICER),
+    }  # fmt: skip
+    assert not access.permitted("case.hand_out", access.OTHER_OFFICER, ("acceptor", "reviewer", "decider"))
 
 
 def test_a_branch_officer_never_moves_the_lead_case():
@@ -86,7 +93,12 @@ def test_relations_to_a_case():
     assert case_relation(person("P", actor="A", scopes=("caseflow:M-2",)), **facts) == AGENT_OUTSIDE_MANDATE
     assert case_relation(officer("SCJGJ", "acceptor"), **facts) == DEPARTMENT_OFFICER
     assert case_relation(officer("GAJ", "decider"), **facts) == BRANCH_OFFICER
-    assert case_relation(officer("SWJ", "decider"), **facts) == NONE
+    assert case_relation(officer("SWJ", "decider"), **facts) == access.OTHER_OFFICER
+    helper = officer("HALL", "counter")
+    assert case_relation(helper, **facts, helped_by=helper.subject) == access.HELPER
+    assert case_relation(helper, **facts, helped_by="officer:other") == access.OTHER_OFFICER
+    # an officer of the case's own department stays its department officer, even having helped
+    assert case_relation(officer("SCJGJ", "counter"), **facts, helped_by="officer:scjgj") == DEPARTMENT_OFFICER
     assert case_relation(officer("JCZX", "supervisor"), **facts) == SUPERVISOR
     assert case_relation(officer("ADMIN", "admin"), **facts) == PLATFORM_ADMIN
 
