@@ -16,7 +16,7 @@ from services.caseflow.adapters.licences import make_licences
 from services.caseflow.api.routes import router, sandbox_router
 from services.caseflow.blobs import make_blob_store
 from services.caseflow.case_numbers import CaseNumberBlocks
-from services.caseflow.cases import department_pushes, licences, result_delivery, shipments
+from services.caseflow.cases import department_pushes, fees, licences, result_delivery, shipments
 from services.caseflow.models import inbox, outbox
 from services.caseflow.notifications import NotificationDispatcher, make_gateway
 from services.caseflow.settings import Settings
@@ -96,6 +96,18 @@ def consumers_for(settings: Settings):
                 EventConsumer(**common, durable="caseflow-department-pushes", stream="EXCHANGE",
                               filter_subject="exchange.department.>",
                               handlers={kind: pushed(h) for kind, h in department_pushes.HANDLERS.items()})
+            )  # fmt: skip
+        if settings.consume_payment_events:
+
+            def paid_or_refunded(handler):
+                async def handle(session, event: CloudEvent) -> None:
+                    await handler(session, ctx(), event)
+
+                return handle
+
+            built.append(
+                EventConsumer(**common, durable="caseflow-payments", stream="PAYMENT", filter_subject="payment.order.>",
+                              handlers={kind: paid_or_refunded(h) for kind, h in fees.HANDLERS.items()})
             )  # fmt: skip
         return built
 

@@ -112,6 +112,29 @@ class ActionRequest(_Body):
     expected_days: int | None = Field(default=None, ge=1, le=365)
 
 
+class FeeItemIn(_Body):
+    item: Annotated[Line, Field(min_length=1, max_length=100)] = Field(description="the guide's fee item")
+    amount_fen: int = Field(ge=0, le=10**11, description="amount in fen (0.01 yuan)")
+    basis: Annotated[Line, Field(max_length=200)] | None = None
+
+
+class FeesAssessIn(_Body):
+    """An officer's assessment of an assessed matter's fees (ADR 0026): the guide's items, in fen."""
+
+    items: list[FeeItemIn] = Field(min_length=1, max_length=50)
+    reason: Reason | None = None
+
+
+class HandOutIn(_Body):
+    """统一窗口出件: who receives the result at the window."""
+
+    receiver: Literal["applicant", "other"] = Field(description="the applicant in person, or another person")
+    name: Annotated[Name, Field(max_length=50)] | None = Field(default=None, description="the other person's name")
+    id_number: Annotated[str, Field(max_length=20)] | None = Field(
+        default=None, description="the other person's resident ID number (GB 11643), kept masked"
+    )
+
+
 class ResubmitRequest(_Body):
     form: dict[str, Any] = Field(default_factory=dict, max_length=100, description="fields to change")
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50, description="materials to replace")
@@ -263,6 +286,25 @@ class PickupOut(ShipmentOut):
     requested_at: str
 
 
+class HelperOut(_Out):
+    subject: str = Field(description="the counter officer who applied for the applicant (帮办)")
+    name: str | None
+
+
+class FeesOut(_Out):
+    items: list[dict[str, Any]]
+    total_fen: int
+    revision: int
+    status: Literal["due", "paid", "refunded", "waived"]
+    due_before: str
+    order_id: str | None
+    receipt_no: str | None = Field(description="电子票据 number")
+    paid_fen: int | None
+    paid_at: str | None
+    refunded_fen: int | None
+    refunded_at: str | None
+
+
 class CaseDetail(CaseSummary):
     applicant: ApplicantOut
     form: dict[str, Any]
@@ -286,6 +328,31 @@ class CaseDetail(CaseSummary):
     originals_received_on: date | None = None
     shipments: list[ShipmentOut] = Field(default_factory=list, description="EMS shipments: results and pickups")
     pickups: list[PickupOut] = Field(default_factory=list, description="pickups of the originals (上门收件)")
+    channel: Literal["online", "counter", "kiosk", "department"] = "online"
+    helper: HelperOut | None = None
+    fees: FeesOut | None = None
+
+
+class HandOutSheet(_Out):
+    """What the window sees of a case it may hand out (no form, no materials)."""
+
+    case_no: str
+    matter: str
+    department: str
+    applicant: str | None = Field(description="masked")
+    state: str
+    version: int
+    waiting_for: list[str] = Field(description="what keeps the result from the window; empty: ready")
+    handed_out: dict[str, Any] | None
+    completed_on: str | None
+
+
+class HelpedCase(CaseSummary):
+    applicant_name: str | None
+
+
+class HelpedCases(Page[HelpedCase]):
+    """The counter officer's cases (kit.pagination's shape)."""
 
 
 class CaseList(Page[CaseSummary]):

@@ -53,6 +53,8 @@ class Settings(ServiceSettings):
     # Department systems' pushes forwarded by exchange (decisions on cases, progress of mirrored
     # cases; ADR 0021): on where exchange runs (platform.toml).
     consume_department_events: bool = False
+    # payment's paid / refunded orders (网上缴费, ADR 0026): on where payment runs (platform.toml).
+    consume_payment_events: bool = False
     # Issued licences applied at once when a backlog is fetched (each its own transaction; licences
     # of different cases are independent, a licence is recorded once by its identifier, and the
     # system's deliver is version-checked like any step). At 50 approvals/s one at a time fell far

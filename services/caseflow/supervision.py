@@ -24,7 +24,7 @@ from kit.events import envelope
 from kit.pagination import PageQuery
 from kit.tasks import BackgroundLoop
 from services.caseflow import calendars
-from services.caseflow.cases import Context, _insert, apply_action, recompute_provisional
+from services.caseflow.cases import Context, _insert, apply_action, fees, recompute_provisional
 from services.caseflow.cases.shipments import raise_stuck
 from services.caseflow.domain import access, states
 from services.caseflow.domain.calendar import WorkdayCalendar
@@ -206,7 +206,8 @@ async def run_supervision_once(
         calendar = await calendars.load(session)
     raised = await _raise_warnings(sessionmaker, ctx, calendar, today)
     stuck = await raise_stuck(sessionmaker, ctx)
-    return {"deemed_accepted": deemed, "warnings": raised, "stuck_shipments": stuck}
+    unrefunded = await fees.raise_unrefunded(sessionmaker, ctx)
+    return {"deemed_accepted": deemed, "warnings": raised, "stuck_shipments": stuck, "fees_not_refunded": unrefunded}
 
 
 class SupervisionTimer(BackgroundLoop):

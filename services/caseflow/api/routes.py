@@ -17,7 +17,10 @@ from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYe
 from services.caseflow.cases import (
     branch_actions,
     common,
+    counter,
     evaluations,
+    fees,
+    handout,
     materials,
     pickups,
     reading,
@@ -33,6 +36,10 @@ from services.caseflow.schemas import (
     CaseList,
     EvaluationIn,
     EvaluationOut,
+    FeesAssessIn,
+    HandOutIn,
+    HandOutSheet,
+    HelpedCases,
     OverridesIn,
     PickupIn,
     PickupOut,
@@ -105,10 +112,11 @@ async def submit_case(
         return await reading.detail_out(session, case, caller, with_query_code=True)
     matter = await common.matter_of_case(session, case)
     relation = access.case_relation(caller, applicant=case.applicant, department=case.department,
-                                    branch_departments=[], matter_code=case.matter_code)  # fmt: skip
+                                    branch_departments=[], matter_code=case.matter_code,
+                                    helped_by=case.helped_by)  # fmt: skip
     return reading.detail_of(case, matter=matter, relation=relation, roles=caller.roles, pauses=[],
                              timeline=submitted.timeline or [], branches=[], evaluation=None,
-                             with_query_code=True)  # fmt: skip
+                             with_query_code=True, fees_row=submitted.fees)  # fmt: skip
 
 
 @router.get("/cases", tags=["cases"], response_model=CaseList)
@@ -332,6 +340,56 @@ async def published_results(
 ) -> dict[str, Any]:
     """结果公示 (Art. 40): grant decisions with the applicant's name masked."""
     return await evaluations.published_results(session, matter_code=matter_code, pages=pages)
+
+
+# ---- the hall (ADR 0026): hand-out at the window, assessed fees, the counter's cases ------------------
+@router.get("/cases/{case_no}/hand-out", tags=["officers"], response_model=HandOutSheet)
+async def hand_out_sheet(case_no: CaseNo, session: DbSession, caller: Caller) -> dict[str, Any]:
+    """统一窗口出件: what the window sees of a case before handing its result out (a counter officer of
+    any department): the masked applicant, the version, and what it still waits for."""
+    return await handout.hand_out_sheet(session, caller, case_no)
+
+
+@router.post("/cases/{case_no}/hand-out", tags=["officers"], response_model=HandOutSheet)
+async def hand_out(
+    case_no: CaseNo,
+    body: HandOutIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """统一窗口出件: hand an approved window result out and complete the case (If-Match: the case
+    version); the same hand-out again changes nothing."""
+    case = await handout.hand_out(session, context(request), caller, case_no, body, if_match)
+    _with_etag(response, case)
+    return await handout.sheet_out(session, case)
+
+
+@router.post("/cases/{case_no}/fees", tags=["officers"], response_model=CaseDetail,
+             response_model_exclude_unset=True)  # fmt: skip
+async def assess_fees(
+    case_no: CaseNo,
+    body: FeesAssessIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    caller: Caller,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """An officer of the department sets the amounts of an assessed matter's fees while unpaid
+    (If-Match: the case version); payment is told the new revision."""
+    version = transitions.parse_version(if_match, required=True)
+    assert version is not None
+    case, _ = await fees.assess(session, context(request), caller, case_no, body.items, body.reason, version)
+    return await _answer(session, response, case, caller)
+
+
+@router.get("/counter/cases", tags=["officers"], response_model=HelpedCases)
+async def counter_cases(session: DbSession, caller: Caller, pages: Pagination) -> dict[str, Any]:
+    """The cases the calling counter officer applied for on applicants' behalf (帮办), newest first."""
+    return await counter.helped_cases(session, caller, pages=pages)
 
 
 # Only on a sandbox deployment (settings.sandbox): main.py leaves it out otherwise.

@@ -273,10 +273,11 @@ async def _mirror(session: AsyncSession, moment: _Moment, push: DepartmentCasePr
         deemed_accepted=False, decided_on=None, completed_on=None, idempotency_key=None,
         request_hash=hashlib.sha256(f"{push.department}\n{data.department_case_id}".encode()).hexdigest(),
         bundle=None, origin=MIRRORED, department_case_id=data.department_case_id, created_at=now, updated_at=now,
+        channel="department", helped_by=None, helper_name=None, fees_status=None,
     )  # fmt: skip
     set_clocks(await calendars.load(session), case, matter, [])
     submitted = contract.CaseSubmitted(**base_fields(case, actor, now), applicant=applicant, delivery="window",
-                                       received_on=today)  # fmt: skip
+                                       received_on=today, channel="department")  # fmt: skip
     detail = {**await _named(session, push, matter), "department_case_id": data.department_case_id}
     step = steps.Step(
         steps.line(case, now, "receive", actor, None, "submitted", dumps(detail)),

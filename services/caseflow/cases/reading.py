@@ -16,10 +16,11 @@ from kit.auth import Principal
 from kit.masking import mask_name
 from kit.pagination import PageQuery
 from services.caseflow.branches import branch_out, branches_of
-from services.caseflow.cases import query_codes
+from services.caseflow.cases import fees, query_codes
 from services.caseflow.cases.access import relation_to
 from services.caseflow.cases.common import Context, matter_of_case, not_found
 from services.caseflow.cases.evaluations import evaluation_out
+from services.caseflow.cases.fees import fees_out
 from services.caseflow.cases.licences import issued_licence, licence_out, public_licence_out
 from services.caseflow.cases.pickups import pickup_out, public_shipment_out, shipment_out, shipments_of
 from services.caseflow.cases.transitions import case_facts
@@ -59,7 +60,8 @@ def offered_actions(case: Case, matter: dict[str, Any], *, relation: str, roles:
     else:
         party, steps = states.OFFICER, access.OFFICER_STEPS
     possible = set(states.allowed_actions(case.state, party, **case_facts(case, matter, pending)))
-    return [a for a in steps if a in possible and access.permitted(f"case.{a}", relation, roles)]
+    return [a for a in steps if a in possible and access.permitted(f"case.{a}", relation, roles)
+            and not fees.blocks(case, matter, a)]  # fmt: skip
 
 
 async def detail_out(session: AsyncSession, case: Case, principal: Principal, *, with_query_code: bool = False,
@@ -79,6 +81,7 @@ async def detail_out(session: AsyncSession, case: Case, principal: Principal, *,
         evaluation=await session.get(Evaluation, case.id) if case.state == "completed" else None,
         with_query_code=with_query_code,
         licence=licence_out(await issued_licence(session, case.id)) if case.decided_on else None,
+        fees_row=await fees.fees_of(session, case.id) if case.fees_status else None,
     )
 
 
@@ -95,6 +98,7 @@ def detail_of(
     with_query_code: bool,
     licence: dict[str, Any] | None = None,
     shipments: list[CaseShipment] | None = None,
+    fees_row: Any = None,
 ) -> dict[str, Any]:
     """The case detail (schemas.CaseDetail) from what is loaded."""
     out = summary_out(case)
@@ -146,6 +150,9 @@ def detail_of(
         originals_received_on=case.originals_received_on.isoformat() if case.originals_received_on else None,
         shipments=[shipment_out(s) for s in shipments or []],
         pickups=[pickup_out(s, relation) for s in shipments or [] if s.pickup_id],
+        channel=case.channel,
+        helper={"subject": case.helped_by, "name": case.helper_name} if case.helped_by else None,
+        fees=fees_out(fees_row),
     )
     if with_query_code:
         out["query_code"] = case.query_code

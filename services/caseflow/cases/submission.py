@@ -18,7 +18,8 @@ from kit.events import envelope
 from kit.text import text_problem
 from services.caseflow import calendars, notifications, steps
 from services.caseflow.adapters.licences import CheckedLicence
-from services.caseflow.cases import licences
+from services.caseflow.cases import fees, licences
+from services.caseflow.cases.channels import Channel, check_channel
 from services.caseflow.cases.common import Context, base_fields, dumps, set_clocks
 from services.caseflow.domain import access
 from services.caseflow.domain.application import GivenMaterial, check_applicant, material_errors, offers_ems
@@ -149,6 +150,7 @@ class Submitted:
     case: Case
     created: bool
     timeline: list[CaseEvent] | None = None
+    fees: Any = None  # the case's CaseFees when it owes fees (ADR 0026)
 
 
 @dataclass
@@ -157,6 +159,8 @@ class _Valid:
     matter: dict[str, Any]
     form: dict[str, Any]
     materials: list[dict[str, Any]]
+    channel: Channel
+    fees_due: list[dict[str, Any]] | None = None
 
 
 async def submit(
@@ -238,19 +242,28 @@ async def submit(
         bundle=dumps(matter["bundle"]) if "bundle" in matter else None,
         origin="platform",
         department_case_id=None,
+        channel=valid.channel.name,
+        helped_by=valid.channel.helped_by,
+        helper_name=valid.channel.helper_name,
+        fees_status="due" if valid.fees_due else None,
         created_at=now,
         updated_at=now,
     )
     set_clocks(await calendars.load(session), case, matter, [])
     submitted = contract.CaseSubmitted(
         **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
-        received_on=today, bundle_code=body.bundle_code,
+        received_on=today, bundle_code=body.bundle_code, channel=valid.channel.name,
+        helped_by=valid.channel.helped_by,
     )  # fmt: skip
+    owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
+    events = [envelope(submitted, subject=case.case_no)]
+    if owed is not None:  # CaseFeesDue revision 1, in the submission's own statement
+        events.append(envelope(fees.fees_due_event(case, owed, "applicant", now), subject=case.case_no))
     step = steps.Step(
         steps.line(case, now, "submit", actor_of(principal), None, "submitted",
-                   dumps({"materials": len(valid.materials)})),
+                   dumps({"materials": len(valid.materials), **valid.channel.line_detail()})),
         message=notifications.message(case, "submit", {}, now),
-        events=[envelope(submitted, subject=case.case_no)],
+        events=events,
     )  # fmt: skip
     if await steps.insert_case(session, case, step) is None:
         # The key was claimed first: a retry, or a concurrent duplicate that committed first.
@@ -260,7 +273,10 @@ async def submit(
             raise Problem(409, "idempotency-key-busy", "Submission in progress",
                           "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
         return Submitted(existing, created=False)
-    return Submitted(case, created=True, timeline=[step.line])
+    if owed is not None:
+        owed.case_id = case.id
+        session.add(owed)
+    return Submitted(case, created=True, timeline=[step.line], fees=owed)
 
 
 def _release(ctx: Context, division: str, today: Any, sequence: int, *, read: bool) -> None:
@@ -299,7 +315,9 @@ async def _validate_submission(session: AsyncSession, principal: Principal, body
         matter = definition.definition
         codes = [matter["code"]]
     access.require(principal, "case.submit", matter_codes=codes)
+    channel = check_channel(principal, matter)
     check_applicant(kind=principal.kind, level=principal.level, matter=matter)
+    fees_due = fees.due_at_submission(matter)
     if body.delivery.method == "ems" and not offers_ems(matter):
         raise field_problem("delivery.method", "offered", "this matter does not offer EMS delivery")
     errors: list[dict[str, str]] = []
@@ -311,4 +329,4 @@ async def _validate_submission(session: AsyncSession, principal: Principal, body
     errors.extend(await _material_problems(session, principal, matter, body.materials, partial=False))
     if errors:  # the form's and the materials' problems in one notice
         raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
-    return _Valid(definition, matter, form, stored_materials(matter, body.materials))
+    return _Valid(definition, matter, form, stored_materials(matter, body.materials), channel, fees_due)

@@ -18,7 +18,7 @@ from kit.errors import Problem, field_problem
 from kit.events import envelope
 from services.caseflow import branches, calendars, notifications, steps
 from services.caseflow.adapters.licences import CheckedLicence
-from services.caseflow.cases import licences
+from services.caseflow.cases import fees, licences
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import (
     Context,
@@ -150,6 +150,7 @@ async def _apply_action(
         raise SecondCorrectionRefused(case.id, case.case_no, case.department) from exc
     except states.TransitionError as exc:
         raise _refusal(exc, case) from exc
+    fees.guard(case, matter, action)  # 网上缴费: the step waits for the fees (ADR 0026)
 
     # One UPDATE of the case row, at the flush below: no autoflush half-way (each would bump the version).
     with session.no_autoflush:

@@ -39,9 +39,7 @@ def test_every_cell_names_a_known_relation_and_role():
     for action, cells in access.TABLE.items():
         assert set(cells) <= set(access.RELATIONS) - {NONE}, action
         for roles in cells.values():
-            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) | {
-                access.SYSTEM_ROLE
-            }, action
+            assert roles == access.ANY or roles <= set(access.OFFICER_ROLES) | {access.SYSTEM_ROLE}, action
         for relation, roles in cells.items():  # a department system's cells are its relations' only
             assert (access.SYSTEM_ROLE in roles) == (relation in {access.DEPARTMENT_SYSTEM, access.BRANCH_SYSTEM})
 
