@@ -147,7 +147,7 @@ async def assess(session: AsyncSession, ctx: Context, principal: Principal, case
     row = await fees_of(session, case.id)
     if row is None or row.status != "due" or case.state in TERMINAL:
         raise Problem(409, "fees-not-due", "Fees not open", "fees are assessed only while due and unpaid",
-                      rule="unpaid", status=row.status if row else None, state=case.state)  # fmt: skip
+                      rule="unpaid", fees_status=row.status if row else None, state=case.state)  # fmt: skip
     guide = rules.guide_fees(matter)
     seen: set[str] = set()
     for index, item in enumerate(items):

@@ -236,7 +236,8 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
         )
         if not case.reviewed and has_review_step:
             return "decision_without_review"
-        if action == "approve" and fee_mismatch(matter, case.fees_paid_yuan):
+        # The self-declared fees_paid_yuan; a case paying through payment is checked by its events (cases/fees.py).
+        if action == "approve" and case.fees_status is None and fee_mismatch(matter, case.fees_paid_yuan):
             return "fee_mismatch"
     elif action == "suspend":
         suspension = body.suspension if isinstance(body, ActionRequest) else None
