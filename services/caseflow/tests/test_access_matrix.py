@@ -5,16 +5,22 @@ strangers). An allowed cell succeeds; a refused one gets the table's status and 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from contracts.events.licence import LicenceIssued
+from kit.events import envelope
+from services.caseflow.cases import licences
 from services.caseflow.domain import access
 from services.caseflow.models import Blob, Case, CaseEvent
 from services.caseflow.tests.conftest import (
     COMPANY,
     LI_SI,
+    SIGNER,
     ZHANG_SAN,
     add_matter,
     bearer,
@@ -24,6 +30,7 @@ from services.caseflow.tests.conftest import (
 )
 
 MATTER = "JOINT-MX"
+FEE_MATTER = "JOINT-MXF"  # assessed fees (ADR 0026): the cells of case.assess_fees are walked on its cases
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 32
 
 
@@ -35,7 +42,7 @@ def _officer(department: str, *roles: str) -> dict[str, str]:
 # actor name → (headers, relation to the matrix cases, roles)
 ACTORS: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
     "applicant": (bearer(token(COMPANY, kind="enterprise", level=3)), access.APPLICANT, ()),
-    "agent": (bearer(token(COMPANY, kind="enterprise", level=3, actor=LI_SI, scope=f"caseflow:{MATTER}")),
+    "agent": (bearer(token(COMPANY, kind="enterprise", level=3, actor=LI_SI, scope=f"caseflow:{MATTER} caseflow:{FEE_MATTER}")),
               access.AGENT, ()),
     "agent_outside": (bearer(token(COMPANY, kind="enterprise", level=3, actor=LI_SI, scope="licence:read")),
                       access.AGENT_OUTSIDE_MANDATE, ()),
@@ -43,15 +50,22 @@ ACTORS: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
 }  # fmt: skip
 for _department, _relation in (("SCJGJ", access.DEPARTMENT_OFFICER), ("GAJ", access.BRANCH_OFFICER),
                                ("JCZX", access.SUPERVISOR), ("ADMIN", access.PLATFORM_ADMIN),
-                               ("SWJ", access.NONE)):  # fmt: skip
+                               ("SWJ", access.OTHER_OFFICER), ("HALL", access.OTHER_OFFICER)):  # fmt: skip
     for _role in access.OFFICER_ROLES:
         ACTORS[f"{_department}.{_role}"] = (_officer(_department, _role), _relation, (_role,))
+# The matrix cases are applied for at the hall's counter, helped by officer:hall.counter (ADR 0026).
+HELPER_LOGIN = "officer:hall.counter"
+ACTORS["HALL.counter"] = (ACTORS["HALL.counter"][0], access.HELPER, ("counter",))
 
 # Without a case: a citizen relates to its own would-be case; an officer to its own department.
-OWN_RELATION = {"stranger": access.APPLICANT, "GAJ": access.DEPARTMENT_OFFICER, "SWJ": access.DEPARTMENT_OFFICER}
+OWN_RELATION = {"stranger": access.APPLICANT, "GAJ": access.DEPARTMENT_OFFICER, "SWJ": access.DEPARTMENT_OFFICER,
+                "HALL": access.DEPARTMENT_OFFICER}  # fmt: skip
 LEAD = _officer("SCJGJ", "acceptor", "reviewer", "decider")
 BRANCH = _officer("GAJ", "decider")
 APPLICANT_HEADERS = ACTORS["applicant"][0]
+# The applicant's own token as made at the counter (chn counter, hlp: the officer who helped).
+COUNTER_HEADERS = bearer(SIGNER.token(sub=COMPANY, kind="enterprise", lvl=3, name="淮安某某餐饮有限公司", chn="counter",
+                                      hlp={"sub": HELPER_LOGIN, "name": "王窗口", "dept": "HALL"}))  # fmt: skip
 
 # The state each case action needs to be possible, and the body it takes.
 STEP_BODIES: dict[str, dict[str, Any]] = {
@@ -68,7 +82,8 @@ NEEDS = {
     "approve": "reviewed", "deny": "reviewed", "extend": "accepted", "suspend": "accepted", "resume": "suspended",
     "deliver": "approved", "complete": "approved", "resubmit": "correction_requested", "withdraw": "submitted",
     "evaluate": "completed", "branch.approve": "accepted", "branch.deny": "accepted",
-    "request_pickup": "submitted", "originals_received": "accepted",
+    "request_pickup": "submitted", "originals_received": "accepted", "hand_out": "approved",
+    "assess_fees": "submitted",
 }  # fmt: skip
 # (state reached) → the lead's steps that reach it from "submitted"
 PATH = {
@@ -84,6 +99,11 @@ async def setup_matter(client) -> None:
         MATTER, audience=["person", "enterprise"], parallel_departments=["GAJ"], promised_limit_days=None,
         materials=[{"name": "经营场所租赁合同", "required": True, "forms": ["copy"], "count": 1},
                    {"name": "经营场所产权证明", "required": False, "forms": ["original"], "count": 1}],
+    ))  # fmt: skip
+    await add_matter(client, matter_definition(
+        FEE_MATTER, audience=["person", "enterprise"], parallel_departments=["GAJ"], promised_limit_days=None,
+        materials=[{"name": "经营场所租赁合同", "required": True, "forms": ["copy"], "count": 1}],
+        fees=[{"item": "工本费", "amount_yuan": "10"}], payment={"due_before": "delivery", "assessed": True},
     ))  # fmt: skip
 
 
@@ -101,12 +121,13 @@ async def counts(client) -> tuple[int, int]:
         return cases, blobs
 
 
-async def new_case(client, state: str) -> dict[str, Any]:
-    """A case of the matrix matter in ``state`` (driven there by the lead's multi-role officer)."""
+async def new_case(client, state: str, matter: str = MATTER) -> dict[str, Any]:
+    """A case of the matrix matter in ``state`` (driven there by the lead's multi-role officer),
+    applied for at the counter with officer:hall.counter's help."""
     upload = await client.post("/materials", files={"file": ("lease.png", PNG)}, headers=APPLICANT_HEADERS)
-    body = {"matter_code": MATTER, "form": {"business_scope": "餐饮服务"}, "delivery": {"method": "window"},
+    body = {"matter_code": matter, "form": {"business_scope": "餐饮服务"}, "delivery": {"method": "window"},
             "materials": [{"name": "经营场所租赁合同", "blob_id": upload.json()["id"]}]}  # fmt: skip
-    created = await client.post("/cases", json=body, headers=keyed(APPLICANT_HEADERS))
+    created = await client.post("/cases", json=body, headers=keyed(COUNTER_HEADERS))
     assert created.status_code == 201, created.text
     case = created.json()
     for step in PATH[state]:
@@ -123,6 +144,9 @@ async def new_case(client, state: str) -> dict[str, Any]:
             else (await client.get(f"/cases/{case['case_no']}", headers=LEAD)).json()
         )
     assert case["state"] == state
+    if state == "approved":  # its result licence issued: ready to be handed out at the window
+        await issue_licence(client, case["case_no"])
+        case = (await client.get(f"/cases/{case['case_no']}", headers=LEAD)).json()
     return case
 
 
@@ -161,6 +185,15 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
         return await client.post(f"/cases/{no}/withdraw", headers={**headers, **version})
     if action == "case.request_pickup":
         return await client.post(f"/cases/{no}/pickups", json=PICKUP, headers=keyed(headers))
+    if action == "counter.list_helped":
+        return await client.get("/counter/cases", headers=headers)
+    if action == "case.hand_out":
+        return await client.post(
+            f"/cases/{no}/hand-out", json={"receiver": "applicant"}, headers={**headers, **version}
+        )
+    if action == "case.assess_fees":
+        return await client.post(f"/cases/{no}/fees", json={"items": [{"item": "工本费", "amount_fen": 1000}]},
+                                 headers={**headers, **version})  # fmt: skip
     if action == "case.evaluate":
         return await client.post(f"/cases/{no}/evaluation", json={"score": 4}, headers=headers)
     if action.startswith("branch."):
@@ -171,16 +204,29 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
                              headers={**headers, **version})  # fmt: skip
 
 
+async def issue_licence(client, case_no: str) -> None:
+    """The result licence of the case issued (licence's event, as the consumer applies it): a window
+    result that is a licence is handed out only then."""
+    identifier = f"1.2.156.3005.2.11100000000013338W.002.{uuid.uuid4().hex[:12]}"
+    issued = LicenceIssued(identifier=identifier, licence_type="business_licence", number="320802600012345",
+                           holder=COMPANY, holder_kind="enterprise", issuer="SCJGJ", version=1, at=datetime.now(UTC),
+                           issued_on=date(2026, 11, 2), valid_until=None, case_no=case_no, source="case")  # fmt: skip
+    async with client.app.state.sessionmaker() as session, session.begin():
+        await licences.on_licence_issued(session, client.app.state.caseflow,
+                                         envelope(issued, source="yiwang.licence", subject=identifier))  # fmt: skip
+
+
 def _state_for(action: str) -> str | None:
     if action in {"case.submit", "case.list_mine", "material.upload", "worklist.read", "supervision.read",
-                  "calendar.write"}:  # fmt: skip
+                  "calendar.write", "counter.list_helped"}:  # fmt: skip
         return None
     return NEEDS.get(action.removeprefix("case."), "submitted")
 
 
 CHANGES_STATE = {f"case.{s}" for s in STEP_BODIES} | {"case.resubmit", "case.withdraw", "case.evaluate",
                                                        "branch.approve", "branch.deny", "case.submit",
-                                                       "case.request_pickup"}  # fmt: skip
+                                                       "case.request_pickup", "case.hand_out",
+                                                       "case.assess_fees"}  # fmt: skip
 _ACTIONS = list(access.ACTIONS)
 
 
@@ -226,7 +272,8 @@ async def _walk_systems(client, action: str, state: str | None, shared: dict[str
 async def test_every_cell_of_the_table(caseflow, action):
     await setup_matter(caseflow)
     state = _state_for(action)
-    shared = await new_case(caseflow, state) if state else None
+    matter = FEE_MATTER if action == "case.assess_fees" else MATTER
+    shared = await new_case(caseflow, state, matter) if state else None
     if action in PUSHED:
         await _walk_systems(caseflow, action, state if action != "case.mirror" else None, shared)
     if action == "case.mirror":  # no HTTP route: a citizen's or officer's relation never holds it
@@ -237,7 +284,7 @@ async def test_every_cell_of_the_table(caseflow, action):
             relation = OWN_RELATION.get(actor.split(".")[0], relation)
         decision = access.decide(action, relation, roles)
         if decision.allowed:
-            case = await new_case(caseflow, state) if state and action in CHANGES_STATE else shared
+            case = await new_case(caseflow, state, matter) if state and action in CHANGES_STATE else shared
             response = await attempt(caseflow, action, case, headers)
             assert response.status_code in {200, 201}, (action, actor, response.text)
             continue

@@ -107,7 +107,9 @@ async def test_a_counter_submission_keeps_the_applicant_and_records_who_helped(c
     other = counter_officer("HALL", "officer:hall.counter2")
     assert (await caseflow.get(f"/cases/{case['case_no']}", headers=other)).status_code == 404
     listed = (await caseflow.get("/counter/cases", headers=counter_officer())).json()
-    assert [c["case_no"] for c in listed["items"]] == [case["case_no"]] and listed["items"][0]["applicant_name"] == "张三"
+    assert [c["case_no"] for c in listed["items"]] == [case["case_no"]] and listed["items"][0][
+        "applicant_name"
+    ] == "张三"
     assert (await caseflow.get("/counter/cases", headers=other)).json()["items"] == []
     assert (await caseflow.get("/counter/cases", headers=officer("acceptor"))).status_code == 403
 
@@ -129,7 +131,9 @@ async def test_the_channels_of_the_guide_are_kept(caseflow):
     assert kiosk.status_code == 403, kiosk.text
     assert (kiosk.json()["type"].endswith("channel-not-allowed"), kiosk.json()["rule"]) == (True, "channels")
     assert "kiosk" in kiosk.json()["detail"]
-    counter = await caseflow.post("/cases", json={"matter_code": "KIOSK-1", **_minimal()}, headers=keyed(counter_token()))
+    counter = await caseflow.post(
+        "/cases", json={"matter_code": "KIOSK-1", **_minimal()}, headers=keyed(counter_token())
+    )
     assert counter.status_code == 403 and counter.json()["rule"] == "channels"
     assert await case_count(caseflow) == 0
     ok = await caseflow.post("/cases", json={"matter_code": "KIOSK-1", **_minimal()}, headers=keyed(kiosk_token()))
@@ -230,7 +234,9 @@ async def deliver(client, event: CloudEvent) -> bool:
 
 
 def paid(case_no: str, *, items: list[dict[str, Any]] | None = None, order: str = "ORD-1") -> CloudEvent:
-    items = items if items is not None else [{"item": "工本费", "amount_fen": 8000}, {"item": "证书费", "amount_fen": 950}]
+    items = (
+        items if items is not None else [{"item": "工本费", "amount_fen": 8000}, {"item": "证书费", "amount_fen": 950}]
+    )
     data = OrderPaid(order_id=order, case_no=case_no, department="SCJGJ", payer=ZHANG_SAN,
                      amount_fen=sum(int(i["amount_fen"]) for i in items), items=items,
                      paid_at=datetime(2026, 11, 2, 3, tzinfo=UTC), provider="sandbox", transaction_id="T-1",
