@@ -132,10 +132,10 @@ async def assess(session: AsyncSession, ctx: Context, principal: Principal, case
     """``POST /cases/{no}/fees``: the amounts of an assessed matter's items, while unpaid. Items the
     guide does not list are refused; an amount above the guide's is allowed and raised as an
     anomaly (the officer may have a reason; supervision sees it)."""
-    from services.caseflow.cases.transitions import refuse_if_mirrored  # noqa: PLC0415 - transitions imports us
-
     case = (await authorize(session, principal, "case.assess_fees", case_no)).case
-    refuse_if_mirrored(case)
+    if case.origin == "department":  # as transitions.refuse_if_mirrored (which imports this module)
+        raise Problem(409, "mirrored-case", "Handled in the department's own system",
+                      "the department's system handles this case's fees", rule="mirrored", state=case.state)  # fmt: skip
     if case.version != version:
         raise Problem(409, "version-conflict", "The case changed",
                       f"the case is at version {case.version}, not {version}", state=case.state,

@@ -102,8 +102,12 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "case.deliver": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
     "case.complete": {DEPARTMENT_OFFICER: _roles(ACCEPTOR)},
     # 统一窗口出件: a window result handed out at the counter of ANY department (ADR 0026)
-    "case.hand_out": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, COUNTER), BRANCH_OFFICER: _roles(COUNTER),
-                      HELPER: _roles(COUNTER), OTHER_OFFICER: _roles(COUNTER)},  # fmt: skip
+    "case.hand_out": {
+        DEPARTMENT_OFFICER: _roles(ACCEPTOR, COUNTER),
+        BRANCH_OFFICER: _roles(COUNTER),
+        HELPER: _roles(COUNTER),
+        OTHER_OFFICER: _roles(COUNTER),
+    },  # fmt: skip
     # the amounts of an assessed matter's fees (payment.assessed), while unpaid
     "case.assess_fees": {DEPARTMENT_OFFICER: _roles(ACCEPTOR, DECIDER)},
     # the originals checked against the uploaded copies: those who accept or review the case
@@ -225,7 +229,12 @@ def own_relation(principal: Principal, *, matter_codes: Iterable[str] | None = N
 
 
 def case_relation(
-    principal: Principal, *, applicant: str, department: str, branch_departments: Iterable[str], matter_code: str,
+    principal: Principal,
+    *,
+    applicant: str,
+    department: str,
+    branch_departments: Iterable[str],
+    matter_code: str,
     helped_by: str | None = None,
 ) -> str:
     """The caller's relation to one case (its applicant, lead department, parallel departments)."""
