@@ -359,3 +359,43 @@ async def test_a_paid_fee_not_refunded_after_withdrawal_is_raised_once(caseflow)
     raised = [e for e in await outbox_events(caseflow, "yiwang.caseflow.supervision.warning.v1")
               if e["case_no"] == kept["case_no"]]  # fmt: skip
     assert [e["step"] for e in raised] == ["fee_not_refunded"]
+
+
+# ---- hostile input --------------------------------------------------------------------------------
+HOSTILE = ["\ud800", "a\x00b", "a\nb", "\u202egpj.exe", "x" * 100_000, 10**30, {"a": [1]}, [["x"]]]
+
+
+async def test_hostile_bodies_and_claims_are_problems_never_500s(caseflow):
+    await fee_matter(caseflow, "FEE-H", assessed=True)
+    case = await submit(caseflow, matter_code="FEE-H", materials=[], delivery=WINDOW)
+    no = case["case_no"]
+    window = counter_officer()
+    for value in HOSTILE:
+        for body in ({"receiver": "other", "name": value, "id_number": RECEIVER_ID},
+                     {"receiver": "other", "name": "李四", "id_number": value}, {"receiver": value}):  # fmt: skip
+            response = await caseflow.post(f"/cases/{no}/hand-out", content=json.dumps(body).encode(),
+                                           headers={**window, "If-Match": "1", "Content-Type": "application/json"})  # fmt: skip
+            assert 400 <= response.status_code < 500, (body, response.status_code)
+        for item in ({"item": value, "amount_fen": 1}, {"item": "工本费", "amount_fen": value}):
+            response = await caseflow.post(f"/cases/{no}/fees", content=json.dumps({"items": [item]}).encode(),
+                                           headers={**officer("acceptor"), "If-Match": "1",
+                                                    "Content-Type": "application/json"})  # fmt: skip
+            assert response.status_code == 422, (item, response.status_code)
+    for huge in (-1, 10**11 + 1):
+        response = await caseflow.post(f"/cases/{no}/fees", json={"items": [{"item": "工本费", "amount_fen": huge}]},
+                                       headers={**officer("acceptor"), "If-Match": "1"})  # fmt: skip
+        assert response.status_code == 422
+    detail = (await caseflow.get(f"/cases/{no}", headers=officer("acceptor"))).json()
+    assert detail["version"] == 1 and detail["fees"]["revision"] == 1
+    # a counter token's hlp claim, hostile: a name that is no safe text is not shown; no officer: refused
+    for hlp_name in ("a\x00b", "\u202e", 12, None):
+        headers = counter_token(helper_name=hlp_name)
+        made = await caseflow.post("/cases", json={"matter_code": "FEE-H", **_minimal()}, headers=keyed(headers))
+        assert made.status_code == 201 and made.json()["helper"] == {"subject": HELPER, "name": None}
+    for hlp in ("officer:x", ["officer:x"], {"sub": 5}, {"sub": "person:x"}, {"sub": "officer:" + "x" * 100}):
+        headers = bearer(SIGNER.token(sub=ZHANG_SAN, kind="person", lvl=4, name="张三", chn="counter", hlp=hlp))
+        refused = await caseflow.post("/cases", json={"matter_code": "FEE-H", **_minimal()}, headers=keyed(headers))
+        assert refused.status_code == 403 and refused.json()["rule"] == "helper", hlp
+    odd = bearer(SIGNER.token(sub=ZHANG_SAN, kind="person", lvl=4, name="张三", chn="fax"))
+    refused = await caseflow.post("/cases", json={"matter_code": "FEE-H", **_minimal()}, headers=keyed(odd))
+    assert refused.status_code == 403 and refused.json()["rule"] == "channel"
