@@ -399,3 +399,66 @@ async def test_hostile_bodies_and_claims_are_problems_never_500s(caseflow):
     odd = bearer(SIGNER.token(sub=ZHANG_SAN, kind="person", lvl=4, name="张三", chn="fax"))
     refused = await caseflow.post("/cases", json={"matter_code": "FEE-H", **_minimal()}, headers=keyed(odd))
     assert refused.status_code == 403 and refused.json()["rule"] == "channel"
+
+
+# ---- more of the wait, mirrored cases, and concurrency ---------------------------------------------
+async def test_fees_due_before_acceptance_hold_acceptance_but_not_rejection_nor_the_law(caseflow):
+    from services.caseflow.supervision import run_supervision_once  # noqa: PLC0415
+
+    await fee_matter(caseflow, "FEE-ACC", due_before="acceptance")
+    case = await submit(caseflow, matter_code="FEE-ACC", materials=[], delivery=WINDOW)
+    shown = (await caseflow.get(f"/cases/{case['case_no']}", headers=officer("acceptor"))).json()
+    assert "accept" not in shown["allowed_actions"] and {"reject", "request_correction"} <= set(
+        shown["allowed_actions"]
+    )
+    for action in shown["allowed_actions"]:  # every offered step still succeeds (each on a case of its own)
+        fresh = await submit(caseflow, matter_code="FEE-ACC", materials=[], delivery=WINDOW)
+        body = {"reject": {"reason": "不符合"}, "request_correction": {"items": [{"material": "form", "problem": "x"}]}}
+        assert (await act(caseflow, fresh, officer("acceptor"), action, **body.get(action, {}))).status_code == 200
+    refused = await act(caseflow, case, officer("acceptor"), "accept")
+    assert refused.status_code == 409 and refused.json()["due_before"] == "acceptance"
+    # a department system's push waits the same way
+    from services.caseflow.tests.test_department_pushes import apply, decision  # noqa: PLC0415
+
+    settled = await apply(caseflow, decision("SCJGJ", case["case_no"], "accept"))
+    assert settled["outcome"] == "refused" and settled["problem"]["type"].endswith("fees-unpaid")
+    # Art. 32's deemed acceptance is the law's, not the applicant's debt: it does not wait
+    caseflow.clock.set(date(2026, 11, 10))
+    await run_supervision_once(caseflow.app.state.sessionmaker, caseflow.app.state.caseflow)
+    assert (await caseflow.get(f"/cases/{case['case_no']}", headers=person())).json()["state"] == "accepted"
+
+
+async def test_a_mirrored_department_case_has_the_department_channel(caseflow):
+    from services.caseflow.tests.test_department_pushes import apply, events, progress  # noqa: PLC0415
+
+    assert (await apply(caseflow, progress("SCJGJ", "SC-HALL-1", "received")))["outcome"] == "applied"
+    [submitted] = await events(caseflow, "case.submitted")
+    assert (submitted["channel"], submitted["helped_by"]) == ("department", None)
+    async with caseflow.app.state.sessionmaker() as session:
+        assert (await session.execute(select(Case.channel))).scalar_one() == "department"
+
+
+async def test_concurrent_hand_outs_and_paid_events_apply_once(caseflow):
+    await fee_matter(caseflow, "FEE-D", due_before="delivery")
+    case = await approved(caseflow, matter_code="FEE-D", materials=[])
+    no = case["case_no"]
+    await issue_licence(caseflow, no)
+    sheet = (await caseflow.get(f"/cases/{no}/hand-out", headers=counter_officer())).json()
+    assert sheet["waiting_for"] == ["fees_paid"]
+    # the same order announced twice at once: one is recorded; a loser of the race is retried, as the
+    # consumer redelivers it, and changes nothing then
+    results = await asyncio.gather(*(deliver(caseflow, paid(no, order="ORD-C")) for _ in range(3)),
+                                   return_exceptions=True)  # fmt: skip
+    for result in results:
+        if isinstance(result, BaseException):
+            assert await deliver(caseflow, paid(no, order="ORD-C")) is True
+    version = (await caseflow.get(f"/cases/{no}/hand-out", headers=counter_officer())).json()["version"]
+    windows = [counter_officer("HALL", f"officer:hall.window{i}") for i in range(3)]
+    answers = await asyncio.gather(*(
+        caseflow.post(f"/cases/{no}/hand-out", json={"receiver": "applicant"}, headers={**w, "If-Match": str(version)})
+        for w in windows
+    ))  # fmt: skip
+    assert {a.status_code for a in answers} <= {200, 409} and 200 in {a.status_code for a in answers}
+    timeline = (await caseflow.get(f"/cases/{no}", headers=officer("acceptor"))).json()["timeline"]
+    actions = [line["action"] for line in timeline]
+    assert (actions.count("fees_paid"), actions.count("complete"), actions.count("hand_out")) == (1, 1, 1)
