@@ -53,8 +53,6 @@ ORDER_ACTIONS: Final = frozenset({"order.read", "order.pay", "receipt.read"})
 def _refusal(action: str, relation: str) -> Decision | None:
     if action == "notification.receive":
         return Decision(False, 401, "signature", "notifications come from the payment gateway, signed")
-    if relation == AGENT_OUTSIDE_SCOPE:
-        return Decision(False, 403, "mandate_scope", "the mandate does not cover payment")
     return None
 
 
