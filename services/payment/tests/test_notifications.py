@@ -14,6 +14,7 @@ from sqlalchemy import select
 from services.payment.domain import receipts
 from services.payment.models import Notification, NotificationNonce, Order, Payment, Receipt, Refund
 from services.payment.tests.conftest import (
+    LI_SI,
     RECEIPT_KEY,
     cashier,
     consume,
@@ -26,7 +27,6 @@ from services.payment.tests.conftest import (
     published,
     start_payment,
     the_order,
-    LI_SI,
 )
 
 
@@ -50,7 +50,10 @@ async def test_a_paid_order_publishes_once_and_has_an_e_receipt(payment):
     (event,) = await published(payment, "paid")
     assert (event["order_id"], event["case_no"], event["amount_fen"]) == (order["id"], order["case_no"], 3550)
     assert event["transaction_id"] == paid["transaction_id"] and event["receipt_no"] == order["receipt_no"]
-    assert event["items"] == [{"item": "食品经营许可证工本费", "amount_fen": 1000}, {"item": "检验检测费", "amount_fen": 2550}]
+    assert event["items"] == [
+        {"item": "食品经营许可证工本费", "amount_fen": 1000},
+        {"item": "检验检测费", "amount_fen": 2550},
+    ]
     receipt = (await payment.client.get(f"/receipts/{order['receipt_no']}", headers=person())).json()
     assert receipt["code"] == "37010126" and receipt["number"] == "0000000001"
     assert receipt["payer"] == "1101**********002X" and receipt["department_name"] == "德州市市场监督管理局"
