@@ -48,6 +48,7 @@ def create_app(
     settings = settings or Settings()
 
     async def start(app: FastAPI) -> None:
+        settings.receipt_secret()  # no receipt key outside a sandbox: refuse to start, not at the first payment
         chosen = gateway or HttpGateway(settings.gateway_url, name=settings.provider, merchant_id=settings.merchant_id,
                                         secret=settings.merchant_secret.get_secret_value(),
                                         timeout=settings.gateway_timeout_seconds)  # fmt: skip
