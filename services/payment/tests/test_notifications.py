@@ -20,6 +20,7 @@ from services.payment.tests.conftest import (
     cashier,
     consume,
     count,
+    ended,
     fees_due,
     notice_body,
     notify,
@@ -217,3 +218,17 @@ async def test_hostile_signed_bodies_are_4xx_naming_the_field(payment, body, fie
     if field:
         assert json.dumps(answer.json()).count(field) >= 1, answer.text
     assert await count(payment, Notification) == 0
+
+
+async def test_a_payment_after_the_case_ended_is_late_and_refunded(payment):
+    order, attempt = await _open(payment)
+    await consume(payment, ended("withdrawn"))  # the applicant withdrew while the cashier was open
+    await cashier(payment, attempt["pay_url"])
+    await payment.settle()
+    order = await the_order(payment)
+    assert (order["status"], order["receipt_no"], order["payments"][0]["outcome"]) == ("closed", None, "late")
+    assert await published(payment, "paid") == [] and await count(payment, Receipt) == 0
+    assert await payment.refunds() == 1
+    order = await the_order(payment)
+    assert order["status"] == "closed" and order["refunds"][0]["status"] == "succeeded"
+    assert await published(payment, "refunded") == []
