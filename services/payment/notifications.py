@@ -161,6 +161,11 @@ async def _transaction(session: AsyncSession, ctx: Context, provider: str, notic
             return Applied("duplicate", duplicate=True)  # the same payment, told again
         log.error("payment %s: a second transaction %s (recorded, not applied)", payment.id, transaction_id)
         return Applied("conflict")
+    taken = await session.scalar(select(Payment.id).where(Payment.transaction_id == transaction_id))
+    if taken is not None:  # the gateway reused a transaction id for another attempt: never settle twice
+        log.error("payment %s: transaction %s already settled payment %s (recorded, not applied)",
+                  payment.id, transaction_id, taken)  # fmt: skip
+        return Applied("conflict")
     outcome = settlement.settle(order_status=order.status, order_amount=order.amount_fen,
                                 attempt_amount=payment.amount_fen, reported_amount=amount)  # fmt: skip
     paid_at = resource.success_time or now

@@ -232,3 +232,16 @@ async def test_a_payment_after_the_case_ended_is_late_and_refunded(payment):
     order = await the_order(payment)
     assert order["status"] == "closed" and order["refunds"][0]["status"] == "succeeded"
     assert await published(payment, "refunded") == []
+
+
+async def test_a_transaction_id_told_for_two_attempts_settles_one(payment):
+    order, first = await _open(payment)
+    second = await start_payment(payment, order["id"], "k-2")
+    for attempt in (first, second):
+        answer = await notify(payment, notice_body(out_trade_no=attempt["id"], transaction_id="42000000042",
+                                                   trade_state="SUCCESS", amount={"total": 3550}))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "conflict"
+    order = await the_order(payment)
+    assert sorted(p["status"] for p in order["payments"]) == ["created", "succeeded"]
+    assert len(await published(payment, "paid")) == 1
