@@ -76,7 +76,7 @@ class SandboxGatewaySettings(BaseSettings):
     merchant_id: str = "payment"
     merchant_secret: SecretStr = SecretStr("dev-payment-merchant-secret")
     signing_key: SecretStr = SecretStr("")
-    signing_key_file: str = ".data/payment-sandbox-key.pem"
+    signing_key_file: str = ".data/payment-sandbox-key.txt"  # base64 PKCS#8 DER (PEM is read too)
     key_serial: str = "sandbox-1"
     notify_url: str = "http://127.0.0.1:8000/api/v1/payment/notifications/sandbox"
     delay_seconds: float = Field(default=1.0, ge=0)
