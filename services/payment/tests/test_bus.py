@@ -72,3 +72,19 @@ async def test_fees_due_from_the_bus_open_an_order_and_paid_reaches_the_bus(data
                 assert paid["order_id"] == order["id"] and paid["amount_fen"] == 3550
     finally:
         await caseflow.close()
+
+
+def test_one_durable_per_subject_and_none_when_switched_off():
+    from types import SimpleNamespace
+
+    from services.payment.main import consumers_for
+
+    settings = settings_for("sqlite+aiosqlite://", "nats://127.0.0.1:1", consume_case_events=True)
+    app = SimpleNamespace(state=SimpleNamespace(bus=None, sessionmaker=None, payment=None))
+    consumers = consumers_for(settings)(app)
+    assert {c.durable: c.filter_subject for c in consumers} == {
+        "payment-fees-due": "caseflow.case.fees_due", "payment-withdrawn": "caseflow.case.withdrawn",
+        "payment-rejected": "caseflow.case.rejected", "payment-denied": "caseflow.case.denied",
+    }  # fmt: skip
+    assert all(c.stream == "CASEFLOW" and c.batch == 1 and len(c.handlers) == 1 for c in consumers)
+    assert consumers_for(settings.model_copy(update={"consume_case_events": False}))(app) == []
