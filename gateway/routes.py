@@ -121,6 +121,14 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/departments/**", access=DENY),
     rule("/api/v1/express/callbacks/ems", "POST", SIGNED),
     rule("/api/v1/express/callbacks/**", access=DENY),
+    # payment (issue 14): the gateway's notifications are public here, their signature checked by
+    # payment itself (ADR 0024); orders, paying and receipts need a token
+    rule("/api/v1/payment/notifications/{provider}", "POST", PUBLIC, max_body_bytes=64 * 1024),
+    rule("/api/v1/payment/notifications/**", access=DENY),
+    rule("/api/v1/payment/orders", "GET"),
+    rule("/api/v1/payment/orders/{order_id}", "GET"),
+    rule("/api/v1/payment/orders/{order_id}/payments", "POST"),
+    rule("/api/v1/payment/receipts/{receipt_no}", "GET"),
 )
 
 

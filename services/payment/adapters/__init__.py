@@ -1,0 +1,1 @@
+"""External systems payment talks to: the payment gateway (支付渠道)."""

@@ -1,0 +1,1 @@
+"""The payment service's rules: pure functions, no I/O."""
