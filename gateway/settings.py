@@ -31,6 +31,7 @@ def default_upstreams() -> dict[str, str]:
         "express": "http://127.0.0.1:8005",
         "exchange": "http://127.0.0.1:8006",
         "departments": "http://127.0.0.1:8006/departments",
+        "hall": "http://127.0.0.1:8007",
     }
 
 
