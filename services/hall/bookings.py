@@ -116,10 +116,18 @@ async def create(session: AsyncSession, ctx: Context, caller: Principal, body: B
     hall = await halls.get_hall(session, body.hall_code)
     await halls.check_serves(session, hall, body.matter_code, "body.matter_code")
     start, end = await _slot_for(session, ctx, hall, body.starts_at, "body.starts_at")
-    await _overlap(session, visitor, start, end)
-    code, digest = await _fresh_code(session, ctx, hall.code, start)
-    slot_id = await slotting.ensure_slot(session, hall, start, end)
-    await slotting.take(session, slot_id)
+    try:
+        await _overlap(session, visitor, start, end)
+        code, digest = await _fresh_code(session, ctx, hall.code, start)
+        slot_id = await slotting.ensure_slot(session, hall, start, end)
+        await slotting.take(session, slot_id)
+    except Problem:
+        # A retry of the same key that lost the race to its twin: the twin's booking is the answer.
+        if idempotency_key:
+            existing = await _replay(session, caller.subject, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        raise
     now = ctx.current_time()
     booking = Booking(
         id=_id(), hall_code=hall.code, slot_id=slot_id, starts_at=start, ends_at=end, matter_code=body.matter_code,
@@ -206,13 +214,13 @@ async def _ticket_numbers(session: AsyncSession, ids: list[str]) -> dict[str, st
     if not ids:
         return {}
     rows = await session.execute(select(Ticket.id, Ticket.display).where(Ticket.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 async def outs(session: AsyncSession, bookings: list[Booking]) -> list[dict[str, Any]]:
     """The bookings as their holders see them (ID number and mobile masked)."""
     names = dict((await session.execute(select(Hall.code, Hall.name).where(
-        Hall.code.in_({b.hall_code for b in bookings})))).tuples().all()) if bookings else {}  # fmt: skip
+        Hall.code.in_({b.hall_code for b in bookings})))).all()) if bookings else {}  # fmt: skip
     tickets = await _ticket_numbers(session, [b.ticket_id for b in bookings if b.ticket_id])
     return [{
         "id": b.id, "hall_code": b.hall_code, "hall_name": names.get(b.hall_code, b.hall_code),
