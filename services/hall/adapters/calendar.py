@@ -33,8 +33,10 @@ class LocalCalendar:
 class HttpCalendar:
     """Reads caseflow's public year ({days_off, workdays} besides plain weekends), cached per year."""
 
-    def __init__(self, base_url: str, *, cache_seconds: float = 3600.0, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, *, cache_seconds: float = 3600.0, timeout: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:  # fmt: skip
         self.base_url = base_url.rstrip("/")
+        self.transport = transport  # tests stand in for caseflow
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self._years: dict[int, tuple[float, frozenset[date], frozenset[date]]] = {}
@@ -44,7 +46,7 @@ class HttpCalendar:
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1], cached[2]
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
                 response = await client.get(f"{self.base_url}/calendar/{year}")
             response.raise_for_status()
             body = response.json()

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from kit.testing import serve
 from services.hall.models import Booking, OutgoingSms, Slot
 from services.hall.tests.conftest import (
     ADMIN,
@@ -90,7 +92,9 @@ async def test_capacity_holds_under_fifty_concurrent_bookings(hall):
 
     people = [v for v in (valid(p[:17]) for p in visitors) if v][:50]
     assert len(people) == 50
-    answers = await asyncio.gather(*(book(hall, headers=person(p)) for p in people))
+    # over a real socket (uvicorn), as 50 phones would: every request its own connection and task
+    async with serve(hall.app, lifespan="off") as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+        answers = await asyncio.gather(*(book(client, headers=person(p)) for p in people))
     codes = sorted(a.status_code for a in answers)
     assert codes.count(201) == 5 and codes.count(409) == 45, codes
     assert {a.json()["type"].rsplit("/", 1)[1] for a in answers if a.status_code == 409} == {"slot-full"}
