@@ -75,7 +75,7 @@ async def _fresh_code(session: AsyncSession, ctx: Context, hall_code: str, start
         digest = code_hash(ctx.code_secret, hall_code, day, code)
         if (await session.execute(select(Booking.id).where(Booking.code_hash == digest))).first() is None:
             return code, digest
-    raise Problem(503, "busy", "Try again", "no free check-in code for this day; retry")
+    raise Problem(409, "busy", "Try again", "no free check-in code for this day; retry")
 
 
 def sms_text(hall: Hall, start: datetime, matter_code: str, code: str, ctx: Context, *, moved: bool = False) -> str:

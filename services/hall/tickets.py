@@ -185,7 +185,7 @@ async def call_next(session: AsyncSession, ctx: Context, caller: Principal, hall
             assert ticket is not None
             await ticket_event(session, contract.TicketCalled, ticket, caller.subject, now)
             return ticket
-    raise Problem(503, "busy", "Try again", "the queue is busy; call again")
+    raise Problem(409, "busy", "Try again", "the queue is busy; call again")
 
 
 async def finish(session: AsyncSession, ctx: Context, caller: Principal, ticket_id: str, outcome: str,

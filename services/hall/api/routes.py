@@ -44,9 +44,11 @@ HallPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{1,40}$", description="e.g. H
 WindowPath = Annotated[str, Path(pattern=r"^[A-Z0-9]{1,8}$", description="e.g. A1")]
 BookingId = Annotated[str, Path(pattern=r"^bk_[0-9a-f]{24}$")]
 TicketId = Annotated[str, Path(pattern=r"^tk_[0-9a-f]{24}$")]
-Day = Annotated[date, Query(description="the hall's local day, YYYY-MM-DD")]
+Day = Annotated[date, Query(ge=date(2004, 1, 1), le=date(2100, 12, 31), description="the hall's local day, YYYY-MM-DD")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,64}$")]
 Ctx = Annotated[Context, Depends(hall_context)]
+# The platform calendar (caseflow) cannot be read: slots and bookings wait for it.
+CALENDAR_503: dict[int | str, dict[str, Any]] = {503: {"description": "The working-day calendar is unavailable"}}
 
 
 async def optional_caller(request: Request) -> Principal | None:
@@ -97,14 +99,14 @@ async def put_window(session: DbSession, caller: Caller, code: HallPath, window:
     return await halls.hall_out(session, await halls.get_hall(session, code, active_only=False), all_windows=True)
 
 
-@router.get("/halls/{code}/slots", tags=["halls"], response_model=DaySlots)
+@router.get("/halls/{code}/slots", tags=["halls"], response_model=DaySlots, responses=CALENDAR_503)
 async def day_slots(session: DbSession, ctx: Ctx, code: HallPath, date: Day) -> dict[str, Any]:
     """A day's bookable slots and what is free (public; closed on days the calendar says are off)."""
     return await halls.day_slots(session, ctx, code, date)
 
 
 # ---- bookings -----------------------------------------------------------------------------------
-@router.post("/bookings", tags=["bookings"], response_model=BookingOut, status_code=201)
+@router.post("/bookings", tags=["bookings"], response_model=BookingOut, status_code=201, responses=CALENDAR_503)
 async def book(session: DbSession, ctx: Ctx, caller: Caller, body: BookingIn, response: Response,
                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:  # fmt: skip
     """Book a slot (for oneself, or for ``visitor_id_number``); the SMS carries time and code.
@@ -127,7 +129,7 @@ async def read_booking(session: DbSession, caller: Caller, booking_id: BookingId
     return (await bookings.outs(session, [await bookings.read(session, caller, booking_id)]))[0]
 
 
-@router.post("/bookings/{booking_id}/move", tags=["bookings"], response_model=BookingOut)
+@router.post("/bookings/{booking_id}/move", tags=["bookings"], response_model=BookingOut, responses=CALENDAR_503)
 async def move_booking(session: DbSession, ctx: Ctx, caller: Caller, booking_id: BookingId,
                        body: MoveIn) -> dict[str, Any]:  # fmt: skip
     """To another slot of the same hall; a new check-in code goes by SMS."""
