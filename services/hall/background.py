@@ -50,9 +50,16 @@ class SmsDispatcher(BatchLoop):
                                                OutgoingSms.next_attempt_at <= now)
                      .order_by(OutgoingSms.id).limit(self.batch_size))  # fmt: skip
             rows = list((await session.execute(_claim(query, session))).scalars())
-            for row in rows:  # leased: another replica skips them until the lease ends
-                row.next_attempt_at, row.attempts = now + LEASE, row.attempts + 1
-            jobs = [(row.id, row.mobile, row.text, row.attempts) for row in rows]
+            jobs = []
+            for row in rows:  # leased, conditionally: another replica skips them until the lease ends
+                leased = await session.execute(
+                    update(OutgoingSms).where(OutgoingSms.id == row.id, OutgoingSms.sent_at.is_(None),
+                                              OutgoingSms.next_attempt_at <= now)
+                    .values(next_attempt_at=now + LEASE, attempts=OutgoingSms.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )  # fmt: skip
+                if leased.rowcount == 1:  # type: ignore[attr-defined]
+                    jobs.append((row.id, row.mobile, row.text, row.attempts + 1))
         for row_id, mobile, text, attempts in jobs:
             await self._send(row_id, mobile, text, attempts)
         return len(jobs)

@@ -124,13 +124,11 @@ async def day_slots(session: AsyncSession, ctx: Context, hall_code: str, day: da
     out: list[dict[str, Any]] = []
     if workday and day <= last:
         starts = slot_starts(day, periods_of(hall), hall.slot_minutes, ctx.zone)
-        made = {
-            slot.starts_at: slot
-            for slot in (await session.execute(
-                select(Slot).where(Slot.hall_code == hall.code, Slot.starts_at >= starts[0] if starts else False,
-                                   Slot.starts_at <= starts[-1] if starts else False)
-            )).scalars()
-        } if starts else {}  # fmt: skip
+        made: dict[datetime, Slot] = {}
+        if starts:
+            rows = await session.execute(select(Slot).where(
+                Slot.hall_code == hall.code, Slot.starts_at >= starts[0], Slot.starts_at <= starts[-1]))  # fmt: skip
+            made = {slot.starts_at: slot for slot in rows.scalars()}
         for start in starts:
             if start <= now:
                 continue

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from kit.testing import serve
+from services.hall.background import NoShowMarker, SmsDispatcher
 from services.hall.models import Booking, OutgoingSms, Slot
 from services.hall.tests.conftest import (
     ADMIN,
@@ -237,3 +238,16 @@ async def test_officers_see_the_day_per_window_masked(hall):
                            headers=person())).status_code == 403  # fmt: skip
     assert (await hall.get(f"/halls/{HALL}/bookings", params={"date": "2026-12-02"},
                            headers=officer("ADMIN", "supervisor"))).status_code == 200  # fmt: skip
+
+
+async def test_two_replicas_mark_each_no_show_once_and_send_each_sms_once(hall):
+    people = ["11010519491231002X", "110105194912310038", "110101199003070011"]
+    for n, visitor in enumerate(people):
+        assert (await book(hall, headers=person(visitor), starts_at=china(2, 9 + n).isoformat())).status_code == 201
+    other_dispatcher = SmsDispatcher(hall.app.state.sessionmaker, hall.sms, hall.app.state.settings, clock=hall.clock)
+    sent = await asyncio.gather(hall.dispatcher.batch(), other_dispatcher.batch())
+    assert sum(sent) == 3 and len(hall.sms.messages) == 3
+    hall.clock.set(china(2, 17))
+    other_marker = NoShowMarker(hall.app.state.sessionmaker, hall.app.state.settings, clock=hall.clock)
+    marked = await asyncio.gather(hall.no_shows.batch(), other_marker.batch(), hall.no_shows.batch())
+    assert sum(marked) == 3 and len(await published(hall, ".booking.no_show.v1")) == 3
