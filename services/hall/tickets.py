@@ -105,7 +105,9 @@ async def check_in(session: AsyncSession, maker: async_sessionmaker[AsyncSession
     )).scalar_one_or_none()  # fmt: skip
     if booking is None or booking.status not in {"booked", "checked_in"}:
         await _record_failure(maker, ctx, hall.code, source)
-        raise field_problem("body.code", "unknown", "no booking at this hall today has this code", status=404)
+        message = "no booking at this hall today has this code"
+        raise Problem(404, "check-in-code-unknown", "Unknown check-in code", f"body.code: {message}",
+                      errors=[{"field": "body.code", "rule": "unknown", "message": message}])  # fmt: skip
     if booking.status == "checked_in":  # pressed twice: the same ticket again
         ticket = await session.get(Ticket, booking.ticket_id)
         assert ticket is not None
