@@ -35,6 +35,8 @@ class Settings(ServiceSettings):
     # Bookings: how far ahead a slot may be booked; when check-in opens before a slot starts.
     booking_days_ahead: int = Field(default=14, ge=1, le=90)
     check_in_early_minutes: int = Field(default=60, ge=0, le=240)
+    # Walk-in numbers: from this long before the hall opens until it closes, on working days.
+    walk_in_early_minutes: int = Field(default=30, ge=0, le=240)
     # The hall's machine: after this many wrong codes from one source within the window, 429.
     check_in_max_failures: int = Field(default=10, ge=1, le=1000)
     check_in_failure_window_seconds: int = Field(default=600, ge=10, le=86400)

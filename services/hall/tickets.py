@@ -24,7 +24,7 @@ from services.hall import halls, slotting
 from services.hall.context import Context
 from services.hall.domain import access
 from services.hall.domain.codes import code_hash, ticket_display
-from services.hall.domain.slots import local_day
+from services.hall.domain.slots import local_day, takes_walk_ins
 from services.hall.models import Booking, CheckInFailure, Hall, HallWindow, Ticket, TicketSequence
 from services.hall.publishing import booking_event, ticket_event
 
@@ -139,6 +139,11 @@ async def walk_in(session: AsyncSession, ctx: Context, caller: Principal, hall_c
     access.check("ticket.walk_in", access.caller_relation(caller), caller.roles)
     hall = await halls.get_hall(session, hall_code)
     await halls.check_serves(session, hall, matter_code, "body.matter_code")
+    now = ctx.current_time()
+    open_now = takes_walk_ins(now, halls.periods_of(hall), ctx.zone, early_minutes=ctx.settings.walk_in_early_minutes)
+    if not open_now or not await halls.is_workday(ctx, local_day(now, ctx.zone)):
+        raise Problem(409, "hall-closed", "The hall is closed", "walk-in numbers are given during opening hours on "
+                      "working days", rule="closed")  # fmt: skip
     issued_by = f"kiosk:{caller.device}" if caller.channel == "kiosk" else caller.subject
     return await _issue(session, ctx, hall, kind="walk_in", matter_code=matter_code, issued_by=issued_by[:64])
 

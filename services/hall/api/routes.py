@@ -159,7 +159,7 @@ async def check_in(request: Request, session: DbSession, ctx: Ctx, caller: Maybe
     return tickets.ticket_out(ticket, ahead)
 
 
-@router.post("/halls/{code}/tickets", tags=["queue"], response_model=TicketOut, status_code=201)
+@router.post("/halls/{code}/tickets", tags=["queue"], response_model=TicketOut, status_code=201, responses=CALENDAR_503)
 async def walk_in(session: DbSession, ctx: Ctx, caller: Caller, code: HallPath, body: WalkInIn) -> dict[str, Any]:
     """A walk-in ticket for a matter: a counter officer, or the hall's machine (kiosk token)."""
     ticket, ahead = await tickets.walk_in(session, ctx, caller, code, body.matter_code)

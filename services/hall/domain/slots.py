@@ -79,3 +79,11 @@ def slot_at(moment: datetime, periods: list[Period], slot_minutes: int, zone: Zo
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
     """The hall's day of an aware moment."""
     return moment.astimezone(zone).date()
+
+
+def takes_walk_ins(moment: datetime, periods: list[Period], zone: ZoneInfo, *, early_minutes: int) -> bool:
+    """Whether the machine gives walk-in numbers at ``moment`` (on a working day, which the caller
+    checks): from ``early_minutes`` before the first period opens until the last one closes."""
+    local = moment.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    return _minutes(periods[0].start) - early_minutes <= minute < _minutes(periods[-1].end)

@@ -10,7 +10,14 @@ import pytest
 from kit.errors import RuleViolation
 from services.hall.domain.codes import code_hash, new_code, ticket_display
 from services.hall.domain.queue import serves
-from services.hall.domain.slots import check_opening_hours, local_day, parse_period, slot_at, slot_starts
+from services.hall.domain.slots import (
+    check_opening_hours,
+    local_day,
+    parse_period,
+    slot_at,
+    slot_starts,
+    takes_walk_ins,
+)
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
@@ -55,3 +62,14 @@ def test_codes_are_six_digits_and_their_hash_names_hall_and_day():
 def test_queue_numbers_and_what_a_window_serves():
     assert ticket_display("A", 17) == "A017" and ticket_display("B", 1000) == "B1000"
     assert serves(True, [], "ANY-1") and serves(False, ["X-1"], "X-1") and not serves(False, ["X-1"], "X-2")
+
+
+def test_walk_ins_from_half_an_hour_before_opening_until_closing():
+    periods = check_opening_hours(["09:00-12:00", "13:30-17:00"], 30)
+    at = lambda h, m: datetime(2026, 12, 2, h, m, tzinfo=CHINA)  # noqa: E731
+    assert not takes_walk_ins(at(8, 29), periods, CHINA, early_minutes=30)
+    assert takes_walk_ins(at(8, 30), periods, CHINA, early_minutes=30)
+    assert takes_walk_ins(at(12, 30), periods, CHINA, early_minutes=30)  # lunch: people still queue
+    assert takes_walk_ins(at(16, 59), periods, CHINA, early_minutes=30)
+    assert not takes_walk_ins(at(17, 0), periods, CHINA, early_minutes=30)
+    assert not takes_walk_ins(datetime(2026, 12, 2, 1, 0, tzinfo=CHINA), periods, CHINA, early_minutes=30)

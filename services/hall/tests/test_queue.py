@@ -159,3 +159,12 @@ async def test_a_new_day_starts_at_one(hall):
     hall.clock.set(china(2, 9, 30))
     assert (await walk_in(hall))["number"] == "A001"
     assert (await hall.get(f"/halls/{HALL}/queue")).json()["waiting"] == 1  # yesterday's are not today's queue
+
+
+async def test_walk_in_numbers_only_while_the_hall_is_open(hall):
+    for moment in (china(1, 8, 0), china(1, 17, 0), china(5, 10, 0), china(6, 10, 0, month=10)):
+        hall.clock.set(moment)  # before opening, after closing, a Saturday, National Day
+        closed = await hall.post(f"/halls/{HALL}/tickets", json={"matter_code": "GAJ-XK-0002"}, headers=COUNTER)
+        assert closed.status_code == 409 and closed.json()["rule"] == "closed", moment
+    hall.clock.set(china(20, 8, 45, month=9))  # the Sunday worked for National Day, before 09:00
+    assert (await walk_in(hall))["number"] == "A001"
