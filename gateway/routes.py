@@ -129,6 +129,23 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/payment/orders/{order_id}", "GET"),
     rule("/api/v1/payment/orders/{order_id}/payments", "POST"),
     rule("/api/v1/payment/receipts/{receipt_no}", "GET"),
+    # hall (issue 14): halls, slots, the queue board and the check-in machine are public (the service
+    # limits wrong codes per source); officers' routes need the roles; the sandbox SMS page only in
+    # development and test
+    rule("/api/v1/hall/halls", "GET", PUBLIC),
+    rule("/api/v1/hall/halls/{code}", "GET", PUBLIC),
+    rule("/api/v1/hall/halls/{code}/slots", "GET", PUBLIC),
+    rule("/api/v1/hall/halls/{code}/queue", "GET", PUBLIC),
+    rule("/api/v1/hall/halls/{code}/check-ins", "POST", PUBLIC, max_body_bytes=1024),
+    rule("/api/v1/hall/halls/{code}", "PUT", kinds={"officer"}, roles={"admin"}),
+    rule("/api/v1/hall/halls/{code}/windows/{window}", "PUT", kinds={"officer"}, roles={"admin"}),
+    rule("/api/v1/hall/halls/{code}/bookings", "GET", kinds={"officer"}, roles={"counter", "supervisor", "admin"}),
+    rule("/api/v1/hall/halls/{code}/calls", "POST", kinds={"officer"}, roles={"counter"}),
+    rule("/api/v1/hall/tickets/**", "POST", kinds={"officer"}, roles={"counter"}),
+    rule("/api/v1/hall/bookings/**", kinds={"person", "enterprise"}),
+    rule("/api/v1/hall/bookings", kinds={"person", "enterprise"}),
+    rule("/api/v1/hall/sandbox/sms", "GET", PUBLIC, environments={"development", "test"}),
+    rule("/api/v1/hall/sandbox/**", access=DENY),
 )
 
 

@@ -32,6 +32,7 @@ def default_upstreams() -> dict[str, str]:
         "exchange": "http://127.0.0.1:8006",
         "departments": "http://127.0.0.1:8006/departments",
         "payment": "http://127.0.0.1:8008",
+        "hall": "http://127.0.0.1:8007",
     }
 
 
