@@ -88,13 +88,22 @@ FACT_PATTERN = (
 PREFILL_PATTERN = r"^(applicant\.(kind|name|division|subject)|licence:[a-z0-9_]{1,64}\.(number|valid_until|data\.[A-Za-z0-9_]{1,64}))$"
 
 
+Outcome = Literal["withdrawn", "rejected", "denied"]
+
+
+def _all_outcomes() -> list[Outcome]:
+    return ["withdrawn", "rejected", "denied"]
+
+
+def _default_channels() -> list[Channel]:
+    return ["online", "counter"]
+
+
 class Payment(_Part):
     """网上缴费: how the guide's fees are paid and when the case waits for them."""
 
     due_before: Literal["acceptance", "decision", "delivery"] = "decision"
-    refund_on: list[Literal["withdrawn", "rejected", "denied"]] = Field(
-        default_factory=lambda: ["withdrawn", "rejected", "denied"], max_length=3
-    )
+    refund_on: list[Outcome] = Field(default_factory=_all_outcomes, max_length=3)
     assessed: bool = False
 
 
@@ -223,7 +232,7 @@ class Guide(_Part):
     consult_phone: Line | None = Field(default=None, max_length=40)
     window: Line | None = Field(default=None, max_length=300, description="where to go, when a visit is needed")
     channels: list[Channel] = Field(
-        default_factory=lambda: ["online", "counter"], min_length=1, max_length=3, description="where to apply"
+        default_factory=_default_channels, min_length=1, max_length=3, description="where to apply"
     )
     payment: Payment | None = Field(default=None, description="how its fees are paid (None: nothing paid online)")
     instant: Instant | None = Field(default=None, description="秒批 rules (None: officers decide)")
