@@ -110,6 +110,7 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/licence/keys", "GET", PUBLIC),  # offline verifiers fetch the issuers' keys …
     rule("/api/v1/licence/status-list", "GET", PUBLIC),  # … and cache the signed revocation list
     rule("/api/v1/licence/checks", access=DENY),  # caseflow's signed internal check, never from outside
+    rule("/api/v1/licence/holdings", access=DENY),  # caseflow's signed internal read (秒批 facts, 零填报)
     # express: a citizen's or officer's shipments (token); the carrier's callbacks are signed (below)
     rule("/api/v1/express/shipments", "GET"),
     rule("/api/v1/express/shipments/{ref}", "GET"),

@@ -58,6 +58,7 @@ TABLE = RouteTable(DEFAULT_RULES, "production")
         ("GET", "/api/v1/licence/status-list", PUBLIC),
         ("GET", "/api/v1/licence/types", PUBLIC),
         ("POST", "/api/v1/licence/checks", DENY),
+        ("POST", "/api/v1/licence/holdings", DENY),
         ("POST", "/api/v1/licence/imports", "token"),
         ("POST", "/api/v1/licence/licences/verify", PUBLIC),
         ("GET", "/api/v1/licence/licences", "token"),
