@@ -72,9 +72,12 @@ class Evaluation:
 
 
 def rules_of(matter: dict[str, Any]) -> dict[str, Any] | None:
-    """The matter's instant block (a bundle's combined matter never decides alone: None)."""
+    """The matter's instant block. None for a bundle's combined matter and for a matter with
+    parallel departments: the platform never decides for other departments (catalog refuses both)."""
     instant = matter.get("instant")
-    return instant if isinstance(instant, dict) and "bundle" not in matter else None
+    if not isinstance(instant, dict) or "bundle" in matter or matter.get("parallel_departments"):
+        return None
+    return instant
 
 
 def licence_types(matter: dict[str, Any]) -> list[str]:

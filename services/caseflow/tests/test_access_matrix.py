@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.caseflow.domain import access
-from services.caseflow.models import Blob, Case, CaseEvent
+from services.caseflow.models import Blob, Case, CaseEvent, CaseInstant
 from services.caseflow.tests.conftest import (
     COMPANY,
     LI_SI,
@@ -68,7 +68,7 @@ NEEDS = {
     "approve": "reviewed", "deny": "reviewed", "extend": "accepted", "suspend": "accepted", "resume": "suspended",
     "deliver": "approved", "complete": "approved", "resubmit": "correction_requested", "withdraw": "submitted",
     "evaluate": "completed", "branch.approve": "accepted", "branch.deny": "accepted",
-    "request_pickup": "submitted", "originals_received": "accepted",
+    "request_pickup": "submitted", "originals_received": "accepted", "sample_review": "sampled",
 }  # fmt: skip
 # (state reached) → the lead's steps that reach it from "submitted"
 PATH = {
@@ -109,6 +109,14 @@ async def new_case(client, state: str) -> dict[str, Any]:
     created = await client.post("/cases", json=body, headers=keyed(APPLICANT_HEADERS))
     assert created.status_code == 201, created.text
     case = created.json()
+    if state == "sampled":  # 秒批 sampled for review: an approved case with its automatic verdict sampled
+        case = await new_case(client, "approved")
+        async with client.app.state.sessionmaker() as session, session.begin():
+            session.add(CaseInstant(case_id=(await session.execute(select(Case.id).where(
+                Case.case_no == case["case_no"]))).scalar_one(), case_no=case["case_no"], department="SCJGJ",
+                status="approved", rule="r", verdict="{}", evaluated_at=client.clock(), decided_at=client.clock(),
+                sampled=True))  # fmt: skip
+        return case
     for step in PATH[state]:
         if step == "branch":
             response = await client.post(f"/cases/{case['case_no']}/branches/GAJ/actions", json={"action": "approve"},
@@ -143,6 +151,12 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
         return await client.get("/cases", headers=headers)
     if action == "worklist.read":
         return await client.get("/worklist", headers=headers)
+    if action == "matter.prefill":
+        return await client.get(f"/matters/{MATTER}/prefill", headers=headers)
+    if action == "sample.list":
+        return await client.get("/reviews", headers=headers)
+    if action == "case.sample_review":
+        return await client.post(f"/cases/{no}/sample-review", json={"verdict": "agree"}, headers=headers)
     if action == "supervision.read":
         return await client.get("/supervision/warnings", headers=headers)
     if action == "calendar.write":
@@ -173,14 +187,14 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
 
 def _state_for(action: str) -> str | None:
     if action in {"case.submit", "case.list_mine", "material.upload", "worklist.read", "supervision.read",
-                  "calendar.write"}:  # fmt: skip
+                  "calendar.write", "matter.prefill", "sample.list"}:  # fmt: skip
         return None
     return NEEDS.get(action.removeprefix("case."), "submitted")
 
 
 CHANGES_STATE = {f"case.{s}" for s in STEP_BODIES} | {"case.resubmit", "case.withdraw", "case.evaluate",
                                                        "branch.approve", "branch.deny", "case.submit",
-                                                       "case.request_pickup"}  # fmt: skip
+                                                       "case.request_pickup", "case.sample_review"}  # fmt: skip
 _ACTIONS = list(access.ACTIONS)
 
 

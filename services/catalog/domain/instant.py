@@ -40,6 +40,10 @@ def reference_errors(guide: Guide) -> list[Gap]:
         if len(set(guide.payment.refund_on)) != len(guide.payment.refund_on):
             gaps.append(_gap("payment.refund_on", "unique", "an outcome is listed twice"))
     if guide.instant is not None:
+        if guide.parallel_departments:
+            gaps.append(
+                _gap("instant", "no_parallel", "the platform cannot decide for parallel departments (并联审批)")
+            )
         ids = [rule.id for rule in guide.instant.rules]
         if len(set(ids)) != len(ids):
             gaps.append(_gap("instant.rules", "unique_ids", "two rules have the same id"))

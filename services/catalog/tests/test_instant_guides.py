@@ -9,14 +9,36 @@ import pytest
 
 from services.catalog.seed_data import MATTERS
 from services.catalog.tests.conftest import admin_of
-from services.catalog.tests.test_api import FULL_GUIDE
+from services.catalog.tests.test_api import FULL_GUIDE, create_and_publish
+
+INSTANT = {
+    "rules": [
+        {
+            "id": "small-shop",
+            "description": "企业申请、经营面积不超过100平方米的零售店",
+            "conditions": [
+                {"fact": "applicant.kind", "op": "eq", "value": "enterprise"},
+                {"fact": "form.area", "op": "le", "value": 100},
+                {"fact": "form.shop_kind", "op": "in", "value": ["零售"]},
+                {"fact": "licence:business_licence.valid", "op": "eq", "value": True},
+            ],
+        }
+    ],
+    "sample_rate": 0.25,
+}
 
 
 def guide(**changes) -> dict:
+    """FULL_GUIDE (every field set) as an instant matter: no parallel departments."""
     data = copy.deepcopy(FULL_GUIDE)
-    data["code"] = "SCJGJ-XK-0200"
+    data.update(code="SCJGJ-XK-0200", parallel_departments=[], instant=INSTANT)
     data.update(changes)
     return data
+
+
+async def test_an_instant_guide_round_trips(catalog):
+    await create_and_publish(catalog, guide())
+    assert (await catalog.get("/matters/SCJGJ-XK-0200")).json()["guide"] == guide()
 
 
 def rule(*conditions: dict) -> dict:
@@ -51,6 +73,7 @@ BAD = [
     ({"instant": {**rule({"fact": "applicant.level", "op": "ge", "value": 2}), "sample_rate": 1.5}},
      "instant.sample_rate", "less_than_equal"),
     ({"payment": {"due_before": "decision"}, "fees": []}, "payment", "fees_required"),
+    ({"parallel_departments": ["WJW"]}, "instant", "no_parallel"),
     ({"payment": {"due_before": "tomorrow"}}, "payment.due_before", "literal_error"),
     ({"channels": ["online", "online"]}, "channels", "unique"),
     ({"channels": ["fax"]}, "channels.0", "literal_error"),
@@ -88,7 +111,7 @@ async def test_a_draft_update_is_checked_too(catalog):
     response = await catalog.put("/matters/SCJGJ-XK-0200/versions/1", json=bad, headers=headers)
     assert response.status_code == 422 and response.json()["errors"][0]["rule"] == "form_field"
     stored = (await catalog.get("/matters/SCJGJ-XK-0200/versions/1")).json()["guide"]
-    assert stored["instant"] == FULL_GUIDE["instant"]
+    assert stored["instant"] == INSTANT
 
 
 async def test_the_public_guide_shows_fees_payment_channels_and_instant_rules(catalog):
