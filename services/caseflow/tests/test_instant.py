@@ -5,13 +5,20 @@ the officers' review, and the prefilled form equal to the token's and the licenc
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from stdnum.cn import ric
 
+from kit.signing import SignatureRejected, verify_request
+from kit.testing import serve
 from services.caseflow.adapters.licences import SandboxLicences
 from services.caseflow.cases import instant
 from services.caseflow.models import Case, CaseInstant, SupervisionWarning, outbox
@@ -72,8 +79,7 @@ def renewal(**changes) -> dict:
             {"fact": "form.no_change", "op": "eq", "value": "是"},
             {"fact": "form.business_area", "op": "le", "value": 500},
         ]}], "sample_rate": 0.0},
-        **changes,
-    )  # fmt: skip
+    ) | changes  # fmt: skip
 
 
 def elderly(sample_rate: float = 0.0, **changes) -> dict:
@@ -90,8 +96,7 @@ def elderly(sample_rate: float = 0.0, **changes) -> dict:
             {"fact": "applicant.age", "op": "ge", "value": 75},
             {"fact": "applicant.division", "op": "in", "value": ["110105", "110106"]},
         ]}], "sample_rate": sample_rate},
-        **changes,
-    )  # fmt: skip
+    ) | changes  # fmt: skip
 
 
 @pytest.fixture
@@ -360,3 +365,103 @@ async def test_sample_rates_zero_and_one(client):
     case = (await apply(client, ELDERLY, {"applicant_name": "张三", "applicant_id": ZHANG_SAN},
                         bearer(token(ZHANG_SAN, level=2)))).json()  # fmt: skip
     assert (await stored(client, case["case_no"])).sampled is False
+
+
+# ---- concurrency and hostile input ------------------------------------------------------------------
+async def test_two_officers_reviewing_at_once_record_one_review(client):
+    await add_matter(client, elderly(sample_rate=1.0, version=2))
+    case = (await apply(client, ELDERLY, {"applicant_name": "张三", "applicant_id": ZHANG_SAN},
+                        bearer(token(ZHANG_SAN, level=2)))).json()  # fmt: skip
+    other = bearer(token("officer:mzj.decider2", kind="officer", roles=("decider",), department="MZJ", level=3))
+    answers = await asyncio.gather(
+        client.post(f"/cases/{case['case_no']}/sample-review", json={"verdict": "agree"}, headers=DECIDER),
+        client.post(f"/cases/{case['case_no']}/sample-review", json={"verdict": "disagree", "note": "不同意"},
+                    headers=other),
+    )  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    row = await stored(client, case["case_no"])
+    winner = next(a for a in answers if a.status_code == 200).json()
+    assert (row.review, row.reviewed_by) == (winner["review"], winner["reviewed_by"])
+    async with client.app.state.sessionmaker() as session:
+        warnings = (await session.execute(select(SupervisionWarning.step))).scalars().all()
+    assert warnings == (["instant_disagreed"] if row.review == "disagree" else [])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/matters/%ED%A0%80X/prefill", None), ("GET", "/matters/A%00B/prefill", None),
+     ("GET", "/matters/" + "A" * 100 + "/prefill", None), ("GET", "/reviews?reviewed=maybe", None),
+     ("GET", "/reviews?page_size=100000", None),
+     ("POST", "/cases/X/sample-review", {"verdict": "agree", "note": "a\u0000b"}),
+     ("POST", "/cases/X/sample-review", {"verdict": "perhaps"}),
+     ("POST", "/cases/X/sample-review", {"verdict": "agree", "extra": 1})],
+)  # fmt: skip
+async def test_hostile_input_is_a_problem_never_a_500(client, method, path, body):
+    response = await client.request(method, path, json=body, headers=DECIDER if method == "POST" or "reviews" in path
+                                    else ENTERPRISE)  # fmt: skip
+    assert response.status_code in {404, 422}, response.text  # 404: a code that cannot exist
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_odd_facts_in_a_stored_matter_refer_the_case_to_officers(client):
+    """A definition with conditions catalog would refuse (e.g. stored before the checks): never a 500."""
+    await add_matter(client, elderly(version=2, instant={"rules": [{"id": "odd", "description": "x", "conditions": [
+        {"fact": "applicant.age", "op": "ge", "value": "80"}]}], "sample_rate": 0.0}))  # fmt: skip
+    response = await apply(client, ELDERLY, {"applicant_name": "张三", "applicant_id": ZHANG_SAN},
+                           bearer(token(ZHANG_SAN, level=2)))  # fmt: skip
+    assert response.status_code == 201 and response.json()["state"] == "submitted", response.text
+    assert response.json()["timeline"][-1]["detail"]["failed"][0]["failed"][0]["reason"] == "malformed"
+
+
+# ---- the HTTP adapter ----------------------------------------------------------------------------------
+SECRET = "holdings-secret"
+
+
+class FakeHoldings:
+    """A licence service's /holdings on a real socket: verifies caseflow's signature (401 otherwise)."""
+
+    def __init__(self) -> None:
+        self.answer: dict | None = None
+        self.status = 200
+        self.asked: list[dict] = []
+        self.app = Starlette(routes=[Route("/holdings", self.holdings, methods=["POST"])])
+
+    async def holdings(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            verify_request({"caseflow": [SECRET]}, method=request.method, path=request.url.path,
+                           query=request.url.query, headers=request.headers, body=body,
+                           now=datetime.now(UTC).timestamp(), max_age=300)  # fmt: skip
+        except SignatureRejected:
+            return JSONResponse({"status": 401}, status_code=401)
+        asked = json.loads(body)
+        self.asked.append(asked)
+        answer = self.answer or {"holder": asked["holder"], "holder_name": "x", "licences": []}
+        return JSONResponse(answer, status_code=self.status)
+
+
+async def test_the_http_adapter_asks_holdings_signed_and_refers_on_odd_answers(database_url, nats_server, tmp_path):
+    fake = FakeHoldings()
+    licence = {"identifier": "FOOD-9", "licence_type": "food_business_licence", "number": "JY1", "status": "valid",
+               "valid_until": "2026-12-12", "data": {"address": "德州"}}  # fmt: skip
+    async with serve(fake.app, lifespan="off") as url:
+        overrides = dict(licence_adapter="http", licence_url=url, licence_secret=SECRET, licence_timeout_seconds=3)
+        async with running_caseflow(database_url, nats_server.url, tmp_path, **overrides) as c:
+            await add_matter(c, renewal())
+            fake.answer = {"holder": COMPANY, "holder_name": "x", "licences": [
+                licence, {**licence, "identifier": "BL-1", "licence_type": "business_licence", "valid_until": None}]}  # fmt: skip
+            approved = (await apply(c, RENEWAL, renewal_form(), ENTERPRISE)).json()
+            assert approved["state"] == "approved", approved
+            assert approved["timeline"][-1]["detail"]["facts"]["licence:food_business_licence.days_left"] == 40
+            assert fake.asked[-1] == {"holder": COMPANY, "licence_types": ["food_business_licence"],
+                                      "purpose": f"instant:{RENEWAL}", "case_no": approved["case_no"]}  # fmt: skip
+            form = (await c.get(f"/matters/{RENEWAL}/prefill", headers=ENTERPRISE)).json()["form"]
+            assert (form["licence_number"], form["address"]) == ("JY1", "德州")
+            for odd in ({"holder": LI_SI, "holder_name": None, "licences": [licence]},  # another holder's
+                        {"holder": COMPANY, "licences": [{"identifier": "x"}]}, ["not", "an", "answer"]):  # fmt: skip
+                fake.answer = odd  # type: ignore[assignment]
+                case = (await apply(c, RENEWAL, renewal_form(), ENTERPRISE)).json()
+                assert case["state"] == "submitted" and case["timeline"][-1]["detail"]["licences_unavailable"]
+            fake.answer, fake.status = None, 500
+            case = (await apply(c, RENEWAL, renewal_form(), ENTERPRISE)).json()
+            assert case["state"] == "submitted" and case["timeline"][-1]["detail"]["licences_unavailable"]
