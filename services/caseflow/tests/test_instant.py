@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -465,3 +466,24 @@ async def test_the_http_adapter_asks_holdings_signed_and_refers_on_odd_answers(d
             fake.answer, fake.status = None, 500
             case = (await apply(c, RENEWAL, renewal_form(), ENTERPRISE)).json()
             assert case["state"] == "submitted" and case["timeline"][-1]["detail"]["licences_unavailable"]
+
+
+async def test_two_payment_notices_at_once_approve_once(client):
+    """The paid handler may run twice at once (a duplicate notice): one approval, one CaseApproved."""
+    await add_matter(client, renewal(version=2, payment={"due_before": "decision"}))
+    hold_food_licence(client)
+    case = (await apply(client, RENEWAL, renewal_form(), ENTERPRISE)).json()
+    ctx = client.app.state.caseflow
+
+    async def paid() -> object:
+        try:
+            async with client.app.state.sessionmaker() as session, session.begin():
+                row = (await session.execute(select(Case).where(Case.case_no == case["case_no"]))).scalar_one()
+                return await instant.decide_pending(session, ctx, row, ctx.current_time())
+        except StaleDataError:  # SQLite (no row locks): the loser's version-checked update matched nothing
+            return "stale"
+
+    results = await asyncio.gather(paid(), paid())
+    assert sorted(map(str, results)) in (["False", "True"], ["True", "stale"]), results
+    assert len(await events(client, "approved")) == 1
+    assert (await client.get(f"/cases/{case['case_no']}", headers=ENTERPRISE)).json()["state"] == "approved"
