@@ -98,6 +98,9 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/caseflow/materials", "POST", max_body_bytes=20 * MIB),  # upload before the case exists
     rule("/api/v1/caseflow/worklist", kinds={"officer"}),
     rule("/api/v1/caseflow/cases/{case_no}/actions", kinds={"officer"}),
+    rule("/api/v1/caseflow/reviews", "GET", kinds={"officer"}),  # 秒批 decisions sampled for review (ADR 0027)
+    rule("/api/v1/caseflow/cases/{case_no}/sample-review", "POST", kinds={"officer"}),
+    rule("/api/v1/caseflow/matters/{code}/prefill", "GET", kinds={"person", "enterprise"}),  # 零填报
     rule("/api/v1/caseflow/supervision/**", kinds={"officer"}, roles={"supervisor"}),
     rule("/api/v1/caseflow/cases/{case_no}/materials", "POST PUT", max_body_bytes=20 * MIB),
     # department pushes reach caseflow only through the signed area below
@@ -110,6 +113,7 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/licence/keys", "GET", PUBLIC),  # offline verifiers fetch the issuers' keys …
     rule("/api/v1/licence/status-list", "GET", PUBLIC),  # … and cache the signed revocation list
     rule("/api/v1/licence/checks", access=DENY),  # caseflow's signed internal check, never from outside
+    rule("/api/v1/licence/holdings", access=DENY),  # caseflow's signed internal read (秒批 facts, 零填报)
     # express: a citizen's or officer's shipments (token); the carrier's callbacks are signed (below)
     rule("/api/v1/express/shipments", "GET"),
     rule("/api/v1/express/shipments/{ref}", "GET"),

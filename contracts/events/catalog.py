@@ -109,8 +109,9 @@ class PublishedFormField(_Part):
     maximum: float | None = Field(default=None, description="number: largest allowed value")
     prefill: str | None = Field(
         default=None,
-        description="零填报: filled from verified data (same facts as instant rules, or licence:<type>.number "
-        "/ licence:<type>.data.<key>); the applicant only confirms",
+        description="零填报: filled from verified data — applicant.name|kind|division|subject (the token; subject: "
+        "the ID number or credit code), licence:<type>.number|valid_until|data.<key> (the applicant's usable "
+        "licence of that type); the applicant only confirms",
     )
 
 

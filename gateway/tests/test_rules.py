@@ -58,6 +58,7 @@ TABLE = RouteTable(DEFAULT_RULES, "production")
         ("GET", "/api/v1/licence/status-list", PUBLIC),
         ("GET", "/api/v1/licence/types", PUBLIC),
         ("POST", "/api/v1/licence/checks", DENY),
+        ("POST", "/api/v1/licence/holdings", DENY),
         ("POST", "/api/v1/licence/imports", "token"),
         ("POST", "/api/v1/licence/licences/verify", PUBLIC),
         ("GET", "/api/v1/licence/licences", "token"),
@@ -271,3 +272,17 @@ def test_merge_openapi_skips_denied_and_marks_unavailable():
     )
     assert list(merged["paths"]) == ["/api/v1/identity/me"]
     assert merged["info"]["x-unavailable-areas"] == ["catalog"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "officer_ok", "citizen_ok"),
+    [("GET", "/api/v1/caseflow/reviews", True, False),
+     ("POST", "/api/v1/caseflow/cases/371400-20261102-0001/sample-review", True, False),
+     ("GET", "/api/v1/caseflow/matters/SCJGJ-XK-0007/prefill", False, True)],
+)  # fmt: skip
+def test_instant_routes_are_for_their_kind_of_account(method, path, officer_ok, citizen_ok):
+    area, _ = split_api_path(path)
+    matched = TABLE.match(area, method, path)
+    assert matched is not None and matched.access == "token"
+    assert (authorize(matched, {"kind": "officer"}) is None) is officer_ok
+    assert (authorize(matched, {"kind": "enterprise"}) is None) is citizen_ok

@@ -373,6 +373,28 @@ class CaseFees(Base):
     updated_at: Mapped[datetime] = mapped_column(TS)
 
 
+class CaseInstant(Base):
+    """秒批: the instant rules' verdict on a case (cases/instant.py) — which rule decided on which
+    facts, or which conditions failed — whether it waits for payment, and the human review of a
+    sampled automatic decision (docs/adr/0027-instant-approval-and-zero-fill.md)."""
+
+    __tablename__ = "case_instant"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(21))
+    department: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))  # approved | pending | referred | lapsed
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    verdict: Mapped[str] = mapped_column(Text)  # JSON: every rule's outcome, the facts shown masked
+    evaluated_at: Mapped[datetime] = mapped_column(TS)
+    decided_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False)
+    review: Mapped[str | None] = mapped_column(String(10), nullable=True)  # agree | disagree
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    __table_args__ = (Index("ix_case_instant_department_sampled", "department", "sampled"),)
+
+
 outbox = Outbox(make_outbox_table(Base.metadata))
 inbox = make_inbox_table(Base.metadata)
 metadata = Base.metadata

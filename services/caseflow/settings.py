@@ -47,6 +47,9 @@ class Settings(ServiceSettings):
     licence_secret: SecretStr = SecretStr("")
     licence_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     licence_sandbox_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    # 秒批 sampling (ADR 0027): whether an automatic decision goes to an officer for review is drawn
+    # from a hash of this secret and the case number (deterministic for a seed; unset: random per start).
+    instant_sample_seed: SecretStr | None = None
     # Consumers of services that may not run yet: on when licence / express publish their events.
     consume_licence_events: bool = False
     consume_express_events: bool = False

@@ -19,6 +19,7 @@ from services.catalog.domain import completeness
 from services.catalog.domain import diff as diffs
 from services.catalog.domain.access import require_admin_of
 from services.catalog.domain.guide import Guide
+from services.catalog.domain.instant import reference_errors
 from services.catalog.domain.query import MatterQuery
 from services.catalog.domain.search_text import (
     escape_like,
@@ -74,6 +75,7 @@ async def _check_references(session: AsyncSession, guide: Guide) -> None:
             )
     for theme in unknown_themes(guide.themes):
         errors.append({"field": "themes", "rule": "known_theme", "message": f"{theme} is not a theme"})
+    errors.extend(reference_errors(guide))  # 秒批 rules, prefill, channels, payment
     if errors:
         raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
 

@@ -41,6 +41,9 @@ REVIEW = {"name": "审查", "roles": ["reviewer"]}
 DECIDE = {"name": "决定", "roles": ["decider"]}
 DELIVER = {"name": "送达", "roles": ["acceptor"], "limit_days": 1}
 FLOW = [ACCEPT, REVIEW, DECIDE, DELIVER]
+# The county-level divisions of 德州市 (GB/T 2260) and the city itself.
+DEZHOU_DIVISIONS = ["371400", "371402", "371403", "371422", "371423", "371424", "371425", "371426", "371427",
+                    "371428", "371481", "371482"]  # fmt: skip
 INSTANT_FLOW = [{"name": "受理并办结", "roles": ["acceptor", "decider"], "limit_days": 0}]
 
 # Form fields carry the rules caseflow checks a value against and a front-end renders: lengths,
@@ -199,6 +202,94 @@ MATTERS: list[dict[str, Any]] = [
         form_fields=ENTERPRISE_FIELDS,
     ),
     matter(
+        "SCJGJ-XK-0007",
+        "食品经营许可证延续",
+        "SCJGJ",
+        "行政许可",
+        aliases=["食品经营许可证到期换证", "食品经营许可延续"],
+        keywords=["食品经营许可证", "延续", "到期"],
+        legal_basis=["《食品经营许可和备案管理办法》第三十二条"],
+        conditions=["食品经营许可证有效期届满前90日内申请", "经营条件未发生变化"],
+        audience=["enterprise"],
+        themes=["operating_permits"],
+        materials=[{"name": "食品经营许可证", "forms": ["electronic"], "licence_type": "food_business_licence"}],
+        statutory_limit_days=10,
+        promised_limit_days=3,
+        fees=[{"item": "许可证书工本费", "amount_yuan": "10", "basis": "演示数据"}],
+        payment={"due_before": "decision"},
+        result={
+            "name": "食品经营许可证",
+            "form": "licence",
+            "licence_type": "food_business_licence",
+            "delivery": ["electronic", "express"],
+        },
+        depth=4,
+        max_visits=0,
+        channels=["online", "counter", "kiosk"],
+        form_fields=[
+            {
+                "name": "enterprise_name",
+                "label": "企业名称",
+                "kind": "text",
+                "max_length": 100,
+                "prefill": "applicant.name",
+            },
+            {
+                "name": "uscc",
+                "label": "统一社会信用代码",
+                "kind": "subject_id",
+                "format": "uscc",
+                "prefill": "applicant.subject",
+            },
+            {
+                "name": "licence_number",
+                "label": "原许可证编号",
+                "kind": "text",
+                "max_length": 64,
+                "prefill": "licence:food_business_licence.number",
+            },
+            {
+                "name": "address",
+                "label": "经营场所",
+                "kind": "address",
+                "max_length": 200,
+                "prefill": "licence:food_business_licence.data.address",
+            },
+            {
+                "name": "business_items",
+                "label": "经营项目",
+                "kind": "text",
+                "max_length": 500,
+                "required": False,
+                "prefill": "licence:food_business_licence.data.business_items",
+            },
+            {
+                "name": "business_area",
+                "label": "经营场所面积（平方米）",
+                "kind": "number",
+                "minimum": 1,
+                "maximum": 100_000,
+            },
+            {"name": "no_change", "label": "经营条件是否未发生变化", "kind": "choice", "options": ["是", "否"]},
+        ],
+        instant={
+            "rules": [
+                {
+                    "id": "renewal-unchanged",
+                    "description": "企业持有效食品经营许可证、于有效期届满前90日内申请延续、经营条件未变化且经营面积不超过500平方米，即时准予延续",
+                    "conditions": [
+                        {"fact": "applicant.kind", "op": "eq", "value": "enterprise"},
+                        {"fact": "licence:food_business_licence.valid", "op": "eq", "value": True},
+                        {"fact": "licence:food_business_licence.days_left", "op": "le", "value": 90},
+                        {"fact": "form.no_change", "op": "eq", "value": "是"},
+                        {"fact": "form.business_area", "op": "le", "value": 500},
+                    ],
+                }
+            ],
+            "sample_rate": 0.2,
+        },
+    ),
+    matter(
         "SCJGJ-XK-0004",
         "企业变更登记",
         "SCJGJ",
@@ -327,6 +418,7 @@ MATTERS: list[dict[str, Any]] = [
         },
         min_level=3,
         fees=[{"item": "不动产登记费（住宅）", "amount_yuan": "80", "basis": "发改价格规〔2016〕2559号"}],
+        payment={"due_before": "delivery"},
     ),
     matter(
         "BDCDJ-QR-0003",
@@ -355,6 +447,7 @@ MATTERS: list[dict[str, Any]] = [
         max_visits=0,
         min_level=3,
         fees=[{"item": "不动产登记费（抵押）", "amount_yuan": "80"}],
+        payment={"due_before": "delivery"},
     ),
     matter(
         "BDCDJ-GG-0004",
@@ -485,6 +578,7 @@ MATTERS: list[dict[str, Any]] = [
         conditions=["已参加社会保险"],
         themes=["social_security", "birth"],
         materials=[ID_CARD, {"name": "本人近期免冠照片", "forms": ["electronic"]}],
+        channels=["online", "counter", "kiosk"],
         statutory_limit_days=20,
         promised_limit_days=10,
         result={
@@ -576,6 +670,8 @@ MATTERS: list[dict[str, Any]] = [
         max_visits=1,
         min_level=2,
         fees=[{"item": "居民身份证工本费", "amount_yuan": "20", "basis": "价费字〔2003〕332号"}],
+        payment={"due_before": "acceptance"},
+        channels=["online", "counter", "kiosk"],
     ),
     matter(
         "GAJ-XK-0003",
@@ -599,6 +695,8 @@ MATTERS: list[dict[str, Any]] = [
         depth=2,
         max_visits=1,
         fees=[{"item": "居民身份证工本费", "amount_yuan": "40"}],
+        payment={"due_before": "acceptance"},
+        channels=["online", "counter", "kiosk"],
     ),
     matter(
         "GAJ-DC-QR-0004",
@@ -695,6 +793,7 @@ MATTERS: list[dict[str, Any]] = [
         max_visits=1,
         min_level=3,
         fees=[{"item": "结婚证工本费", "amount_yuan": "9"}],
+        payment={"due_before": "delivery", "refund_on": ["withdrawn", "denied"]},
     ),
     matter(
         "MZJ-GF-0002",
@@ -706,6 +805,39 @@ MATTERS: list[dict[str, Any]] = [
         conditions=["年满80周岁的本市户籍老年人"],
         themes=["retirement"],
         materials=[ID_CARD, HOUSEHOLD],
+        channels=["online", "counter", "kiosk"],
+        form_fields=[
+            {
+                "name": "applicant_name",
+                "label": "申请人姓名",
+                "kind": "text",
+                "max_length": 50,
+                "prefill": "applicant.name",
+            },
+            {
+                "name": "applicant_id",
+                "label": "申请人证件号码",
+                "kind": "subject_id",
+                "format": "id_number",
+                "prefill": "applicant.subject",
+            },
+            {"name": "mobile", "label": "联系电话", "kind": "text", "format": "mobile", "max_length": 11},
+            {"name": "bank_account", "label": "津贴发放账户（社会保障卡金融账户）", "kind": "text", "max_length": 30},
+        ],
+        instant={
+            "rules": [
+                {
+                    "id": "age-80-dezhou",
+                    "description": "年满80周岁、身份证号码所载地为本市辖区的申请人，即时核准",
+                    "conditions": [
+                        {"fact": "applicant.kind", "op": "eq", "value": "person"},
+                        {"fact": "applicant.age", "op": "ge", "value": 80},
+                        {"fact": "applicant.division", "op": "in", "value": DEZHOU_DIVISIONS},
+                    ],
+                }
+            ],
+            "sample_rate": 0.1,
+        },
         statutory_limit_days=20,
         promised_limit_days=10,
         result={"name": "高龄津贴发放", "form": "payment", "delivery": ["electronic"]},

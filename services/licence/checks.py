@@ -10,12 +10,13 @@ written to the holder's access log.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -24,7 +25,7 @@ from kit.signing import SignatureRejected, verify_request
 from services.licence.context import Context
 from services.licence.domain import access, states
 from services.licence.issuance import insert_for
-from services.licence.models import ServiceNonce
+from services.licence.models import Licence, ServiceNonce
 from services.licence.reading import find, log_read
 
 
@@ -88,3 +89,29 @@ async def check(session: AsyncSession, ctx: Context, relation: str, *, identifie
         "version": licence.version,
         "valid_until": licence.valid_until,
     }
+
+
+async def holdings(session: AsyncSession, ctx: Context, relation: str, *, holder: str, licence_types: list[str],
+                   purpose: str, case_no: str | None) -> dict[str, Any]:  # fmt: skip
+    """POST /holdings: the holder's licences of the given types (秒批 facts, 零填报 values), newest
+    first, each with its status as of today (a valid one past its end date is ``expired``) and its
+    data. Every licence returned is a read by caseflow, written to the holder's access log."""
+    access.check("licence.holdings", relation, ())
+    rows = (
+        await session.execute(
+            select(Licence)
+            .where(Licence.holder == holder, Licence.type_code.in_(sorted(set(licence_types))))
+            .order_by(Licence.issued_on.desc(), Licence.id.desc())
+            .limit(50)
+        )
+    ).scalars().all()  # fmt: skip
+    today = ctx.today()
+    out = []
+    for licence in rows:
+        status = licence.status
+        if status == states.VALID and licence.valid_until is not None and licence.valid_until < today:
+            status = states.EXPIRED
+        log_read(session, ctx, licence, reader="caseflow", reader_kind="service", case_no=case_no, purpose=purpose)
+        out.append({"identifier": licence.identifier, "licence_type": licence.type_code, "number": licence.number,
+                    "status": status, "valid_until": licence.valid_until, "data": json.loads(licence.data)})  # fmt: skip
+    return {"holder": holder, "holder_name": rows[0].holder_name if rows else None, "licences": out}

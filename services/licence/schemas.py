@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -120,6 +120,30 @@ class CheckRequest(_Request):
     holder: str = Field(min_length=1, max_length=18)
     case_no: str | None = Field(default=None, pattern=CASE_NO)
     material: Line = Field(min_length=1, max_length=200)
+
+
+class HoldingsRequest(_Request):
+    """POST /holdings (caseflow, signed): the holder's licences of these types, for a purpose."""
+
+    holder: str = Field(min_length=1, max_length=18)
+    licence_types: list[Annotated[str, Field(pattern=CODE)]] = Field(min_length=1, max_length=10)
+    purpose: Line = Field(min_length=1, max_length=100, description="why caseflow reads them, for the access log")
+    case_no: str | None = Field(default=None, pattern=CASE_NO)
+
+
+class Holding(BaseModel):
+    identifier: str
+    licence_type: str
+    number: str
+    status: Status
+    valid_until: date | None
+    data: dict[str, Any]
+
+
+class HoldingsOut(BaseModel):
+    holder: str
+    holder_name: str | None
+    licences: list[Holding]
 
 
 class CheckOut(BaseModel):

@@ -13,6 +13,11 @@ being the request's own path, e.g. ``/checks``). Answers:
 - anything else (401, 5xx, a timeout, no connection, an answer that does not match the question):
   ``LicenceUnavailable``, and the submission is refused with 503 (nothing is created).
 
+``POST {CASEFLOW_LICENCE_URL}/holdings`` (internal, signed the same way) with ``{"holder",
+"licence_types", "purpose", "case_no"}`` answers 200 ``{"holder", "holder_name", "licences": [{"identifier",
+"licence_type", "number", "status", "valid_until", "data"}]}``: the holder's licences of those types
+(秒批 facts, 零填报 values), each read logged; anything else is ``LicenceUnavailable``.
+
 Adapters: ``HttpLicences`` and ``SandboxLicences`` (in memory, holding the licences registered in
 it, refusing by the same rules in the same order, with latency and failures as a real service).
 """
@@ -32,6 +37,7 @@ import httpx
 
 from kit.masking import mask_id_number
 from kit.signing import SignedJsonPoster
+from services.caseflow.domain.instant import Holding
 
 log = logging.getLogger("yiwang.caseflow.licences")
 
@@ -94,6 +100,11 @@ class LicenceService(Protocol):
         """The licence if it may serve; ``LicenceRefused`` or ``LicenceUnavailable`` otherwise."""
         ...
 
+    async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
+                       case_no: str | None = None) -> list[Holding]:  # fmt: skip
+        """The holder's licences of these types (any status); ``LicenceUnavailable`` without an answer."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections (called once on shutdown)."""
         ...
@@ -112,6 +123,7 @@ class SandboxLicence:
     status: Literal["valid", "suspended", "revoked", "expired"] = "valid"
     version: int = 1
     valid_until: date | None = None
+    data: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,7 @@ class SandboxLicences:
     licences: dict[str, SandboxLicence] = field(default_factory=dict)
     calls: list[LicenceCheck] = field(default_factory=list)
     access_log: list[SandboxRead] = field(default_factory=list)
+    holding_calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -184,6 +197,31 @@ class SandboxLicences:
         return CheckedLicence(licence.identifier, licence.licence_type, licence.number, licence.version,
                               licence.valid_until)  # fmt: skip
 
+    async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
+                       case_no: str | None = None) -> list[Holding]:  # fmt: skip
+        self.holding_calls.append((holder, tuple(licence_types), purpose))
+        delay, fails = self._random.uniform(*self.latency), self._random.random()
+        if self.down:
+            raise LicenceUnavailable("sandbox: the licence service is down", maybe_read=False)
+        if delay > 0:
+            await asyncio.sleep(delay)  # the service's latency, not synchronisation
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+        if fails < self.failure_rate:
+            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+        found = []
+        for licence in self.licences.values():
+            if licence.holder != holder or licence.licence_type not in licence_types:
+                continue
+            status = licence.status
+            if status == "valid" and licence.valid_until is not None and licence.valid_until < self.today():
+                status = "expired"
+            self.access_log.append(SandboxRead(licence.identifier, "caseflow", case_no, purpose))
+            found.append(Holding(licence.identifier, licence.licence_type, licence.number, status,
+                                 licence.valid_until, dict(licence.data)))  # fmt: skip
+        return found
+
     async def aclose(self) -> None:
         return None
 
@@ -203,8 +241,11 @@ class HttpLicences:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._poster = SignedJsonPoster(url.rstrip("/") + "/checks", key_id=key_id, secret=secret,
                                         timeout=timeout, client=client, clock=clock)  # fmt: skip
+        self._holdings = SignedJsonPoster(url.rstrip("/") + "/holdings", key_id=key_id, secret=secret,
+                                          timeout=timeout, client=client, clock=clock)  # fmt: skip
         self.url, self.path, self.key_id, self.timeout = self._poster.url, self._poster.path, key_id, timeout
 
     async def check(self, question: LicenceCheck) -> CheckedLicence:
@@ -255,6 +296,36 @@ class HttpLicences:
             log.error("licence service answered another question for %s", mask_id_number(question.holder))
             raise LicenceUnavailable("HTTP 200 that does not answer the question")
         return checked
+
+    async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
+                       case_no: str | None = None) -> list[Holding]:  # fmt: skip
+        question = {"holder": holder, "licence_types": licence_types, "purpose": purpose, "case_no": case_no}
+        try:
+            response = await self._holdings.post(question)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise LicenceUnavailable(f"no answer within {self.timeout:g} s") from exc
+        except httpx.ConnectError as exc:
+            raise LicenceUnavailable(f"no connection: {exc}", maybe_read=False) from exc
+        except httpx.HTTPError as exc:
+            raise LicenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            if response.status_code in {401, 403}:
+                log.error("licence service refused caseflow's signature (HTTP %d)", response.status_code)
+            raise LicenceUnavailable(f"HTTP {response.status_code}", maybe_read=response.status_code >= 500)
+        try:
+            data = response.json()
+            if data["holder"] != holder:
+                raise ValueError("another holder")
+            found = [
+                Holding(str(item["identifier"]), str(item["licence_type"]), str(item["number"]), str(item["status"]),
+                        date.fromisoformat(item["valid_until"]) if item.get("valid_until") else None,
+                        item["data"] if isinstance(item.get("data"), dict) else {})
+                for item in data["licences"]
+            ]  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LicenceUnavailable("HTTP 200 with an answer that is not the holder's licences") from exc
+        # a licence of another type is no answer to this question
+        return [h for h in found if h.licence_type in licence_types]
 
     async def aclose(self) -> None:
         await self._poster.aclose()

@@ -21,14 +21,17 @@ from services.caseflow.cases import (
     evaluations,
     fees,
     handout,
+    instant,
     materials,
     pickups,
+    prefill,
     reading,
     submission,
     transitions,
 )
 from services.caseflow.cases.access import authorize, visible_case
 from services.caseflow.domain import access
+from services.caseflow.instant_schemas import PrefillOut, SampleReviewIn, SampleReviewOut, SampleReviews
 from services.caseflow.schemas import (
     ActionRequest,
     BranchActionRequest,
@@ -455,3 +458,28 @@ async def calendar_year(year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)],
     chinesecalendar or loaded by the platform administrator) or provisional (the statutory holidays
     of 全国年节及纪念日放假办法 and their 补假, before the year's notice is out), with its source."""
     return (await calendars.load(session)).year_view(year)
+
+
+# ---- 秒批 reviews and 零填报 (ADR 0027) ----------------------------------------------------------
+MatterCode = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")]
+
+
+@router.get("/matters/{code}/prefill", tags=["cases"], response_model=PrefillOut)
+async def prefill_form(code: MatterCode, request: Request, session: DbSession, caller: Caller) -> dict[str, Any]:
+    """零填报: the matter's form filled from the caller's verified data (token, e-licences)."""
+    return await prefill.prefill_for(session, context(request), caller, code)
+
+
+@router.get("/reviews", tags=["officers"], response_model=SampleReviews)
+async def sampled_reviews(session: DbSession, caller: Caller, pages: Pagination,
+                          reviewed: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    """秒批: the automatic decisions sampled for an officer's review (the department's; oversight: all)."""
+    return await instant.sampled_decisions(session, caller, reviewed=reviewed, pages=pages)
+
+
+@router.post("/cases/{case_no}/sample-review", tags=["officers"], response_model=SampleReviewOut)
+async def sample_review(case_no: CaseNo, body: SampleReviewIn, request: Request, session: DbSession,
+                        caller: Caller) -> dict[str, Any]:  # fmt: skip
+    """Agree or disagree with a sampled automatic decision (once); a disagreement is a supervision anomaly."""
+    return await instant.review_sample(session, context(request), caller, case_no, verdict=body.verdict,
+                                       note=body.note)  # fmt: skip

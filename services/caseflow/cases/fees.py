@@ -31,6 +31,7 @@ from kit.consumer import PoisonEvent
 from kit.errors import Problem, field_problem
 from kit.events import CloudEvent, envelope
 from services.caseflow import calendars, steps
+from services.caseflow.cases import instant
 from services.caseflow.cases.access import authorize
 from services.caseflow.cases.common import Context, base_fields, dumps, matter_of_case, record_anomaly
 from services.caseflow.domain import fees as rules
@@ -180,10 +181,9 @@ async def assess(session: AsyncSession, ctx: Context, principal: Principal, case
 
 # ---- payment's events -------------------------------------------------------------------------
 async def on_fees_paid(session: AsyncSession, ctx: Context, case: Case, now: datetime) -> None:
-    """Called once when a case's fees are recorded as paid, in the same transaction. Nothing else
-    happens here yet: at merge, the instant approval (秒批, branch cfinstant) is wired in here — a
-    case that waited only for its payment is decided now."""
-    return None
+    """Called once when a case's fees are recorded as paid, in the same transaction: a 秒批 verdict
+    that waited only for this payment decides the case now (ADR 0027)."""
+    await instant.decide_pending(session, ctx, case, now)
 
 
 def _parse(model: Any, event: CloudEvent) -> Any:

@@ -18,7 +18,7 @@ from kit.events import envelope
 from kit.text import text_problem
 from services.caseflow import calendars, notifications, steps
 from services.caseflow.adapters.licences import CheckedLicence
-from services.caseflow.cases import fees, licences
+from services.caseflow.cases import fees, instant, licences
 from services.caseflow.cases.channels import Channel, check_channel
 from services.caseflow.cases.common import Context, base_fields, dumps, set_clocks
 from services.caseflow.domain import access
@@ -182,7 +182,8 @@ async def submit(
         return Submitted(existing, created=False)
 
     wanted = licences.wanted(valid.matter, body.materials)
-    if wanted:
+    rules = instant.rules_of(valid.matter)  # 秒批: evaluated below (its licence facts asked outside the transaction)
+    if wanted or (rules and instant.licence_types(valid.matter)):
         # A retry of a submission that made its case gets it back without asking licence again.
         existing = await _earlier_submission(session, principal, idempotency_key, digest)
         if existing is not None:
@@ -193,7 +194,9 @@ async def submit(
     sequence = await ctx.numbers.next(division, today)
     case_no = make_case_number(division, today, sequence)
     checked: dict[int, CheckedLicence] = {}
-    if wanted:
+    holdings: list[instant.Holding] = []
+    holdings_unavailable = False
+    if wanted or (rules and instant.licence_types(matter)):
         # Nothing is written yet: end the read transaction, so no connection (and on PostgreSQL no
         # snapshot) is held while the licence service answers.
         await session.commit()
@@ -202,6 +205,8 @@ async def submit(
         except licences.LicencesRefused as refused:
             _release(ctx, division, today, sequence, read=refused.read)
             raise refused.problem from None
+        if rules:
+            holdings, holdings_unavailable = await instant.read_licences(ctx, matter, principal.subject, case_no)
     now = ctx.current_time()
     name, agent_name = verified_names(principal)
     case = Case(
@@ -265,9 +270,16 @@ async def submit(
         message=notifications.message(case, "submit", {}, now),
         events=events,
     )  # fmt: skip
+    evaluation = None
+    if rules:  # 秒批: the verdict on verified facts; a rule that holds approves the case as it is inserted
+        evaluation = instant.evaluate_submission(matter, principal, name=name, form=valid.form, holdings=holdings,
+                                                 unavailable=holdings_unavailable, today=today)  # fmt: skip
+    approved = evaluation is not None and instant.approve_now(case, matter, evaluation, today)
+    if approved:
+        set_clocks(await calendars.load(session), case, matter, [])
     if await steps.insert_case(session, case, step) is None:
         # The key was claimed first: a retry, or a concurrent duplicate that committed first.
-        _release(ctx, division, today, sequence, read=bool(checked))
+        _release(ctx, division, today, sequence, read=bool(checked) or bool(rules and instant.licence_types(matter)))
         existing = await _earlier_submission(session, principal, idempotency_key, digest)
         if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
             raise Problem(409, "idempotency-key-busy", "Submission in progress",
@@ -276,7 +288,10 @@ async def submit(
     if owed is not None:
         owed.case_id = case.id
         session.add(owed)
-    return Submitted(case, created=True, timeline=[step.line], fees=owed)
+    lines = [step.line]
+    if evaluation is not None:  # 秒批: approved in this transaction, waiting for payment, or for officers
+        lines += await instant.record(session, ctx, case, matter, evaluation, now, approved=approved)
+    return Submitted(case, created=True, timeline=lines, fees=owed)
 
 
 def _release(ctx: Context, division: str, today: Any, sequence: int, *, read: bool) -> None:

@@ -124,6 +124,11 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "supervision.read": {DEPARTMENT_OFFICER: _OVERSIGHT, SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _OVERSIGHT},
     # the platform-wide working-day calendar: the platform admin only, never a department admin
     "calendar.write": {PLATFORM_ADMIN: _roles(ADMIN)},
+    # 零填报 (ADR 0027): a matter's form filled from the caller's own verified data (no case yet)
+    "matter.prefill": _APPLYING,
+    # 秒批 sampling: the department's deciders review sampled automatic decisions; oversight reads them
+    "sample.list": {DEPARTMENT_OFFICER: _roles(DECIDER, ADMIN), SUPERVISOR: _OVERSIGHT, PLATFORM_ADMIN: _roles(ADMIN)},
+    "case.sample_review": {DEPARTMENT_OFFICER: _roles(DECIDER, ADMIN)},
 }
 ACTIONS: Final = tuple(TABLE)
 # Actions on one case (checked with the case's relation; a caller who cannot read it gets 404).

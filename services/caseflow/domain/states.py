@@ -5,6 +5,7 @@
 party's action), or a rule of the law (one correction notice, one extension, branches pending).
 Which officer may act (role × relation) is domain/access.py's table, not this one. The workflow:
 
+submitted ─instant_approve (system, 秒批)→ approved
 submitted ─accept→ accepted (instant matters: approved) ─review→ reviewed ─approve→ approved
           ─reject→ rejected                                              ─deny→ denied
           ─request_correction→ correction_requested ─resubmit→ resubmitted ─accept/reject→ …
@@ -78,6 +79,9 @@ _allow(("approved", "delivering"), "complete", "completed", OFFICER, SYSTEM)
 _allow(tuple(BEFORE_DECISION), "withdraw", "withdrawn", APPLICANT)
 _allow(tuple(AWAITING_ORIGINALS), "request_pickup", "", APPLICANT)
 _allow(tuple(AWAITING_ORIGINALS), "originals_received", "", OFFICER)
+# 秒批 (ADR 0027): the platform accepts and approves at once under an instant rule (at submission,
+# or once the fee is paid, from where the case waited for it).
+_allow(("submitted", "resubmitted", "accepted"), "instant_approve", "approved", SYSTEM)
 
 ACTIONS = frozenset(action for _, action in TABLE)
 OFFICER_ACTIONS = frozenset(action for (_, action), (_, parties) in TABLE.items() if OFFICER in parties)

@@ -44,6 +44,8 @@ EXPECTED = {
     ("approved", "complete"): "completed",
     ("delivering", "complete"): "completed",
     **{(s, "withdraw"): "withdrawn" for s in states.BEFORE_DECISION},
+    # 秒批: the platform approves at submission, or once paid from where the case waited
+    **{(s, "instant_approve"): "approved" for s in ("submitted", "resubmitted", "accepted")},
     # steps that change no state: a pickup of the originals asked for, their arrival recorded
     **{(s, "request_pickup"): s for s in states.BEFORE_DECISION},
     **{(s, "originals_received"): s for s in states.BEFORE_DECISION},

@@ -16,7 +16,7 @@ from contracts.events.licence import LicenceIssued
 from kit.events import envelope
 from services.caseflow.cases import licences
 from services.caseflow.domain import access
-from services.caseflow.models import Blob, Case, CaseEvent
+from services.caseflow.models import Blob, Case, CaseEvent, CaseInstant
 from services.caseflow.tests.conftest import (
     COMPANY,
     LI_SI,
@@ -83,7 +83,7 @@ NEEDS = {
     "deliver": "approved", "complete": "approved", "resubmit": "correction_requested", "withdraw": "submitted",
     "evaluate": "completed", "branch.approve": "accepted", "branch.deny": "accepted",
     "request_pickup": "submitted", "originals_received": "accepted", "hand_out": "approved",
-    "assess_fees": "submitted",
+    "assess_fees": "submitted", "sample_review": "sampled",
 }  # fmt: skip
 # (state reached) → the lead's steps that reach it from "submitted"
 PATH = {
@@ -130,6 +130,14 @@ async def new_case(client, state: str, matter: str = MATTER) -> dict[str, Any]:
     created = await client.post("/cases", json=body, headers=keyed(COUNTER_HEADERS))
     assert created.status_code == 201, created.text
     case = created.json()
+    if state == "sampled":  # 秒批 sampled for review: an approved case with its automatic verdict sampled
+        case = await new_case(client, "approved")
+        async with client.app.state.sessionmaker() as session, session.begin():
+            session.add(CaseInstant(case_id=(await session.execute(select(Case.id).where(
+                Case.case_no == case["case_no"]))).scalar_one(), case_no=case["case_no"], department="SCJGJ",
+                status="approved", rule="r", verdict="{}", evaluated_at=client.clock(), decided_at=client.clock(),
+                sampled=True))  # fmt: skip
+        return case
     for step in PATH[state]:
         if step == "branch":
             response = await client.post(f"/cases/{case['case_no']}/branches/GAJ/actions", json={"action": "approve"},
@@ -167,6 +175,12 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
         return await client.get("/cases", headers=headers)
     if action == "worklist.read":
         return await client.get("/worklist", headers=headers)
+    if action == "matter.prefill":
+        return await client.get(f"/matters/{MATTER}/prefill", headers=headers)
+    if action == "sample.list":
+        return await client.get("/reviews", headers=headers)
+    if action == "case.sample_review":
+        return await client.post(f"/cases/{no}/sample-review", json={"verdict": "agree"}, headers=headers)
     if action == "supervision.read":
         return await client.get("/supervision/warnings", headers=headers)
     if action == "calendar.write":
@@ -218,7 +232,8 @@ async def issue_licence(client, case_no: str) -> None:
 
 def _state_for(action: str) -> str | None:
     if action in {"case.submit", "case.list_mine", "material.upload", "worklist.read", "supervision.read",
-                  "calendar.write", "counter.list_helped"}:  # fmt: skip
+                  "calendar.write", "counter.list_helped",
+                  "matter.prefill", "sample.list"}:  # fmt: skip
         return None
     return NEEDS.get(action.removeprefix("case."), "submitted")
 
@@ -226,7 +241,7 @@ def _state_for(action: str) -> str | None:
 CHANGES_STATE = {f"case.{s}" for s in STEP_BODIES} | {"case.resubmit", "case.withdraw", "case.evaluate",
                                                        "branch.approve", "branch.deny", "case.submit",
                                                        "case.request_pickup", "case.hand_out",
-                                                       "case.assess_fees"}  # fmt: skip
+                                                       "case.assess_fees", "case.sample_review"}  # fmt: skip
 _ACTIONS = list(access.ACTIONS)
 
 

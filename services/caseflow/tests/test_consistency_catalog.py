@@ -14,14 +14,24 @@ pure functions.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
+from stdnum.cn import ric, uscc
 
 from contracts.events.catalog import BundlePublished, MatterPublished
 from services.caseflow.domain.bundles import bundle_matter
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import case_deadlines, matter_limits
+from services.caseflow.domain.form import check_form
+from services.caseflow.domain.instant import (
+    Holding,
+    applicant_facts,
+    evaluate,
+    form_facts,
+    licence_facts,
+    prefill,
+)
 from services.catalog.models import outbox
 from services.catalog.seed_data import BUNDLES, MATTERS
 from services.catalog.tests.conftest import catalog  # noqa: F401 - the fixture, on catalog's own database
@@ -98,3 +108,38 @@ async def test_every_seed_bundle_demands_exactly_what_catalog_shows(catalog):  #
     materials = {m["name"]: m for m in kbqy["materials"]}
     assert materials["法定代表人居民身份证"]["required"] is True  # the reported hole: demanded but not listed
     assert "person" in kbqy["audience"]  # the founder applies
+
+
+async def test_seeded_instant_matters_decide_and_prefill_as_their_guides_say(catalog):  # noqa: F811
+    """J10 over the demo catalog: what catalog publishes for 食品经营许可证延续 and 高龄津贴, evaluated
+    by caseflow's rules (ADR 0027): the prefilled form passes caseflow's form check unchanged, and the
+    rules decide on the facts the guide's descriptions promise."""
+    published, _ = await _published(catalog)
+    today = ACCEPTED
+    renewal = published["SCJGJ-XK-0007"]
+    assert renewal["payment"]["due_before"] == "decision" and renewal["fees"] and "kiosk" in renewal["channels"]
+    company = "91371400MA3C000007"
+    company = company[:-1] + uscc.calc_check_digit(company)
+    food = Holding("FOOD-1", "food_business_licence", "JY13714020001234", "valid", today + timedelta(days=60),
+                   {"address": "德州市德城区新湖大街1号", "business_items": "预包装食品销售"})  # fmt: skip
+    applicant = applicant_facts(subject=company, kind="enterprise", level=3, name="德州某某餐饮有限公司", today=today)
+    form, sources = prefill(renewal["form_fields"], subject=company, applicant=applicant, holdings=[food], today=today)
+    assert form["licence_number"] == food.number and sources["uscc"] == "applicant.subject"
+    confirmed = check_form(renewal["form_fields"], {**form, "business_area": 120, "no_change": "是"},
+                           verified_name="德州某某餐饮有限公司")  # fmt: skip
+    assert {k: confirmed[k] for k in form} == form
+    facts = {**applicant, **licence_facts({"food_business_licence"}, [food], today), **form_facts(confirmed)}
+    assert evaluate(renewal["instant"], facts).decided.id == "renewal-unchanged"
+    assert evaluate(renewal["instant"], {**facts, "form.no_change": "否"}).decided is None
+    assert evaluate(renewal["instant"], {**facts, "licence:food_business_licence.days_left": 120}).decided is None
+
+    elderly = published["MZJ-GF-0002"]
+    assert elderly["payment"] is None and not elderly["fees"]
+    born_1940 = "37140219400101001"
+    born_1940 += ric.calc_check_digit(born_1940 + "0")
+    facts = applicant_facts(subject=born_1940, kind="person", level=2, name="王奶奶", today=today)
+    assert evaluate(elderly["instant"], facts).decided is not None
+    from_beijing = "11010519400101001"
+    from_beijing += ric.calc_check_digit(from_beijing + "0")
+    assert evaluate(elderly["instant"], applicant_facts(subject=from_beijing, kind="person", level=2, name=None,
+                                                        today=today)).decided is None  # fmt: skip

@@ -76,6 +76,81 @@ class Faq(_Part):
     answer: Text = Field(min_length=1, max_length=4000)
 
 
+Channel = Literal["online", "counter", "kiosk"]
+# A fact an instant rule tests (caseflow computes it from verified data only): the applicant's
+# token (kind, level, name; age and division from the GB 11643 number), the applicant's e-licences
+# of a type (valid, days_left), or a field of the checked form.
+FACT_PATTERN = (
+    r"^(applicant\.(kind|level|age|division|name)|licence:[a-z0-9_]{1,64}\.(valid|days_left)|form\.[A-Za-z0-9_]{1,64})$"
+)
+# What a form field may be prefilled from (零填报): the applicant's verified name, kind, division,
+# ID number or credit code (applicant.subject), or the number or a data key of their e-licence.
+PREFILL_PATTERN = r"^(applicant\.(kind|name|division|subject)|licence:[a-z0-9_]{1,64}\.(number|valid_until|data\.[A-Za-z0-9_]{1,64}))$"
+
+
+Outcome = Literal["withdrawn", "rejected", "denied"]
+
+
+def _all_outcomes() -> list[Outcome]:
+    return ["withdrawn", "rejected", "denied"]
+
+
+def _default_channels() -> list[Channel]:
+    return ["online", "counter"]
+
+
+class Payment(_Part):
+    """网上缴费: how the guide's fees are paid and when the case waits for them."""
+
+    due_before: Literal["acceptance", "decision", "delivery"] = "decision"
+    refund_on: list[Outcome] = Field(default_factory=_all_outcomes, max_length=3)
+    assessed: bool = False
+
+
+class InstantCondition(_Part):
+    fact: str = Field(pattern=FACT_PATTERN, max_length=140)
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "exists"]
+    value: Line | int | float | bool | list[Annotated[Line, Field(max_length=100)]] | None = Field(
+        default=None, description="absent only for exists"
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_the_op(self) -> InstantCondition:
+        if self.op == "exists":
+            if self.value is not None:
+                raise RuleViolation("exists_without_value", f"{self.fact}: exists takes no value")
+        elif self.value is None:
+            raise RuleViolation("value_required", f"{self.fact}: {self.op} needs a value")
+        elif self.op == "in" and not isinstance(self.value, list):
+            raise RuleViolation("in_takes_a_list", f"{self.fact}: in needs a list of values")
+        elif self.op != "in" and isinstance(self.value, list):
+            raise RuleViolation("list_for_in", f"{self.fact}: only in takes a list")
+        elif self.op in ("lt", "le", "gt", "ge") and (
+            isinstance(self.value, bool) or not isinstance(self.value, int | float)
+        ):
+            raise RuleViolation("number_for_order", f"{self.fact}: {self.op} compares with a number")
+        if isinstance(self.value, float) and not (-1e15 <= self.value <= 1e15):
+            raise RuleViolation("number_range", f"{self.fact}: the value is out of range")
+        if isinstance(self.value, int) and not isinstance(self.value, bool) and abs(self.value) > 10**15:
+            raise RuleViolation("number_range", f"{self.fact}: the value is out of range")
+        return self
+
+
+class InstantRule(_Part):
+    """Every condition holds → the platform approves at once under this rule."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    description: Line = Field(min_length=1, max_length=300)
+    conditions: list[InstantCondition] = Field(min_length=1, max_length=30)
+
+
+class Instant(_Part):
+    """秒批秒办: a complete application satisfying any rule is accepted and approved at once."""
+
+    rules: list[InstantRule] = Field(min_length=1, max_length=20)
+    sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of automatic decisions sampled")
+
+
 class FormField(_Part):
     """One field of the application form and the rules its value must meet (caseflow checks every
     submitted value against them; a front-end renders them); bundles merge fields of the same name."""
@@ -96,6 +171,9 @@ class FormField(_Part):
     )
     minimum: float | None = Field(default=None, ge=-1e15, le=1e15, description="number: smallest allowed value")
     maximum: float | None = Field(default=None, ge=-1e15, le=1e15, description="number: largest allowed value")
+    prefill: str | None = Field(
+        default=None, pattern=PREFILL_PATTERN, max_length=200, description="零填报: filled from verified data"
+    )
 
     @model_validator(mode="after")
     def _rules_fit_the_kind(self) -> FormField:
@@ -153,6 +231,11 @@ class Guide(_Part):
     )
     consult_phone: Line | None = Field(default=None, max_length=40)
     window: Line | None = Field(default=None, max_length=300, description="where to go, when a visit is needed")
+    channels: list[Channel] = Field(
+        default_factory=_default_channels, min_length=1, max_length=3, description="where to apply"
+    )
+    payment: Payment | None = Field(default=None, description="how its fees are paid (None: nothing paid online)")
+    instant: Instant | None = Field(default=None, description="秒批 rules (None: officers decide)")
 
 
 class PublishRequest(_Part):

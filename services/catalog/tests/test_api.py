@@ -80,6 +80,7 @@ FULL_GUIDE = {
             "options": None,
             "minimum": None,
             "maximum": None,
+            "prefill": "applicant.name",
         },
         {
             "name": "mobile",
@@ -91,6 +92,7 @@ FULL_GUIDE = {
             "options": None,
             "minimum": None,
             "maximum": None,
+            "prefill": None,
         },
         {
             "name": "shop_kind",
@@ -102,6 +104,7 @@ FULL_GUIDE = {
             "options": ["餐饮", "零售"],
             "minimum": None,
             "maximum": None,
+            "prefill": None,
         },
         {
             "name": "area",
@@ -113,12 +116,16 @@ FULL_GUIDE = {
             "options": None,
             "minimum": 1.0,
             "maximum": 100000.0,
+            "prefill": None,
         },
     ],  # fmt: skip
     "faq": [{"question": "连锁门店需要分别申请吗？", "answer": "需要，每个门店单独申请。"}],
     "parallel_departments": ["WJW"],
     "consult_phone": "0534-2688000",
     "window": "德城区政务服务中心二楼 A12",
+    "channels": ["online", "kiosk"],
+    "payment": {"due_before": "decision", "refund_on": ["withdrawn", "denied"], "assessed": False},
+    "instant": None,  # with parallel departments the platform cannot decide: test_instant_guides.py
 }
 
 
@@ -215,7 +222,7 @@ async def test_filters_combine_and_paginate(catalog):
         for m in MATTERS
         if m["department"] == "SCJGJ" and "enterprise" in m["audience"] and m["depth"] >= 4 and m["max_visits"] == 0
     )
-    assert sorted(i["code"] for i in found["items"]) == expected and found["total"] == len(expected) == 2
+    assert sorted(i["code"] for i in found["items"]) == expected and found["total"] == len(expected) == 3
     themed = (await catalog.get("/matters", params={"theme": "start_business", "type": "行政许可"})).json()
     assert sorted(i["code"] for i in themed["items"]) == ["SCJGJ-XK-0001", "SCJGJ-XK-0002"]
     person = (await catalog.get("/matters", params={"audience": "person", "q": "身份证"})).json()
@@ -323,7 +330,7 @@ async def test_published_and_retired_events_validate_against_committed_schemas(c
 async def test_directory_departments_themes_bundles(catalog):
     departments = {d["code"]: d for d in (await catalog.get("/departments")).json()}
     assert {"SCJGJ", "BDCDJ", "SWJ", "RSJ", "GAJ"} <= set(departments)
-    assert departments["SCJGJ"]["matters"] == 6 and departments["SCJGJ"]["division_code"] == "371400"
+    assert departments["SCJGJ"]["matters"] == 7 and departments["SCJGJ"]["division_code"] == "371400"
     county = (await catalog.get("/departments", params={"division": "371402"})).json()
     assert [d["code"] for d in county] == ["GAJ-DC"]
     themes = {t["code"]: t for t in (await catalog.get("/themes")).json()}

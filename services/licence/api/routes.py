@@ -21,6 +21,8 @@ from services.licence.schemas import (
     AccessLogPage,
     CheckOut,
     CheckRequest,
+    HoldingsOut,
+    HoldingsRequest,
     ImportReport,
     IssueRequest,
     LicenceOut,
@@ -167,6 +169,18 @@ async def import_licences(request: Request, caller: Caller) -> dict[str, Any]:
     if content_type not in {"application/x-ndjson", "application/ndjson"}:
         raise Problem(415, "unsupported-media-type", "Unsupported media type", "send application/x-ndjson")
     return await imports.run_import(request.app.state.sessionmaker, _ctx(request), caller, request.stream())
+
+
+@router.post("/holdings", tags=["internal"], response_model=HoldingsOut)
+async def holder_licences(request: Request, session: DbSession) -> dict[str, Any]:
+    """Internal (caseflow, HMAC-signed): the holder's licences of some types (秒批 facts, 零填报)."""
+    relation = await checks.authenticate(request, session, _ctx(request))
+    try:
+        body = HoldingsRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    return await checks.holdings(session, _ctx(request), relation, holder=body.holder,
+                                 licence_types=body.licence_types, purpose=body.purpose, case_no=body.case_no)  # fmt: skip
 
 
 @router.post("/checks", tags=["internal"], response_model=CheckOut, include_in_schema=True)

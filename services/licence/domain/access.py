@@ -59,6 +59,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "licence.revoke": {ISSUER_OFFICER: _DECIDERS},
     "licence.import": {ISSUER_OFFICER: frozenset({ADMIN})},
     "licence.check": {CASEFLOW: ANY},
+    "licence.holdings": {CASEFLOW: ANY},  # 秒批 / 零填报: the applicant's licences of some types
 }
 ACTIONS: Final = tuple(TABLE)
 # Actions on one existing licence: a caller who cannot read it gets 404.
