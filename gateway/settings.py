@@ -58,8 +58,9 @@ class GatewaySettings(BaseSettings):
     # run someone else's NATS on 4222). `make run` and the compose file set it.
     nats_url: str = ""
     nats_enabled: bool = True
-    # How far back the revocations are read on start and reconnect: identity's access-token TTL.
-    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
+    # How far back the revocations are read on start and reconnect: the longest-lived token identity
+    # makes (a counter token, 30 minutes; ADR 0025).
+    access_token_max_ttl_seconds: int = Field(default=1800, ge=1)
 
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=15.0, gt=0)

@@ -35,7 +35,7 @@ async def publish_revocation(
         subject=subject,
         actor=actor,
         issued_before=current,
-        until=current + identity.access_ttl,
+        until=current + identity.longest_ttl,
     )
     await publish(session, event, subject=session_id or subject or "tokens")
     log.info("tokens revoked", reason=reason, session_id=session_id, subject=subject, actor=actor)

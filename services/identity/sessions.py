@@ -279,7 +279,17 @@ async def logout(session: AsyncSession, identity: Identity, caller: Principal) -
 
 async def token_revoked(session: AsyncSession, caller: Principal) -> bool:
     """What identity itself knows at once, for its own endpoints: the session ended, the officer
-    was changed or disabled (their sessions end with it), an act-as token's mandate is gone."""
+    was changed or disabled (their sessions end with it), an act-as token's mandate is gone, the
+    officer who made a counter token logged out or was disabled."""
+    if caller.helper:
+        helper_session = (caller.claims.get("hlp") or {}).get("sid")
+        if helper_session:
+            officer_session = await session.get(LoginSession, str(helper_session))
+            if officer_session is None or officer_session.revoked_at is not None:
+                return True
+        helper = await session.get(Officer, caller.helper.removeprefix("officer:"))
+        if helper is None or helper.disabled_at is not None:
+            return True
     if caller.session_id:
         login_session = await session.get(LoginSession, caller.session_id)
         if login_session is None or login_session.revoked_at is not None:
