@@ -101,6 +101,15 @@ class GatewaySettings(BaseSettings):
     exchange_secret: SecretStr = SecretStr("")
     partner_refresh_seconds: float = Field(default=30.0, gt=0)
 
+    # Self-service kiosks (ADR 0025): read from identity's GET /kiosks/keys (signed with the service
+    # key ``identity_key_id`` / ``identity_secret``), reloaded every ``kiosk_refresh_seconds`` and
+    # at once on identity.kiosk.changed (over ``nats_url``). Empty URL or secret: no kiosk is known,
+    # so every kiosk request and every kiosk token is refused.
+    kiosk_source_url: str = ""
+    identity_key_id: str = "gateway"
+    identity_secret: SecretStr = SecretStr("")
+    kiosk_refresh_seconds: float = Field(default=30.0, gt=0)
+
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
 
