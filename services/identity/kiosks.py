@@ -31,6 +31,7 @@ from services.identity.domain import rights
 from services.identity.models import Kiosk
 from services.identity.officers import officer_login_of
 from services.identity.schemas import KioskOut, KioskWithSecret, RegisterKiosk
+from services.identity.settings import Settings
 
 log = get_logger("identity.kiosks")
 
@@ -75,18 +76,26 @@ async def _changed(session: AsyncSession, kiosk: Kiosk, change: str) -> None:
 
 
 async def register(
-    session: AsyncSession, identity: Identity, caller: Principal, body: RegisterKiosk, *, secret: str | None = None
+    session: AsyncSession, identity: Identity, caller: Principal, body: RegisterKiosk
 ) -> KioskWithSecret:
-    """A new kiosk and its secret (shown this once). ``secret``: the seed's fixed demo secret."""
+    """A new kiosk and its secret (shown this once)."""
     _check(identity, caller, "register_kiosk")
-    box = box_of(identity)
+    return await insert(session, identity.settings, box_of(identity), body, created_by=officer_login_of(caller.subject))
+
+
+async def insert(
+    session: AsyncSession, settings: Settings, box: SecretBox, body: RegisterKiosk, *, created_by: str,
+    secret: str | None = None,
+) -> KioskWithSecret:  # fmt: skip
+    """Store a new kiosk (no rights check: ``register``'s, or the seed's). ``secret``: the seed's
+    fixed demo secret; a fresh one otherwise. 409 when the device id is taken."""
     if await session.get(Kiosk, body.device_id) is not None:
         raise Problem(409, "kiosk-exists", "Kiosk exists", f"a kiosk {body.device_id} is registered already")
     secret = secret or new_secret()
     kiosk = Kiosk(
-        device_id=body.device_id, hall_code=body.hall_code, department=identity.settings.kiosk_department,
-        name=body.name, location=body.location, status=ACTIVE, created_at=now(),
-        created_by=officer_login_of(caller.subject), secret_ciphertext=box.seal(secret, context=secret_context(body.device_id)),
+        device_id=body.device_id, hall_code=body.hall_code, department=settings.kiosk_department, name=body.name,
+        location=body.location, status=ACTIVE, created_at=now(), created_by=created_by,
+        secret_ciphertext=box.seal(secret, context=secret_context(body.device_id)),
     )  # fmt: skip
     session.add(kiosk)
     await session.flush()

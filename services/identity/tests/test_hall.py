@@ -405,3 +405,20 @@ async def test_only_the_gateways_signed_request_reads_the_kiosk_keys(identity):
     assert (await identity.get(path, headers=signed("caseflow", "another-service-secret"))).status_code == 403
     await identity.post(f"/kiosks/{KIOSK}/revoke", headers=await admin_headers_again(identity))
     assert (await identity.get(path, headers=signed("gateway", SERVICE_SECRET))).json() == {}
+
+
+# --- the demo hall's kiosk ---------------------------------------------------------------------------
+
+
+async def test_seed_demo_registers_the_demo_hall_kiosk_once_with_the_configured_secret(identity, database_url,
+                                                                                       nats_server):  # fmt: skip
+    from services.identity.cli import seed_kiosk
+    from services.identity.tests.conftest import identity_settings
+
+    demo = "make-run-only-kiosk-secret-for-tests"
+    settings = identity_settings(database_url, nats_server.url, demo_kiosk_secret=demo)
+    assert await seed_kiosk(settings) == "created"
+    assert await seed_kiosk(settings) == "already there"
+    assert (await seed_kiosk(identity_settings(database_url, nats_server.url))).startswith("skipped")
+    assert (await kiosk_post(identity, demo, card()))[0].status_code == 201
+    assert (await kiosk_row(identity)).hall_code == "HALL-370102"
