@@ -19,7 +19,6 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.bodyguard import load_json_body
@@ -67,12 +66,15 @@ async def signed_kiosk(session: AsyncSession, identity: Identity, request: Reque
     assert found is not None
     current = now()
     window = timedelta(seconds=2 * settings.signature_max_age_seconds)
-    try:
-        async with session.begin_nested():
-            session.add(KioskNonce(key=f"{device_id}:{nonce}", expires_at=current + window))
-    except IntegrityError as exc:
+    claimed = await session.execute(
+        verification.insert_for(session)(KioskNonce)
+        .values(key=f"{device_id}:{nonce}", expires_at=current + window)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    if claimed.rowcount != 1:
+        await session.rollback()
         log.warning("kiosk request replayed", device=device_id)
-        raise bad_signature("replay", "nonce already used") from exc
+        raise bad_signature("replay", "nonce already used")
     await session.execute(delete(KioskNonce).where(KioskNonce.expires_at < current))
     await session.commit()  # the nonce is spent whatever the card check says
     return found[0]

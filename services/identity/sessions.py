@@ -221,7 +221,7 @@ async def login_officer(session: AsyncSession, identity: Identity, body: Officer
 
 
 async def _revoke_session(
-    session: AsyncSession, identity: Identity, session_id: str, reason: str, event_reason: str
+    session: AsyncSession, identity: Identity, session_id: str, reason: str, event_reason: str, *, officer: bool
 ) -> bool:
     """Revoke a live login session and publish it; False when it was already revoked."""
     result = await session.execute(
@@ -232,7 +232,7 @@ async def _revoke_session(
     )
     if result.rowcount != 1:
         return False
-    await publish_revocation(session, identity, reason=event_reason, session_id=session_id)
+    await publish_revocation(session, identity, reason=event_reason, session_id=session_id, officer=officer)
     return True
 
 
@@ -253,7 +253,10 @@ async def refresh(session: AsyncSession, identity: Identity, token: str) -> Toke
     )
     if used.rowcount != 1:
         # Reuse: someone holds a copy. Revoke the family, keep that revocation, refuse.
-        await _revoke_session(session, identity, login_session.id, "refresh_token_reuse", "refresh_reuse")
+        officer = login_session.account.startswith("officer:")
+        await _revoke_session(
+            session, identity, login_session.id, "refresh_token_reuse", "refresh_reuse", officer=officer
+        )
         await session.commit()
         raise unauthorized("refresh token reused; the session is revoked")
     kind, _, key = login_session.account.partition(":")
@@ -274,7 +277,9 @@ async def refresh(session: AsyncSession, identity: Identity, token: str) -> Toke
 
 async def logout(session: AsyncSession, identity: Identity, caller: Principal) -> None:
     if caller.session_id:
-        await _revoke_session(session, identity, caller.session_id, "logout", "logout")
+        await _revoke_session(
+            session, identity, caller.session_id, "logout", "logout", officer=caller.kind == "officer"
+        )
 
 
 async def token_revoked(session: AsyncSession, caller: Principal) -> bool:

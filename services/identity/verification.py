@@ -5,7 +5,9 @@ login opens it; the counter and kiosk tokens are the only ones made for it until
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.identity import PersonRegistered, PersonVerified
@@ -46,30 +48,39 @@ async def raise_level(session: AsyncSession, person: Person, method: str) -> Per
     return await _raise_level(session, person, method)
 
 
+def insert_for(session: AsyncSession):
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING: no savepoint, which SQLite's driver would
+    commit on release)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 async def confirmed_person(session: AsyncSession, id_number: str, confirmed_name: str, source: str) -> Person:
     """The person with this number, after the population registry confirmed ``confirmed_name`` for
     it: made known (L1, ``level_source`` ``source``, PersonRegistered published) when new; the
-    recorded name becomes the confirmed one otherwise (a declared L1 name may have differed)."""
-    person = await session.get(Person, id_number)
-    if person is not None:
-        person.name = confirmed_name
-        return person
+    recorded name becomes the confirmed one otherwise (a declared L1 name may have differed).
+
+    Two first visits at once make one record: the second INSERT waits for the first's
+    transaction and then does nothing; the record is read after it."""
     current = now()
-    person = Person(id_number=id_number, name=confirmed_name, mobile=None, password_hash=None,
-                    level=int(Level.REGISTERED), level_source=source, created_at=current)  # fmt: skip
-    try:
-        async with session.begin_nested():  # a parallel first visit of the same person may win
-            session.add(person)
-    except IntegrityError:
-        winner = await session.get(Person, id_number)
-        if winner is None:
-            raise
-        return winner
-    await publish(
-        session,
-        PersonRegistered(id_number=id_number, level=person.level, name=confirmed_name, registered_at=current),
-        subject=id_number,
-    )
+    created = await session.execute(
+        insert_for(session)(Person)
+        .values(id_number=id_number, name=confirmed_name, mobile=None, password_hash=None,
+                level=int(Level.REGISTERED), level_source=source, created_at=current)
+        .on_conflict_do_nothing(index_elements=["id_number"])
+    )  # fmt: skip
+    person = (
+        await session.execute(
+            select(Person).where(Person.id_number == id_number).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    if created.rowcount == 1:
+        await publish(
+            session,
+            PersonRegistered(id_number=id_number, level=person.level, name=confirmed_name, registered_at=current),
+            subject=id_number,
+        )
+    else:
+        person.name = confirmed_name
     return person
 
 

@@ -422,3 +422,36 @@ async def test_seed_demo_registers_the_demo_hall_kiosk_once_with_the_configured_
     assert (await seed_kiosk(identity_settings(database_url, nats_server.url))).startswith("skipped")
     assert (await kiosk_post(identity, demo, card()))[0].status_code == 201
     assert (await kiosk_row(identity)).hall_code == "HALL-370102"
+
+
+# --- concurrency (SQLite and PostgreSQL) ---------------------------------------------------------------
+
+
+async def test_parallel_first_visits_of_one_walk_in_make_one_record(identity):
+    import asyncio
+
+    counters = [await officer(identity, f"window.{n}", ["counter"]) for n in range(4)]
+    answers = await asyncio.gather(*(
+        identity.post("/counter-sessions", json={"id_number": LIU, "name": "刘老汉"},
+                      headers=bearer(c["access_token"]))
+        for c in counters
+    ))  # fmt: skip
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert await person_count(identity) == 1 and (await person(identity, LIU)).level == 4
+    assert len(await events(identity, CHECKED)) == 1
+    assert len(await events(identity, "yiwang.identity.person.verified.v1")) == 1
+
+
+async def test_a_signed_card_read_sent_many_times_at_once_is_accepted_once(identity):
+    import asyncio
+
+    secret = await registered_kiosk(identity)
+    raw = json.dumps(card(), ensure_ascii=False).encode()
+    headers = signed_headers(KIOSK, secret, "POST", KIOSK_PATH, raw, nonce=new_nonce(), timestamp=int(time.time()))
+    answers = await asyncio.gather(*(
+        identity.post("/kiosk-sessions", content=raw, headers={**headers, "Content-Type": "application/json"})
+        for _ in range(5)
+    ))  # fmt: skip
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 401, 401, 401, 401], [a.text for a in answers]
+    assert {a.json()["reason"] for a in answers if a.status_code == 401} == {"replay"}
