@@ -147,7 +147,11 @@ async def counter_verification(id_number: IdNumberPath, caller: LiveCaller, sess
     return VerificationOut(level=person.level, method="counter")
 
 
-@router.post("/counter-sessions", status_code=201, tags=["hall"])
+UNAVAILABLE = {503: {"description": "The population registry or the ID card check did not answer; nothing changed"}}
+NO_KIOSKS = {503: {"description": "Kiosks are not configured (no IDENTITY_SECRETS_KEY)"}}
+
+
+@router.post("/counter-sessions", status_code=201, tags=["hall"], responses=UNAVAILABLE)
 async def counter_session(
     body: CounterSessionRequest, caller: LiveCaller, request: Request, session: DbSession
 ) -> TokenPair:
@@ -162,6 +166,7 @@ async def counter_session(
     "/kiosk-sessions",
     status_code=201,
     tags=["hall"],
+    responses=UNAVAILABLE,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -177,7 +182,7 @@ async def kiosk_session(request: Request, session: DbSession) -> TokenPair:
     return await kiosk_sessions.kiosk_session(session, identity_of(request), request)
 
 
-@router.post("/kiosks", status_code=201, tags=["hall"])
+@router.post("/kiosks", status_code=201, tags=["hall"], responses=NO_KIOSKS)
 async def register_kiosk(
     body: RegisterKiosk, caller: LiveCaller, request: Request, session: DbSession
 ) -> KioskWithSecret:
@@ -192,14 +197,14 @@ async def list_kiosks(
     return await kiosks.list_kiosks(session, identity_of(request), caller, hall_code)
 
 
-@router.get("/kiosks/keys", tags=["internal"], response_model=dict[str, KioskKeysOut])
+@router.get("/kiosks/keys", tags=["internal"], response_model=dict[str, KioskKeysOut], responses=NO_KIOSKS)
 async def kiosk_keys(request: Request, session: DbSession) -> dict:
     """Every active kiosk's secret, for the gateway only (signed with its service key; the
     gateway's route table denies this path from outside)."""
     return await kiosks.export_keys(session, identity_of(request), request)
 
 
-@router.post("/kiosks/{device_id}/secret", tags=["hall"])
+@router.post("/kiosks/{device_id}/secret", tags=["hall"], responses=NO_KIOSKS)
 async def rotate_kiosk_secret(
     device_id: Annotated[DeviceId, Path()], caller: LiveCaller, request: Request, session: DbSession
 ) -> KioskWithSecret:
