@@ -144,9 +144,11 @@ async def _pair(
     name: str,
     session_id: str,
     refresh: str | None,
+    ttl: timedelta | None = None,
     **extra,
 ) -> TokenPair:
     s = identity.settings
+    lifetime = identity.access_ttl if ttl is None else ttl
     claims = access_claims(
         subject=subject,
         kind=kind,
@@ -156,12 +158,12 @@ async def _pair(
         issuer=s.token_issuer,
         audience=s.token_audience,
         now=now(),
-        ttl=identity.access_ttl,
+        ttl=lifetime,
         **extra,
     )
     return TokenPair(
         access_token=await identity.keyring.sign(claims),
-        expires_in=s.access_token_ttl_seconds,
+        expires_in=int(lifetime.total_seconds()),
         refresh_token=refresh,
         refresh_expires_in=s.refresh_token_ttl_seconds if refresh else None,
         subject=subject,
@@ -348,15 +350,23 @@ async def act_as(session: AsyncSession, identity: Identity, caller: Principal, u
         if not usable:
             raise Problem(403, "no-mandate", "No valid mandate", "no unexpired, unrevoked mandate from this enterprise")
         scopes = sorted({scope for m in usable for scope in m.scopes.split()})
+    hall: dict = {}
+    if caller.channel != "online":
+        # A token made at the counter or a kiosk stays what it is when the person acts for an
+        # enterprise: same channel, same helper or device, and no longer-lived (ADR 0025).
+        remaining = timedelta(seconds=max(0, int(caller.claims["exp"]) - int(now().timestamp())))
+        hall = {"channel": caller.channel, "helper": caller.claims.get("hlp"), "device": caller.device,
+                "ttl": min(identity.access_ttl, remaining)}  # fmt: skip
     return await _pair(
         identity,
         subject=uscc,
         kind="enterprise",
-        level=person.level,
+        level=min(person.level, caller.level) if hall else person.level,
         name=enterprise.name,
-        session_id=caller.session_id or "",
+        session_id=caller.session_id if hall else (caller.session_id or ""),
         refresh=None,
         actor=person.id_number,
         actor_name=person.name,
         scopes=scopes,
+        **hall,
     )

@@ -455,3 +455,38 @@ async def test_a_signed_card_read_sent_many_times_at_once_is_accepted_once(ident
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201, 401, 401, 401, 401], [a.text for a in answers]
     assert {a.json()["reason"] for a in answers if a.status_code == 401} == {"replay"}
+
+
+async def test_acting_for_an_enterprise_from_a_kiosk_keeps_the_kiosk_binding(identity):
+    """A kiosk token's act-as token is bound to the same kiosk and lives no longer (else a kiosk
+    session could mint a token usable from anywhere)."""
+    from services.identity.tests.test_trust import COMPANY, WANG
+
+    secret = await registered_kiosk(identity)
+    answer, _ = await kiosk_post(identity, secret, card(id_number=WANG, name="王五"))
+    assert answer.status_code == 201, answer.text
+    token = answer.json()["access_token"]
+    kiosk_claims = await verified_claims(identity, token)
+    assert (await identity.post("/enterprises", json={"uscc": COMPANY}, headers=bearer(token))).status_code == 201
+    acting = await identity.post("/sessions/act-as", json={"enterprise": COMPANY}, headers=bearer(token))
+    assert acting.status_code == 201, acting.text
+    claims = await verified_claims(identity, acting.json()["access_token"])
+    assert (claims["sub"], claims["kind"], claims["act"]["sub"]) == (COMPANY, "enterprise", WANG)
+    assert (claims["chn"], claims["dev"], "sid" in claims) == ("kiosk", KIOSK, False)
+    assert claims["exp"] <= kiosk_claims["exp"] and acting.json()["expires_in"] <= 600
+
+
+async def test_acting_for_an_enterprise_from_the_counter_keeps_the_helper(identity):
+    from services.identity.tests.test_trust import COMPANY, WANG
+
+    counter = await officer(identity, "liu.window", ["counter"])
+    made = await identity.post("/counter-sessions", json={"id_number": WANG, "name": "王五"},
+                               headers=bearer(counter["access_token"]))  # fmt: skip
+    token = made.json()["access_token"]
+    assert (await identity.post("/enterprises", json={"uscc": COMPANY}, headers=bearer(token))).status_code == 201
+    acting = await identity.post("/sessions/act-as", json={"enterprise": COMPANY}, headers=bearer(token))
+    claims = await verified_claims(identity, acting.json()["access_token"])
+    assert (claims["chn"], claims["hlp"]["sub"], claims["lvl"]) == ("counter", "officer:liu.window", 4)
+    # the officer's logout ends it too
+    assert (await identity.delete("/sessions/current", headers=bearer(counter["access_token"]))).status_code == 204
+    assert (await identity.get("/me", headers=bearer(acting.json()["access_token"]))).status_code == 401
