@@ -777,7 +777,8 @@ class Gateway:
     ) -> Problem | None:
         """A request signed by a registered, active kiosk — by ``device`` when given (the kiosk a
         kiosk token names). On success its nonce is spent and the verified device is forwarded as
-        ``X-Partner-Id`` (identity checks the signature again) and ``X-Kiosk-Device`` (logs)."""
+        ``X-Kiosk-Device`` (logs), and for the card read also as ``X-Partner-Id`` (identity checks
+        the signature again)."""
         headers = {
             name: captured[raw].decode("latin-1")
             for name, raw in (
@@ -812,7 +813,8 @@ class Gateway:
         if not await self.nonces.claim(f"kiosk:{device_id}:{nonce}", 2 * self.settings.signature_max_age_seconds):
             log.warning("kiosk request replayed", device=device_id, path=path)
             return Problem(401, "bad-signature", "Signature not accepted", "nonce already used", reason="replay")
-        forwarded.append(("X-Partner-Id", device_id))
+        if device is None:  # the card read itself: identity verifies the signature again with it
+            forwarded.append(("X-Partner-Id", device_id))
         forwarded.append(("X-Kiosk-Device", device_id))
         return None
 

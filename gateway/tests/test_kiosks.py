@@ -139,6 +139,7 @@ async def test_a_kiosk_token_goes_through_only_on_requests_its_kiosk_signs(hall,
     token = kiosk_token(key)
     ok = await call(base, "POST", CASES, body={"matter": "m"}, token=token, device=KIOSK, secret=KIOSK_SECRET)
     assert ok[0] == 200 and upstream.seen[-1].headers["X-Kiosk-Device"] == KIOSK
+    assert "X-Partner-Id" not in upstream.seen[-1].headers  # a kiosk is no partner to caseflow
     assert upstream.seen[-1].body == json.dumps({"matter": "m"}).encode()  # the body read for the check is forwarded
     got = await call(base, "GET", CASES + "?page=1", token=token, device=KIOSK, secret=KIOSK_SECRET)
     assert got[0] == 200 and upstream.seen[-1].query == "page=1"
