@@ -19,6 +19,7 @@ import jwt
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from gateway.docs import DocsPages
+from gateway.kiosks import KioskDirectory
 from gateway.openapi import AreaSource, merge_openapi
 from gateway.partners import PartnerDirectory
 from gateway.proxy import BodyTooLarge, ClientGone, Forwarder, is_dropped_request_header, read_body
@@ -26,6 +27,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.routes import (
     DEFAULT_RULES,
     DENY,
+    KIOSK,
     PUBLIC,
     SIGNED,
     RouteRule,
@@ -52,7 +54,8 @@ from kit.bus import Bus
 from kit.errors import PROBLEM_JSON, Problem
 from kit.logs import configure_logging, get_logger
 from kit.observability import Metrics, sane_request_id
-from kit.revocation import RevocationFeed, RevocationList, register_revocation_metrics
+from kit.revocation import RevocationFeed, RevocationList, helper_of, register_revocation_metrics
+from kit.signing import verify_request
 
 log = get_logger("yiwang.gateway")
 
@@ -132,7 +135,8 @@ def _identity_headers(claims: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class _Verified:
-    __slots__ = ("claims", "expires", "kid", "headers", "subject", "session_id", "actor", "issued_at")
+    __slots__ = ("claims", "expires", "kid", "headers", "subject", "session_id", "actor", "issued_at", "device",
+                 "helper", "helper_session")  # fmt: skip
 
     def __init__(self, claims: dict[str, Any], kid: str | None) -> None:
         self.claims = claims
@@ -147,6 +151,10 @@ class _Verified:
         self.actor = str(act["sub"]) if isinstance(act, dict) and act.get("sub") else None
         iat = claims.get("iat")
         self.issued_at = float(iat) if isinstance(iat, int | float) else None
+        # A token made at a kiosk (ADR 0025) is good only on requests its kiosk signs: ``device`` is
+        # that kiosk ("" for a kiosk token naming none, which no signature can satisfy).
+        self.device = str(claims.get("dev") or "") if claims.get("chn") == "kiosk" else None
+        self.helper, self.helper_session = helper_of(claims)  # a counter token's officer
 
 
 class Gateway:
@@ -170,6 +178,12 @@ class Gateway:
             key_id=settings.exchange_key_id,
             secret=settings.exchange_secret.get_secret_value(),
             refresh_seconds=settings.partner_refresh_seconds,
+        )
+        self.kiosk_directory = KioskDirectory(
+            source_url=settings.kiosk_source_url,
+            key_id=settings.identity_key_id,
+            secret=settings.identity_secret.get_secret_value(),
+            refresh_seconds=settings.kiosk_refresh_seconds,
         )
         self.nonces: NonceStore = nonce_store or MemoryNonceStore()
         self.ip_limiter = RateLimiter(
@@ -200,6 +214,11 @@ class Gateway:
               ).set_function(lambda: len(directory.dynamic))  # fmt: skip
         Gauge("gateway_partner_reload_failures", "Failed reloads of exchange's partner keys since start",
               registry=self.metrics.registry).set_function(lambda: directory.failures)  # fmt: skip
+        kiosks = self.kiosk_directory
+        Gauge("gateway_kiosks", "Self-service kiosks read from identity", registry=self.metrics.registry
+              ).set_function(lambda: len(kiosks.dynamic))  # fmt: skip
+        Gauge("gateway_kiosk_reload_failures", "Failed reloads of identity's kiosk keys since start",
+              registry=self.metrics.registry).set_function(lambda: kiosks.failures)  # fmt: skip
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.session: aiohttp.ClientSession | None = None
         self.forwarder: Forwarder | None = None
@@ -274,6 +293,7 @@ class Gateway:
             await self.bus.start()
             await self.revocation_feed.start()
         await self.partner_directory.start(self.session, self.bus)
+        await self.kiosk_directory.start(self.session, self.bus)
         log.info("gateway started", areas=sorted(self.upstreams), environment=self.settings.environment)
 
     @property
@@ -287,6 +307,7 @@ class Gateway:
 
     async def shutdown(self) -> None:
         await self.partner_directory.stop()
+        await self.kiosk_directory.stop()
         if self.revocation_feed is not None:
             await self.revocation_feed.stop()
         if self.bus is not None:
@@ -359,6 +380,8 @@ class Gateway:
             session_id=verified.session_id,
             actor=verified.actor,
             issued_at=verified.issued_at,
+            helper=verified.helper,
+            helper_session=verified.helper_session,
         )
         if reason is not None:
             raise TokenRevoked(reason)
@@ -584,9 +607,28 @@ class Gateway:
             problem = await self._check_signed(method, path, scope, captured, body, forwarded)
             if problem is not None:
                 return route, await self._send_problem(send, problem, path, request_id, cors, "signature")
+        elif access == KIOSK:
+            limit = min(body_limit, settings.signed_max_body_bytes)
+            try:
+                body = await read_body(receive, limit) if has_body else b""
+            except BodyTooLarge:
+                return route, await self._too_large(send, limit, path, request_id, cors)
+            problem = await self._check_kiosk(method, path, scope, captured, body, forwarded, device=None)
+            if problem is not None:
+                return route, await self._send_problem(send, problem, path, request_id, cors, "kiosk-signature")
         elif access == PUBLIC:
             if authorization:
                 verified = await self._try_token(authorization)
+                if verified is not None and verified.device is not None:
+                    # A kiosk token on a public route: still only from its kiosk (a stolen one says nothing).
+                    try:
+                        body = await read_body(receive, body_limit) if has_body else b""
+                    except BodyTooLarge:
+                        return route, await self._too_large(send, body_limit, path, request_id, cors)
+                    problem = await self._check_kiosk(method, path, scope, captured, body, forwarded,
+                                                      device=verified.device)  # fmt: skip
+                    if problem is not None:
+                        return route, await self._send_problem(send, problem, path, request_id, cors, "kiosk-token")
                 if verified is not None:
                     forwarded.extend(verified.headers)
         else:
@@ -608,6 +650,17 @@ class Gateway:
             denied = authorize(rule, verified.claims)
             if denied is not None:
                 return route, await self._send_problem(send, denied, path, request_id, cors, "forbidden")
+            if verified.device is not None:
+                # A kiosk token is good only on a request its kiosk signs (ADR 0025): a stolen one
+                # used from a phone is refused here.
+                try:
+                    body = await read_body(receive, body_limit) if has_body else b""
+                except BodyTooLarge:
+                    return route, await self._too_large(send, body_limit, path, request_id, cors)
+                problem = await self._check_kiosk(method, path, scope, captured, body, forwarded,
+                                                  device=verified.device)  # fmt: skip
+                if problem is not None:
+                    return route, await self._send_problem(send, problem, path, request_id, cors, "kiosk-token")
             wait = self.subject_limiter.hit(verified.subject, now)
             if wait:
                 return route, await self._too_many(send, wait, path, request_id, cors, "rate-limit-subject")
@@ -709,6 +762,60 @@ class Gateway:
             log.warning("signed request replayed", partner=partner_id, path=path)
             return Problem(401, "bad-signature", "Signature not accepted", "nonce already used", reason="replay")
         forwarded.append(("X-Partner-Id", partner_id))
+        return None
+
+    async def _check_kiosk(
+        self,
+        method: str,
+        path: str,
+        scope: dict[str, Any],
+        captured: dict[bytes, bytes],
+        body: bytes,
+        forwarded: list[tuple[str, str]],
+        *,
+        device: str | None,
+    ) -> Problem | None:
+        """A request signed by a registered, active kiosk — by ``device`` when given (the kiosk a
+        kiosk token names). On success its nonce is spent and the verified device is forwarded as
+        ``X-Kiosk-Device`` (logs), and for the card read also as ``X-Partner-Id`` (identity checks
+        the signature again)."""
+        headers = {
+            name: captured[raw].decode("latin-1")
+            for name, raw in (
+                (PARTNER_HEADER, b"x-partner-id"),
+                (TIMESTAMP_HEADER, b"x-timestamp"),
+                (NONCE_HEADER, b"x-nonce"),
+                (SIGNATURE_HEADER, b"x-signature"),
+            )
+            if raw in captured
+        }
+        kiosks = self.kiosk_directory.kiosks
+        if device is not None:
+            kiosks = {device: kiosks[device]} if device in kiosks else {}
+        raw_path = scope.get("raw_path")
+        try:
+            device_id, nonce = verify_request(
+                kiosks, method=method, path=raw_path.decode("latin-1") if raw_path else path,
+                query=(scope.get("query_string") or b"").decode("latin-1"), headers=headers, body=body,
+                now=time.time(), max_age=self.settings.signature_max_age_seconds,
+            )  # fmt: skip
+        except SignatureRejected as rejected:
+            log.warning("kiosk request refused", reason=rejected.reason, path=path, token=device is not None)
+            if device is not None:
+                return Problem(
+                    401, "kiosk-signature-required", "Kiosk signature required",
+                    "a token made at a kiosk is accepted only on requests signed by that kiosk "
+                    f"({rejected.detail.replace('partner', 'kiosk')})", reason=rejected.reason,
+                )  # fmt: skip
+            reason = "unknown-device" if rejected.reason == "unknown-partner" else rejected.reason
+            return Problem(401, "bad-signature", "Signature not accepted",
+                           rejected.detail.replace("partner", "kiosk"), reason=reason)  # fmt: skip
+        if not await self.nonces.claim(f"kiosk:{device_id}:{nonce}", 2 * self.settings.signature_max_age_seconds):
+            log.warning("kiosk request replayed", device=device_id, path=path)
+            return Problem(401, "bad-signature", "Signature not accepted", "nonce already used", reason="replay")
+        if device is None:  # the card read itself: identity verifies the signature again with it
+            forwarded.append(("X-Partner-Id", device_id))
+        forwarded.append(("X-Kiosk-Device", device_id))
         return None
 
     async def _too_many(self, send: Send, wait: float, path: str, request_id: str, cors: list, reason: str) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.routes import DENY, PUBLIC, SIGNED, RouteRule
+from gateway.routes import DENY, KIOSK, PUBLIC, SIGNED, RouteRule
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SECURITY_SCHEMES = {
@@ -25,6 +25,14 @@ SECURITY_SCHEMES = {
         "in": "header",
         "name": "X-Signature",
         "description": "HMAC-SHA256 partner signature with X-Partner-Id, X-Timestamp, X-Nonce (ADR 0003)",
+    },
+    "kioskSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
+        "description": "HMAC-SHA256 signature of a registered self-service kiosk: its device id as X-Partner-Id, "
+        "with X-Timestamp, X-Nonce (ADR 0003 scheme, ADR 0025); a kiosk token (chn kiosk) is accepted only "
+        "on requests the same kiosk signs",
     },
 }
 
@@ -60,6 +68,8 @@ def _security_for(rule: RouteRule | None) -> list[dict[str, list]]:
         return []
     if rule.access == SIGNED:
         return [{"partnerSignature": []}]
+    if rule.access == KIOSK:
+        return [{"kioskSignature": []}]
     return [{"bearer": []}]
 
 

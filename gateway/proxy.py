@@ -63,6 +63,7 @@ _DROP_PREFIXES = (
     b"x-forwarded-",
     b"x-principal",
     b"x-identity",
+    b"x-kiosk-",  # X-Kiosk-Device is the gateway's, from a verified kiosk signature (ADR 0025)
 )
 _RESPONSE_DROP = frozenset(
     {

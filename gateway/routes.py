@@ -20,8 +20,9 @@ PUBLIC = "public"  # no token needed (one that verifies is still used for the id
 TOKEN = "token"  # a valid bearer token
 SIGNED = "signed"  # an HMAC-signed partner request (see gateway.signing), no token
 DENY = "deny"  # never forwarded: answered 404 as if it did not exist
+KIOSK = "kiosk"  # signed by a registered self-service kiosk (gateway.kiosks), no token
 
-ACCESS_KINDS = frozenset({PUBLIC, TOKEN, SIGNED, DENY})
+ACCESS_KINDS = frozenset({PUBLIC, TOKEN, SIGNED, DENY, KIOSK})
 API_PREFIX = "/api/v1/"
 _AREA = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
@@ -85,6 +86,9 @@ DEFAULT_RULES: tuple[RouteRule, ...] = (
     rule("/api/v1/identity/sandbox/sms", "GET", PUBLIC, environments={"development", "test"}),
     rule("/api/v1/identity/sandbox/enterprises", "GET", PUBLIC, environments={"development", "test"}),
     rule("/api/v1/identity/sandbox/**", access=DENY),
+    # the hall (ADR 0025): a kiosk's card read is signed by the kiosk; the kiosks' keys are the gateway's alone
+    rule("/api/v1/identity/kiosk-sessions", "POST", KIOSK),
+    rule("/api/v1/identity/kiosks/keys", access=DENY),
     # catalog: browsing is public
     rule("/api/v1/catalog/**", "GET", PUBLIC, label="/api/v1/catalog/**"),
     # caseflow

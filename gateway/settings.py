@@ -60,8 +60,9 @@ class GatewaySettings(BaseSettings):
     # run someone else's NATS on 4222). `make run` and the compose file set it.
     nats_url: str = ""
     nats_enabled: bool = True
-    # How far back the revocations are read on start and reconnect: identity's access-token TTL.
-    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
+    # How far back the revocations are read on start and reconnect: the longest-lived token identity
+    # makes (a counter token, 30 minutes; ADR 0025).
+    access_token_max_ttl_seconds: int = Field(default=1800, ge=1)
 
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=15.0, gt=0)
@@ -101,6 +102,15 @@ class GatewaySettings(BaseSettings):
     exchange_key_id: str = "gateway"
     exchange_secret: SecretStr = SecretStr("")
     partner_refresh_seconds: float = Field(default=30.0, gt=0)
+
+    # Self-service kiosks (ADR 0025): read from identity's GET /kiosks/keys (signed with the service
+    # key ``identity_key_id`` / ``identity_secret``), reloaded every ``kiosk_refresh_seconds`` and
+    # at once on identity.kiosk.changed (over ``nats_url``). Empty URL or secret: no kiosk is known,
+    # so every kiosk request and every kiosk token is refused.
+    kiosk_source_url: str = ""
+    identity_key_id: str = "gateway"
+    identity_secret: SecretStr = SecretStr("")
+    kiosk_refresh_seconds: float = Field(default=30.0, gt=0)
 
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)

@@ -6,7 +6,9 @@ gateway — follows that stream for itself (an ephemeral consumer, not a shared 
 replica must see every revocation) and keeps the entries in a ``RevocationList`` in memory until
 their ``until``. A token is refused when an entry matches it (by ``sid``; or by ``sub``, and
 ``act.sub`` when the entry names an actor) and it was issued at or before the entry's
-``issued_before``.
+``issued_before``. A token a counter officer made for a person (``hlp``, ADR 0002's issue-14
+amendment) also matches the officer's entries: a session entry by ``hlp.sid``, a subject entry by
+``hlp.sub`` — the officer's logout or disabling ends the tokens they made.
 
 On start and after every reconnect the feed reads the stream back from now minus the longest
 access-token lifetime, so a restarted process rebuilds its list; re-reading is harmless (entries
@@ -129,20 +131,32 @@ class RevocationList:
         return entry.reason if issued_at <= entry.issued_before else None
 
     def refusal(
-        self, *, subject: str | None, session_id: str | None, actor: str | None, issued_at: float | None
+        self,
+        *,
+        subject: str | None,
+        session_id: str | None,
+        actor: str | None,
+        issued_at: float | None,
+        helper: str | None = None,
+        helper_session: str | None = None,
     ) -> str | None:
-        """Why a token with these claims is revoked (the entry's reason), or None."""
+        """Why a token with these claims is revoked (the entry's reason), or None. ``helper`` and
+        ``helper_session`` are a counter token's ``hlp.sub`` and ``hlp.sid``."""
         if not self._sessions and not self._subjects:
             return None
         # A token without iat cannot show it came after the revocation: it matches.
         iat = float("-inf") if issued_at is None else issued_at
         reason = None
-        if session_id and self._sessions:
-            reason = self._match(self._sessions, session_id, iat)
+        if self._sessions:
+            for sid in (session_id, helper_session):
+                if reason is None and sid:
+                    reason = self._match(self._sessions, sid, iat)
         if reason is None and subject and self._subjects:
             reason = self._match(self._subjects, (subject, None), iat)
             if reason is None and actor:
                 reason = self._match(self._subjects, (subject, actor), iat)
+        if reason is None and helper and self._subjects:
+            reason = self._match(self._subjects, (helper, None), iat)
         if reason is not None:
             self.refusals += 1
         return reason
@@ -151,12 +165,24 @@ class RevocationList:
         """``refusal`` for a verified token's claims."""
         act = claims.get("act")
         iat = claims.get("iat")
+        helper, helper_session = helper_of(claims)
         return self.refusal(
             subject=claims.get("sub"),
             session_id=claims.get("sid"),
             actor=act.get("sub") if isinstance(act, dict) else None,
             issued_at=float(iat) if isinstance(iat, int | float) else None,
+            helper=helper,
+            helper_session=helper_session,
         )
+
+
+def helper_of(claims: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """A counter token's helping officer and that officer's login session: ``hlp.sub``, ``hlp.sid``."""
+    hlp = claims.get("hlp")
+    if not isinstance(hlp, dict):
+        return None, None
+    sub, sid = hlp.get("sub"), hlp.get("sid")
+    return (str(sub) if sub else None), (str(sid) if sid else None)
 
 
 class RevocationFeed(BackgroundLoop):

@@ -47,8 +47,9 @@ class ServiceSettings(BaseSettings):
     # JSON request bodies nested deeper than this are refused (400) before any route parses them.
     json_max_depth: int = Field(default=32, ge=2, le=500)
     # Revocations (identity.tokens.revoked) are read back this far on start and on every
-    # reconnect: the longest an access token lives (identity's access-token TTL) — see ADR 0010.
-    access_token_max_ttl_seconds: int = Field(default=600, ge=1)
+    # reconnect: the longest an access token lives — a counter token's 30 minutes (ADR 0025; the
+    # online access token lives 10) — see ADR 0010.
+    access_token_max_ttl_seconds: int = Field(default=1800, ge=1)
 
     def resolved_database_url(self) -> str:
         """The configured database (its driver made async: ``postgresql://`` works as well as

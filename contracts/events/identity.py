@@ -71,6 +71,9 @@ class TokensRevoked(EventData):
     - ``session_id`` set: the token's ``sid`` equals it;
     - otherwise ``subject`` set: the token's ``sub`` equals it, and, when ``actor`` is set, the token's
       ``act.sub`` equals ``actor`` (an act-as token of that agent for that enterprise).
+    A token a counter officer made for a person (claim ``hlp``) matches the officer's entries as
+    well: a session entry when ``hlp.sid`` equals it, a subject entry (no actor) when ``hlp.sub``
+    equals it — an officer's logout or disabling ends the counter tokens they made (ADR 0025).
     """
 
     event_type: ClassVar[str] = "yiwang.identity.tokens.revoked.v1"
@@ -81,3 +84,16 @@ class TokensRevoked(EventData):
     actor: str | None = Field(default=None, description="with subject: only act-as tokens of this person")
     issued_before: datetime = Field(description="tokens issued at or before this instant are refused")
     until: datetime = Field(description="when the last token it can match expires; verifiers forget it then")
+
+
+class KioskChanged(EventData):
+    """A self-service kiosk was registered, had its secret rotated, or was revoked (ADR 0025). No
+    secret travels: the gateway reloads the kiosks' keys from identity's internal ``GET /kiosks/keys``
+    at once when it sees this, so a revoked kiosk is refused within a second."""
+
+    event_type: ClassVar[str] = "yiwang.identity.kiosk.changed.v1"
+    nats_subject: ClassVar[str] = "identity.kiosk.changed"
+    device_id: str = Field(description="the kiosk's device id, e.g. KIOSK-370102-01")
+    hall_code: str = Field(description="the hall it stands in, e.g. HALL-370102")
+    change: Literal["registered", "secret_rotated", "revoked"]
+    at: datetime

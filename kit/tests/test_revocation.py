@@ -68,6 +68,27 @@ def test_matching_rule_of_the_contract():
     assert len(revoked) == 0
 
 
+def test_a_counter_token_falls_with_its_officers_session_or_the_officer():
+    """A token a counter officer made for a person (hlp) matches the officer's entries, not only its own."""
+    clock = Clock()
+    revoked = RevocationList(clock)
+    cut = clock.now
+    revoked.add(session_id="officer-session", issued_before=cut, until=cut + 1800, reason="logout")
+    revoked.add(subject="officer:li", issued_before=cut, until=cut + 1800, reason="officer_changed")
+
+    def counter_token(helper: str, helper_session: str, **claims):
+        hlp = {"sub": helper, "name": "李", "dept": "ZWFW", "sid": helper_session}
+        return revoked.refusal_for_claims({"sub": PERSON, "iat": cut - 10, "chn": "counter", "hlp": hlp, **claims})
+
+    assert counter_token("officer:wang", "officer-session") == "logout"  # the officer logged out
+    assert counter_token("officer:li", "other-session") == "officer_changed"  # the officer was disabled
+    assert counter_token("officer:wang", "other-session") is None
+    assert counter_token("officer:li", "other-session", iat=cut + 1) is None  # made after the revocation
+    # the person's own online tokens are not the officer's
+    assert revoked.refusal_for_claims({"sub": PERSON, "sid": "person-session", "iat": cut - 10}) is None
+    assert revoked.refusal_for_claims({"sub": PERSON, "iat": cut - 10, "hlp": "officer:li"}) is None  # malformed
+
+
 def test_repeated_entries_merge_to_the_later_cut_off():
     clock = Clock()
     revoked = RevocationList(clock)

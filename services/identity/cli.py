@@ -2,7 +2,8 @@
 
 python -m services.identity.cli create-admin --login admin --name 管理员 --department ADMIN
     (password from --password or the IDENTITY_ADMIN_PASSWORD variable)
-python -m services.identity.cli seed-demo      # idempotent: admin, supervisor, counter, an officer and an admin per department
+python -m services.identity.cli seed-demo      # idempotent: admin, supervisor, counter, an officer and an admin per department,
+    and (with IDENTITY_DEMO_KIOSK_SECRET) the demo hall's kiosk KIOSK-371402-01 signing with that secret
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import sys
 
 from kit.db import make_engine, make_sessionmaker
 from kit.errors import Problem
+from services.identity import kiosks
+from services.identity.main import secret_box
 from services.identity.officers import create_officer
 from services.identity.passwords import Passwords
-from services.identity.schemas import CreateOfficer
+from services.identity.schemas import CreateOfficer, RegisterKiosk
 from services.identity.settings import Settings
 
 # The departments of the journeys (JOURNEYS.md): market regulation, real estate, tax, social
@@ -29,6 +32,10 @@ DEMO_DEPARTMENTS = {
     "GAJ": "公安局",
 }
 DEMO_PASSWORD = "demo-pass-2026"
+# The demo hall (J9, ADR 0025): its 7×24 kiosk signs with IDENTITY_DEMO_KIOSK_SECRET (platform.toml:
+# a make-run-only secret, never a deployment's).
+DEMO_KIOSK = RegisterKiosk(device_id="KIOSK-371402-01", hall_code="HALL-371402", name="24小时自助服务终端",
+                           location="历下区政务服务中心 一楼东侧 24小时自助区")  # fmt: skip
 
 
 async def _create(settings: Settings, bodies: list[CreateOfficer], created_by: str) -> list[str]:
@@ -49,6 +56,23 @@ async def _create(settings: Settings, bodies: list[CreateOfficer], created_by: s
     return created
 
 
+async def seed_kiosk(settings: Settings) -> str:
+    """The demo hall's kiosk with the configured demo secret: created, already there, or skipped."""
+    secret = settings.demo_kiosk_secret.get_secret_value()
+    box = secret_box(settings)
+    if not secret or box is None:
+        return "skipped (IDENTITY_DEMO_KIOSK_SECRET or the secrets key not set)"
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await kiosks.insert(session, settings, box, DEMO_KIOSK, created_by="seed-demo", secret=secret)
+        return "created"
+    except Problem:
+        return "already there"  # seeding is idempotent
+    finally:
+        await engine.dispose()
+
+
 def demo_officers() -> list[CreateOfficer]:
     bodies = [
         CreateOfficer(login="admin", name="平台管理员", department="ADMIN", roles=["admin"], password=DEMO_PASSWORD),
@@ -58,6 +82,10 @@ def demo_officers() -> list[CreateOfficer]:
         # 一窗受理: the government service centre's counter, where real-name L4 is checked in person.
         CreateOfficer(
             login="counter", name="一窗受理窗口", department="ZWFW", roles=["counter"], password=DEMO_PASSWORD
+        ),
+        # 政务服务中心's admin: manages the halls' kiosks (and ZWFW's officers) beside the platform admin.
+        CreateOfficer(
+            login="zwfw.admin", name="政务服务中心管理员", department="ZWFW", roles=["admin"], password=DEMO_PASSWORD
         ),
     ]
     for code in DEMO_DEPARTMENTS:
@@ -105,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     created = asyncio.run(_create(settings, demo_officers(), created_by="seed-demo"))
     print(
-        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, counter, <dept>.officer, <dept>.admin)"
+        f"demo officers created: {len(created)} (password {DEMO_PASSWORD!r}; logins: admin, supervisor, counter, zwfw.admin, <dept>.officer, <dept>.admin)"
     )
+    print(f"demo kiosk {DEMO_KIOSK.device_id} of {DEMO_KIOSK.hall_code}: {asyncio.run(seed_kiosk(settings))}")
     return 0
 
 

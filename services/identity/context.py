@@ -10,6 +10,7 @@ from fastapi import Depends
 
 from kit.deps import from_app_state
 from kit.events import EventData, envelope
+from kit.secretbox import SecretBox
 from services.identity.adapters import Adapters
 from services.identity.domain.lockout import LockoutPolicy
 from services.identity.keys import KeyRing
@@ -24,6 +25,8 @@ class Identity:
     keyring: KeyRing
     passwords: Passwords
     adapters: Adapters
+    # Kiosk secrets at rest (kit.secretbox); None outside a sandbox without IDENTITY_SECRETS_KEY.
+    box: SecretBox | None = None
 
     @property
     def lockout(self) -> LockoutPolicy:
@@ -37,6 +40,11 @@ class Identity:
     @property
     def access_ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.access_token_ttl_seconds)
+
+    @property
+    def longest_ttl(self) -> timedelta:
+        """The longest-lived access token (a counter token): how long a revocation must be kept."""
+        return timedelta(seconds=self.settings.longest_token_ttl_seconds)
 
 
 # What identity's handlers reach with ``identity_of(request)`` or ``context: IdentityContext``.

@@ -36,7 +36,8 @@ async def describe(session: AsyncSession, caller: Principal) -> Me:
             scopes=list(caller.scopes),
         )
     person = await session.get(Person, caller.subject)
-    channels = ["password", "sms"]
+    # A walk-in made known at the counter or a kiosk has no password and no mobile: no online login.
+    channels = ["password", "sms"] if person.mobile and person.password_hash else []
     if (await session.execute(select(WeChatBinding.openid).where(WeChatBinding.id_number == person.id_number))).first():
         channels.append("wechat")
     owned = (
@@ -53,7 +54,7 @@ async def describe(session: AsyncSession, caller: Principal) -> Me:
         level=person.level,
         name=person.name,
         id_number=person.id_number,  # the owner sees the full number
-        mobile=mask_phone(person.mobile),
+        mobile=mask_phone(person.mobile) if person.mobile else None,
         channels=channels,
         enterprises=[
             EnterpriseOut(

@@ -23,8 +23,9 @@ class Person(Base):
     __tablename__ = "persons"
     id_number: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    mobile: Mapped[str] = mapped_column(String(20), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(200))
+    # A walk-in made known at the counter or a kiosk (ADR 0025) has neither: no login opens it.
+    mobile: Mapped[str | None] = mapped_column(String(20), unique=True, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     level: Mapped[int] = mapped_column(Integer, default=1)
     level_source: Mapped[str] = mapped_column(String(40), default="registration")
     created_at: Mapped[datetime] = mapped_column(TS)
@@ -131,6 +132,34 @@ class SigningKey(Base):
     private_pem: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class Kiosk(Base):
+    """A 7×24 self-service kiosk (自助终端) of a hall: its HMAC secret is stored sealed
+    (kit.secretbox, bound to the device id) and shown once, when made or rotated."""
+
+    __tablename__ = "kiosks"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hall_code: Mapped[str] = mapped_column(String(40), index=True)
+    department: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    location: Mapped[str] = mapped_column(String(200))
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(TS)
+    created_by: Mapped[str] = mapped_column(String(64))
+    rotated_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class KioskNonce(Base):
+    """Nonces of kiosk-signed requests identity accepted, kept for twice the signature window: a
+    replay is refused by the primary key, across replicas."""
+
+    __tablename__ = "kiosk_nonces"
+    key: Mapped[str] = mapped_column(String(140), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(TS, index=True)
 
 
 outbox = Outbox(make_outbox_table(Base.metadata))

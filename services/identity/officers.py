@@ -82,7 +82,7 @@ async def _end_sessions(session: AsyncSession, identity: Identity, officer: Offi
         .values(revoked_at=now(), revoked_reason="officer_changed")
         .execution_options(synchronize_session=False)
     )
-    await publish_revocation(session, identity, reason="officer_changed", subject=account)
+    await publish_revocation(session, identity, reason="officer_changed", subject=account, officer=True)
 
 
 async def change_by(

@@ -24,6 +24,7 @@ async def publish_revocation(
     session_id: str | None = None,
     subject: str | None = None,
     actor: str | None = None,
+    officer: bool = False,
 ) -> TokensRevoked:
     """Revoke the access tokens of a login session, or of a subject (optionally only those a given
     actor holds for it); tokens issued from now on are not affected. The last token it can match
@@ -35,7 +36,7 @@ async def publish_revocation(
         subject=subject,
         actor=actor,
         issued_before=current,
-        until=current + identity.access_ttl,
+        until=current + (identity.longest_ttl if officer else identity.access_ttl),
     )
     await publish(session, event, subject=session_id or subject or "tokens")
     log.info("tokens revoked", reason=reason, session_id=session_id, subject=subject, actor=actor)

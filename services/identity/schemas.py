@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -216,3 +216,57 @@ class Me(BaseModel):
     mandates: list[MandateOut] = []
     department: str | None = None
     roles: list[str] = []
+
+
+# --- the hall: counter and kiosk tokens, the kiosk registry (ADR 0025) ---------------------------
+
+DeviceId = Annotated[Line, Field(pattern=r"^[A-Z][A-Z0-9_-]{2,63}$", description="e.g. KIOSK-370102-01")]
+HallCode = Annotated[Line, Field(pattern=r"^[A-Z][A-Z0-9_-]{1,39}$", description="e.g. HALL-370102")]
+CardSerial = Annotated[Line, Field(pattern=r"^[A-Za-z0-9]{1,40}$")]
+
+
+class CounterSessionRequest(Strict):
+    """The person at the counter: the number and the name on the ID card the officer holds."""
+
+    id_number: IdNumber
+    name: PersonName = Field(description="the name printed on the card, as the officer read it")
+
+
+class KioskSessionRequest(Strict):
+    """What the kiosk's card reader read from the second-generation ID card."""
+
+    id_number: IdNumber
+    name: PersonName
+    valid_from: date = Field(description="有效期限 start")
+    valid_until: date | None = Field(description="有效期限 end; null for 长期 (long-term)")
+    card_serial: CardSerial | None = Field(default=None, description="the card's chip serial, when read")
+
+
+class RegisterKiosk(Strict):
+    device_id: DeviceId
+    hall_code: HallCode
+    name: Annotated[Name, Field(min_length=1, max_length=100)]
+    location: Annotated[Line, Field(min_length=1, max_length=200)]
+
+
+class KioskOut(BaseModel):
+    device_id: str
+    hall_code: str
+    department: str
+    name: str
+    location: str
+    status: Literal["active", "revoked"]
+    created_at: datetime
+    created_by: str
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class KioskWithSecret(BaseModel):
+    kiosk: KioskOut
+    secret: str = Field(description="the kiosk's HMAC secret: shown this once, stored only encrypted")
+
+
+class KioskKeysOut(BaseModel):
+    secrets: list[str]
+    hall_code: str

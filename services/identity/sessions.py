@@ -144,9 +144,11 @@ async def _pair(
     name: str,
     session_id: str,
     refresh: str | None,
+    ttl: timedelta | None = None,
     **extra,
 ) -> TokenPair:
     s = identity.settings
+    lifetime = identity.access_ttl if ttl is None else ttl
     claims = access_claims(
         subject=subject,
         kind=kind,
@@ -156,12 +158,12 @@ async def _pair(
         issuer=s.token_issuer,
         audience=s.token_audience,
         now=now(),
-        ttl=identity.access_ttl,
+        ttl=lifetime,
         **extra,
     )
     return TokenPair(
         access_token=await identity.keyring.sign(claims),
-        expires_in=s.access_token_ttl_seconds,
+        expires_in=int(lifetime.total_seconds()),
         refresh_token=refresh,
         refresh_expires_in=s.refresh_token_ttl_seconds if refresh else None,
         subject=subject,
@@ -221,7 +223,7 @@ async def login_officer(session: AsyncSession, identity: Identity, body: Officer
 
 
 async def _revoke_session(
-    session: AsyncSession, identity: Identity, session_id: str, reason: str, event_reason: str
+    session: AsyncSession, identity: Identity, session_id: str, reason: str, event_reason: str, *, officer: bool
 ) -> bool:
     """Revoke a live login session and publish it; False when it was already revoked."""
     result = await session.execute(
@@ -232,7 +234,7 @@ async def _revoke_session(
     )
     if result.rowcount != 1:
         return False
-    await publish_revocation(session, identity, reason=event_reason, session_id=session_id)
+    await publish_revocation(session, identity, reason=event_reason, session_id=session_id, officer=officer)
     return True
 
 
@@ -253,7 +255,10 @@ async def refresh(session: AsyncSession, identity: Identity, token: str) -> Toke
     )
     if used.rowcount != 1:
         # Reuse: someone holds a copy. Revoke the family, keep that revocation, refuse.
-        await _revoke_session(session, identity, login_session.id, "refresh_token_reuse", "refresh_reuse")
+        officer = login_session.account.startswith("officer:")
+        await _revoke_session(
+            session, identity, login_session.id, "refresh_token_reuse", "refresh_reuse", officer=officer
+        )
         await session.commit()
         raise unauthorized("refresh token reused; the session is revoked")
     kind, _, key = login_session.account.partition(":")
@@ -274,12 +279,24 @@ async def refresh(session: AsyncSession, identity: Identity, token: str) -> Toke
 
 async def logout(session: AsyncSession, identity: Identity, caller: Principal) -> None:
     if caller.session_id:
-        await _revoke_session(session, identity, caller.session_id, "logout", "logout")
+        await _revoke_session(
+            session, identity, caller.session_id, "logout", "logout", officer=caller.kind == "officer"
+        )
 
 
 async def token_revoked(session: AsyncSession, caller: Principal) -> bool:
     """What identity itself knows at once, for its own endpoints: the session ended, the officer
-    was changed or disabled (their sessions end with it), an act-as token's mandate is gone."""
+    was changed or disabled (their sessions end with it), an act-as token's mandate is gone, the
+    officer who made a counter token logged out or was disabled."""
+    if caller.helper:
+        helper_session = (caller.claims.get("hlp") or {}).get("sid")
+        if helper_session:
+            officer_session = await session.get(LoginSession, str(helper_session))
+            if officer_session is None or officer_session.revoked_at is not None:
+                return True
+        helper = await session.get(Officer, caller.helper.removeprefix("officer:"))
+        if helper is None or helper.disabled_at is not None:
+            return True
     if caller.session_id:
         login_session = await session.get(LoginSession, caller.session_id)
         if login_session is None or login_session.revoked_at is not None:
@@ -333,15 +350,23 @@ async def act_as(session: AsyncSession, identity: Identity, caller: Principal, u
         if not usable:
             raise Problem(403, "no-mandate", "No valid mandate", "no unexpired, unrevoked mandate from this enterprise")
         scopes = sorted({scope for m in usable for scope in m.scopes.split()})
+    hall: dict = {}
+    if caller.channel != "online":
+        # A token made at the counter or a kiosk stays what it is when the person acts for an
+        # enterprise: same channel, same helper or device, and no longer-lived (ADR 0025).
+        remaining = timedelta(seconds=max(0, int(caller.claims["exp"]) - int(now().timestamp())))
+        hall = {"channel": caller.channel, "helper": caller.claims.get("hlp"), "device": caller.device,
+                "ttl": min(identity.access_ttl, remaining)}  # fmt: skip
     return await _pair(
         identity,
         subject=uscc,
         kind="enterprise",
-        level=person.level,
+        level=min(person.level, caller.level) if hall else person.level,
         name=enterprise.name,
-        session_id=caller.session_id or "",
+        session_id=caller.session_id if hall else (caller.session_id or ""),
         refresh=None,
         actor=person.id_number,
         actor_name=person.name,
         scopes=scopes,
+        **hall,
     )

@@ -7,9 +7,10 @@ codes a sandbox gateway "sent", the sandbox register) are served at all.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -58,6 +59,43 @@ class Settings(ServiceSettings):
     adapter_timeout_seconds: float = Field(default=5.0, gt=0)
     # Public and bench-only identity: 127.0.0.1:8001 issues tokens for itself, so verify locally.
     jwks_url: str = ""
+    # Tokens made at the hall (ADR 0025): for a person an officer verified at the counter, and for
+    # a person whose ID card a kiosk read. Nothing refreshes them.
+    counter_token_ttl_seconds: int = Field(default=30 * 60, ge=30)
+    kiosk_token_ttl_seconds: int = Field(default=10 * 60, ge=30)
+    # AES-GCM key (32 bytes, base64) under which kiosk secrets are stored (kit.secretbox). Empty in
+    # a sandbox: the fixed development key; empty outside one: kiosks cannot be registered or used
+    # (503), everything else works.
+    secrets_key: SecretStr = SecretStr("")
+    # Callers of the internal ``GET /kiosks/keys`` (the gateway), HMAC-signed (kit.signing) under
+    # these key ids: JSON {"gateway": "<secret>"}. Empty: nobody may read the kiosks' keys.
+    service_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # A kiosk's X-Timestamp further than this from identity's clock is refused (the gateway's window).
+    signature_max_age_seconds: int = Field(default=300, ge=1)
+    # What a kiosk signed: the gateway's path, of which identity sees the part after this prefix.
+    signed_path_prefix: str = "/api/v1/identity"
+    # 身份证核验: the ID-card check a kiosk's card read goes through.
+    id_card_adapter: AdapterChoice = "sandbox"
+    id_card_http_url: str = ""
+    id_card_http_api_key: SecretStr = SecretStr("")
+    # The department whose admin manages the kiosks with the platform admin (domain/rights.py):
+    # 政务服务中心, the one that runs the halls.
+    kiosk_department: str = "ZWFW"
+    # seed-demo registers kiosk KIOSK-371402-01 of hall HALL-371402 with this secret (make run only;
+    # never a deployment's). Empty: the seed registers no kiosk.
+    demo_kiosk_secret: SecretStr = SecretStr("")
     # argon2id cost (RFC 9106's second recommended profile by default); tests lower it.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)
+
+    @field_validator("service_keys", mode="before")
+    @classmethod
+    def _service_keys_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # given in code as JSON text (the environment is decoded already)
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def longest_token_ttl_seconds(self) -> int:
+        """The longest an access token of any kind lives: keys and revocations are kept that long."""
+        return max(self.access_token_ttl_seconds, self.counter_token_ttl_seconds, self.kiosk_token_ttl_seconds)

@@ -1,16 +1,22 @@
-"""Raising a person's real-name level: registry (L2), face (L3), counter (L4)."""
+"""Raising a person's real-name level: registry (L2), face (L3), counter (L4); and making a walk-in
+known (ADR 0025): a person seen at the counter or whose card a kiosk read, who never registered,
+gets a record with the name the population registry confirmed and no mobile and no password — no
+login opens it; the counter and kiosk tokens are the only ones made for it until it is claimed."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.identity import PersonVerified
+from contracts.events.identity import PersonRegistered, PersonVerified
 from kit.auth import Principal
 from kit.errors import Problem, field_problem
 from services.identity.adapters.registry import CheckUnavailable
 from services.identity.context import Identity, now, publish
 from services.identity.domain import rights
-from services.identity.domain.levels import level_after
+from services.identity.domain.levels import Level, level_after
 from services.identity.models import Person
 from services.identity.schemas import VerificationRequest
 
@@ -34,6 +40,47 @@ async def _raise_level(session: AsyncSession, person: Person, method: str, offic
         ),
         subject=person.id_number,
     )
+    return person
+
+
+async def raise_level(session: AsyncSession, person: Person, method: str) -> Person:
+    """Raise a person's level by a check made elsewhere in identity (a kiosk's card check: registry)."""
+    return await _raise_level(session, person, method)
+
+
+def insert_for(session: AsyncSession):
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING: no savepoint, which SQLite's driver would
+    commit on release)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def confirmed_person(session: AsyncSession, id_number: str, confirmed_name: str, source: str) -> Person:
+    """The person with this number, after the population registry confirmed ``confirmed_name`` for
+    it: made known (L1, ``level_source`` ``source``, PersonRegistered published) when new; the
+    recorded name becomes the confirmed one otherwise (a declared L1 name may have differed).
+
+    Two first visits at once make one record: the second INSERT waits for the first's
+    transaction and then does nothing; the record is read after it."""
+    current = now()
+    created = await session.execute(
+        insert_for(session)(Person)
+        .values(id_number=id_number, name=confirmed_name, mobile=None, password_hash=None,
+                level=int(Level.REGISTERED), level_source=source, created_at=current)
+        .on_conflict_do_nothing(index_elements=["id_number"])
+    )  # fmt: skip
+    person = (
+        await session.execute(
+            select(Person).where(Person.id_number == id_number).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    if created.rowcount == 1:
+        await publish(
+            session,
+            PersonRegistered(id_number=id_number, level=person.level, name=confirmed_name, registered_at=current),
+            subject=id_number,
+        )
+    else:
+        person.name = confirmed_name
     return person
 
 

@@ -9,6 +9,7 @@ from services.identity.adapters.enterprises import (
     HttpEnterpriseRegistry,
     SandboxEnterpriseRegistry,
 )
+from services.identity.adapters.idcards import HttpIdCardCheck, IdCardCheck, SandboxIdCardCheck
 from services.identity.adapters.registry import (
     FaceCheck,
     HttpCheck,
@@ -28,6 +29,7 @@ class Adapters:
     registry: PopulationRegistry
     face: FaceCheck
     enterprises: EnterpriseRegistry
+    id_cards: IdCardCheck
 
 
 def build_adapters(settings: Settings) -> Adapters:
@@ -69,4 +71,9 @@ def build_adapters(settings: Settings) -> Adapters:
             settings.enterprise_registry_timeout_seconds,
         )
     )
-    return Adapters(sms=sms, wechat=wechat, registry=registry, face=face, enterprises=enterprises)
+    id_cards = (
+        SandboxIdCardCheck(delay_ms=delay, failure_rate=settings.sandbox_failure_rate)
+        if settings.id_card_adapter == "sandbox"
+        else HttpIdCardCheck(settings.id_card_http_url, settings.id_card_http_api_key.get_secret_value(), timeout)
+    )
+    return Adapters(sms=sms, wechat=wechat, registry=registry, face=face, enterprises=enterprises, id_cards=id_cards)

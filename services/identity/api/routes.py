@@ -11,17 +11,35 @@ from kit.auth import Principal, unauthorized
 from kit.deps import Caller, DbSession
 from kit.errors import Problem
 from kit.masking import mask_id_number
-from services.identity import agents, me, officers, registration, sessions, sms_codes, verification
+from services.identity import (
+    agents,
+    counter,
+    kiosk_sessions,
+    kiosks,
+    me,
+    officers,
+    registration,
+    sessions,
+    sms_codes,
+    verification,
+)
 from services.identity.adapters.enterprises import SandboxEnterpriseRegistry
 from services.identity.adapters.sms import SandboxSms
 from services.identity.context import identity_of
 from services.identity.schemas import (
     ActAsRequest,
     ChangeOfficer,
+    CounterSessionRequest,
     CreateOfficer,
+    DeviceId,
     EnterpriseOut,
     GrantMandate,
+    HallCode,
     IdNumber,
+    KioskKeysOut,
+    KioskOut,
+    KioskSessionRequest,
+    KioskWithSecret,
     LoginRequest,
     MandateOut,
     Me,
@@ -33,6 +51,7 @@ from services.identity.schemas import (
     RefreshRequest,
     RegisteredPerson,
     RegisterEnterprise,
+    RegisterKiosk,
     RegisterPerson,
     SmsCodeRequest,
     SmsLogin,
@@ -126,6 +145,79 @@ async def counter_verification(id_number: IdNumberPath, caller: LiveCaller, sess
     """Real-name L4: a counter officer (role ``counter``) saw the person and the ID card."""
     person = await verification.verify_at_counter(session, caller, id_number)
     return VerificationOut(level=person.level, method="counter")
+
+
+UNAVAILABLE = {503: {"description": "The population registry or the ID card check did not answer; nothing changed"}}
+NO_KIOSKS = {503: {"description": "Kiosks are not configured (no IDENTITY_SECRETS_KEY)"}}
+
+
+@router.post("/counter-sessions", status_code=201, tags=["hall"], responses=UNAVAILABLE)
+async def counter_session(
+    body: CounterSessionRequest, caller: LiveCaller, request: Request, session: DbSession
+) -> TokenPair:
+    """一窗受理: a counter officer (role ``counter``) verified the person in person with their ID
+    card; the population registry confirms number and name, the person is raised to L4 (made known
+    if they never registered) and a 30-minute token FOR THE PERSON is returned (``chn: counter``,
+    the officer in ``hlp``; no refresh token). The officer's logout or disabling revokes it."""
+    return await counter.counter_session(session, identity_of(request), caller, body)
+
+
+@router.post(
+    "/kiosk-sessions",
+    status_code=201,
+    tags=["hall"],
+    responses=UNAVAILABLE,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": KioskSessionRequest.model_json_schema()}},
+        }
+    },
+)
+async def kiosk_session(request: Request, session: DbSession) -> TokenPair:
+    """7×24 自助: a kiosk read a person's ID card. Signed by the kiosk device (ADR 0003 headers, its
+    device id as ``X-Partner-Id``, over ``POST /api/v1/identity/kiosk-sessions``), checked here
+    again; the card read goes to the ID-card check. A 10-minute token for the person (``chn: kiosk``,
+    ``dev``), valid at the gateway only on requests the same kiosk signs."""
+    return await kiosk_sessions.kiosk_session(session, identity_of(request), request)
+
+
+@router.post("/kiosks", status_code=201, tags=["hall"], responses=NO_KIOSKS)
+async def register_kiosk(
+    body: RegisterKiosk, caller: LiveCaller, request: Request, session: DbSession
+) -> KioskWithSecret:
+    """Register a kiosk of a hall; its secret is in this answer only (stored encrypted)."""
+    return await kiosks.register(session, identity_of(request), caller, body)
+
+
+@router.get("/kiosks", tags=["hall"])
+async def list_kiosks(
+    caller: LiveCaller, request: Request, session: DbSession, hall_code: Annotated[HallCode | None, Query()] = None
+) -> list[KioskOut]:
+    return await kiosks.list_kiosks(session, identity_of(request), caller, hall_code)
+
+
+@router.get("/kiosks/keys", tags=["internal"], response_model=dict[str, KioskKeysOut], responses=NO_KIOSKS)
+async def kiosk_keys(request: Request, session: DbSession) -> dict:
+    """Every active kiosk's secret, for the gateway only (signed with its service key; the
+    gateway's route table denies this path from outside)."""
+    return await kiosks.export_keys(session, identity_of(request), request)
+
+
+@router.post("/kiosks/{device_id}/secret", tags=["hall"], responses=NO_KIOSKS)
+async def rotate_kiosk_secret(
+    device_id: Annotated[DeviceId, Path()], caller: LiveCaller, request: Request, session: DbSession
+) -> KioskWithSecret:
+    """A new secret replaces the kiosk's old one at once (shown in this answer only)."""
+    return await kiosks.rotate(session, identity_of(request), caller, device_id)
+
+
+@router.post("/kiosks/{device_id}/revoke", tags=["hall"])
+async def revoke_kiosk(
+    device_id: Annotated[DeviceId, Path()], caller: LiveCaller, request: Request, session: DbSession
+) -> KioskOut:
+    """The kiosk's signatures (and so its tokens) are refused at once."""
+    return await kiosks.revoke(session, identity_of(request), caller, device_id)
 
 
 @router.post("/enterprises", status_code=201, tags=["enterprises"])

@@ -6,7 +6,11 @@ Officers are managed by admins within their bounds (docs/adr/0009-identity-trust
 - a department admin (role ``admin`` in department X ≠ ADMIN) creates, changes and disables
   officers of X only, and grants only the case-work roles (acceptor, reviewer, decider, counter):
   never admin (not even of X), never supervisor, never anything in another department or in ADMIN;
-- real-name L4 by counter check (一窗受理) needs the ``counter`` role.
+- real-name L4 by counter check (一窗受理) needs the ``counter`` role, and so does a counter token
+  made for the person the officer verified (ADR 0025);
+- the hall's self-service kiosks belong to the department that runs the halls (setting
+  ``kiosk_department``, ZWFW 政务服务中心 by default): the platform admin and that department's
+  admin register, list, rotate and revoke them; nobody else.
 
 Changing or disabling an officer needs the right for the officer's department before AND after
 the change, and the right to grant every role the officer holds before and after: so a department
@@ -29,7 +33,7 @@ ACTOR_ROLES = (PLATFORM_ADMIN, DEPARTMENT_ADMIN, "supervisor", "acceptor", "revi
 SAME_DEPARTMENT = "same_department"  # the officer's department is the actor's own
 OTHER_DEPARTMENT = "other_department"  # another department, not ADMIN
 PLATFORM = "platform_department"  # department ADMIN, the actor being outside it
-PERSON = "person"  # the object is a person (counter verification)
+PERSON = "person"  # the object is a person (counter verification, counter token)
 RELATIONS = (SAME_DEPARTMENT, OTHER_DEPARTMENT, PLATFORM, PERSON)
 
 OFFICER_ROLES = ("acceptor", "reviewer", "decider", "counter", "supervisor", "admin")
@@ -50,8 +54,17 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "grant_admin": _PLATFORM_ONLY,
     "grant_supervisor": _PLATFORM_ONLY,
     "counter_verification": {"counter": {PERSON}},
+    "counter_session": {"counter": {PERSON}},
+    # A kiosk's relation is its department's (kiosk_department) to the actor's.
+    "register_kiosk": _CASE_WORK,
+    "list_kiosks": _CASE_WORK,
+    "rotate_kiosk_secret": _CASE_WORK,
+    "revoke_kiosk": _CASE_WORK,
 }
 ACTIONS = tuple(RIGHTS)
+PERSON_ACTIONS = ("counter_verification", "counter_session")
+KIOSK_ACTIONS = ("register_kiosk", "list_kiosks", "rotate_kiosk_secret", "revoke_kiosk")
+OFFICER_ACTIONS = tuple(a for a in ACTIONS if a not in PERSON_ACTIONS + KIOSK_ACTIONS)
 
 # Cells no actor can be in: the platform admin's own department IS the platform department, and
 # a person has no department; the table must refuse them (checked by test_rights.py).

@@ -127,7 +127,7 @@ async def walk_officer_cell(client, token: str, action: str, actor_role: str, re
     return expected, False
 
 
-@pytest.mark.parametrize("action", [a for a in rights.ACTIONS if a != "counter_verification"])
+@pytest.mark.parametrize("action", rights.OFFICER_ACTIONS)
 async def test_every_cell_of_an_officer_action(actors, action):
     client, tokens = actors
     mismatches = []
@@ -147,37 +147,124 @@ async def test_every_cell_of_an_officer_action(actors, action):
     assert mismatches == []
 
 
-async def test_every_cell_of_counter_verification(actors):
+def test_the_table_is_walked_whole():
+    assert set(rights.OFFICER_ACTIONS) | set(rights.PERSON_ACTIONS) | set(rights.KIOSK_ACTIONS) == set(rights.ACTIONS)
+
+
+def fresh_id_number(serial: int) -> str:
+    from stdnum.cn import ric
+
+    body = f"37140219900101{serial:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+@pytest.mark.parametrize("action", rights.PERSON_ACTIONS)
+async def test_every_cell_of_a_person_action(actors, action):
+    """counter_verification raises a known person to L4; counter_session makes a token for a
+    person (made known if new). Refused: 403, the person unchanged (or not made)."""
     client, tokens = actors
     mismatches = []
     for number, actor_role in enumerate(rights.ACTOR_ROLES):
         for relation in OFFICER_RELATIONS:
-            assert not rights.allowed("counter_verification", actor_role, relation)
-        # a fresh L1 person for each actor, so an allowed cell cannot hide a refused one
-        body = f"371402199001010{number:02d}"
-        from stdnum.cn import ric
-
-        id_number = body + ric.calc_check_digit(body + "0")
-        async with client.app.state.sessionmaker() as session, session.begin():
-            session.add(
-                Person(
-                    id_number=id_number, name="某人", mobile=f"1361111{number:04d}", password_hash="x",
-                    level=1, level_source="registration", created_at=now(),
-                )
-            )  # fmt: skip
-        response = await client.post(f"/persons/{id_number}/counter-verification", headers=bearer(tokens[actor_role]))
-        async with client.app.state.sessionmaker() as session:
-            level = (await session.get(Person, id_number)).level
-        expected = rights.allowed("counter_verification", actor_role, rights.PERSON)
-        done = response.status_code == 200
-        if done:
-            assert level == 4 and response.json() == {"level": 4, "method": "counter"}
+            assert not rights.allowed(action, actor_role, relation)
+        # a fresh person for each actor, so an allowed cell cannot hide a refused one
+        id_number = fresh_id_number(100 * rights.PERSON_ACTIONS.index(action) + number)
+        if action == "counter_verification":
+            async with client.app.state.sessionmaker() as session, session.begin():
+                session.add(
+                    Person(
+                        id_number=id_number, name="某人", mobile=f"1361111{number:04d}", password_hash="x",
+                        level=1, level_source="registration", created_at=now(),
+                    )
+                )  # fmt: skip
+            response = await client.post(
+                f"/persons/{id_number}/counter-verification", headers=bearer(tokens[actor_role])
+            )
         else:
-            assert response.status_code == 403 and level == 1, response.text
+            response = await client.post(
+                "/counter-sessions", json={"id_number": id_number, "name": "某人"}, headers=bearer(tokens[actor_role])
+            )
+        async with client.app.state.sessionmaker() as session:
+            person = await session.get(Person, id_number)
+        expected = rights.allowed(action, actor_role, rights.PERSON)
+        done = response.status_code in (200, 201)
+        if done:
+            assert person.level == 4, response.text
+            if action == "counter_verification":
+                assert response.json() == {"level": 4, "method": "counter"}
+            else:
+                assert response.json()["subject"] == id_number and response.json()["level"] == 4
+        else:
+            assert response.status_code == 403, response.text
+            if action == "counter_verification":
+                assert person.level == 1
+            else:
+                assert person is None, "a refused counter token made a person"
         if expected != done:
             mismatches.append((actor_role, expected, done))
     assert mismatches == []
-    assert rights.allowed("counter_verification", "counter", rights.PERSON)  # the one allowed cell
+    assert rights.allowed(action, "counter", rights.PERSON)  # the one allowed cell
+
+
+async def kiosk_row(client, device_id: str):
+    from services.identity.models import Kiosk
+
+    async with client.app.state.sessionmaker() as session:
+        return await session.get(Kiosk, device_id)
+
+
+@pytest.mark.parametrize(
+    "kiosk_department",
+    [
+        # the kiosks belong to the actors' own department / to another / to the platform's
+        pytest.param(department, marks=pytest.mark.identity_settings(kiosk_department=department))
+        for department in (OWN, "GAJ", "ADMIN")
+    ],
+)
+@pytest.mark.parametrize("action", rights.KIOSK_ACTIONS)
+async def test_every_cell_of_a_kiosk_action(actors, action, kiosk_department):
+    client, tokens = actors
+    platform = bearer(tokens[rights.PLATFORM_ADMIN])  # allowed in every run: makes the targets
+    mismatches = []
+    for actor_role in rights.ACTOR_ROLES:
+        actor_department = ACTORS[actor_role][1] if actor_role in ACTORS else None
+        relation = rights.relation_to_department(actor_department, kiosk_department)
+        expected = rights.allowed(action, actor_role, relation)
+        headers = bearer(tokens[actor_role])
+        device_id = f"KIOSK-T-{next(_serial):04d}"
+        if action == "register_kiosk":
+            body = {"device_id": device_id, "hall_code": "HALL-370102", "name": "自助机", "location": "一楼"}
+            response = await client.post("/kiosks", json=body, headers=headers)
+            row = await kiosk_row(client, device_id)
+            done = response.status_code == 201
+            if done:
+                secret = response.json()["secret"]
+                assert row.department == kiosk_department and secret not in row.secret_ciphertext
+            else:
+                assert response.status_code == 403 and row is None, response.text
+        elif action == "list_kiosks":
+            response = await client.get("/kiosks", headers=headers)
+            done = response.status_code == 200
+            assert done or response.status_code == 403, response.text
+        else:
+            body = {"device_id": device_id, "hall_code": "HALL-370102", "name": "自助机", "location": "一楼"}
+            assert (await client.post("/kiosks", json=body, headers=platform)).status_code == 201
+            before = await kiosk_row(client, device_id)
+            verb = "secret" if action == "rotate_kiosk_secret" else "revoke"
+            response = await client.post(f"/kiosks/{device_id}/{verb}", headers=headers)
+            after = await kiosk_row(client, device_id)
+            done = response.status_code == 200
+            if done:
+                if verb == "secret":
+                    assert after.secret_ciphertext != before.secret_ciphertext and after.rotated_at is not None
+                else:
+                    assert after.status == "revoked" and after.revoked_at is not None
+            else:
+                assert response.status_code == 403, response.text
+                assert (after.secret_ciphertext, after.status) == (before.secret_ciphertext, "active")
+        if expected != done:
+            mismatches.append((action, actor_role, relation, "expected", expected, "got", done))
+    assert mismatches == []
 
 
 async def test_department_admin_cannot_move_an_officer_out_nor_promote(actors):
