@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python -m bench.caseflow_bench
 	$(BIN)/python -m bench.licence_bench
 	$(BIN)/python -m bench.express_bench
+	$(BIN)/python -m bench.hall_bench
 	$(BIN)/python -m bench.approve_to_shipment
 
 clean:
