@@ -210,7 +210,15 @@ def main() -> int:
 
             def measure(name: str, server: str, path: Path, connections: int) -> None:
                 before = cpu_seconds(started[server].pid)
+                spy = None
+                if os.environ.get("BENCH_PYSPY"):  # a flame graph of the server under the load: BENCH_PYSPY=<dir>
+                    spy = subprocess.Popen(["py-spy", "record", "-p", str(started[server].pid), "-d",
+                                            str(args.duration), "-f", "speedscope", "-o",
+                                            f"{os.environ['BENCH_PYSPY']}/{name}-{len(runs.get(name, []))}.json"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
                 run = run_wrk(base[server], path, connections, args.duration)
+                if spy is not None:
+                    spy.wait()
                 run["cpu_ms_per_request"] = (cpu_seconds(started[server].pid) - before) * 1000 / max(run["requests"], 1)
                 runs.setdefault(name, []).append(run)
 

@@ -120,7 +120,6 @@ async def create(session: AsyncSession, ctx: Context, caller: Principal, body: B
         await _overlap(session, visitor, start, end)
         code, digest = await _fresh_code(session, ctx, hall.code, start)
         slot_id = await slotting.ensure_slot(session, hall, start, end)
-        await slotting.take(session, slot_id)
     except Problem:
         # A retry of the same key that lost the race to its twin: the twin's booking is the answer.
         if idempotency_key:
@@ -147,6 +146,10 @@ async def create(session: AsyncSession, ctx: Context, caller: Principal, body: B
         raise _overlap_problem() from None
     await _queue_sms(session, ctx, booking, sms_text(hall, start, body.matter_code, code, ctx))
     await booking_event(session, contract.BookingMade, booking, now)
+    # The place is taken last: the slot's row lock (every booker of a popular slot waits on it)
+    # is held only from here to the commit, not across the inserts above. Full → 409, and the
+    # request's transaction (booking, SMS, event) is rolled back with it.
+    await slotting.take(session, slot_id)
     return booking, True
 
 
