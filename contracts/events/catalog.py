@@ -77,7 +77,9 @@ class PublishedInstant(_Part):
     """秒批秒办: a complete application that satisfies any rule is accepted and approved at once."""
 
     rules: list[InstantRule] = Field(min_length=1)
-    sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of automatic decisions sampled for human review")
+    sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="share of automatic decisions sampled for human review"
+    )
 
 
 class PublishedResult(_Part):
