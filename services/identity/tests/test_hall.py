@@ -27,9 +27,9 @@ LIU = "110101194505060013"  # Old Mr Liu: never registered
 REGISTERED = "11010519491231002X"
 DOWN = "110101194505069982"  # sequence 998: the sandbox registry / card check does not answer
 SERVICE_SECRET = "gateway-identity-secret-for-tests"
-KIOSK = "KIOSK-370102-01"
+KIOSK = "KIOSK-371402-01"
 KIOSK_PATH = "/api/v1/identity/kiosk-sessions"  # what the kiosk signs: the gateway's path
-HALL = {"device_id": KIOSK, "hall_code": "HALL-370102", "name": "24小时自助机", "location": "一楼东侧"}
+HALL = {"device_id": KIOSK, "hall_code": "HALL-371402", "name": "24小时自助机", "location": "一楼东侧"}
 CHECKED = "yiwang.identity.person.registered.v1"
 
 
@@ -211,7 +211,7 @@ async def test_a_kiosk_secret_is_shown_once_and_stored_sealed(identity):
     assert made.status_code == 201, made.text
     secret = made.json()["secret"]
     assert len(secret) >= 43 and made.json()["kiosk"]["status"] == "active"
-    listed = await identity.get("/kiosks", params={"hall_code": "HALL-370102"}, headers=headers)
+    listed = await identity.get("/kiosks", params={"hall_code": "HALL-371402"}, headers=headers)
     assert listed.status_code == 200 and [k["device_id"] for k in listed.json()] == [KIOSK]
     assert secret not in listed.text
     row = await kiosk_row(identity)
@@ -399,7 +399,7 @@ async def test_only_the_gateways_signed_request_reads_the_kiosk_keys(identity):
         return signed_headers(key_id, key, "GET", path, b"", nonce=new_nonce(), timestamp=int(time.time()))
 
     keys = await identity.get(path, headers=signed("gateway", SERVICE_SECRET))
-    assert keys.status_code == 200 and keys.json() == {KIOSK: {"secrets": [secret], "hall_code": "HALL-370102"}}
+    assert keys.status_code == 200 and keys.json() == {KIOSK: {"secrets": [secret], "hall_code": "HALL-371402"}}
     assert (await identity.get(path)).status_code == 403
     assert (await identity.get(path, headers=signed("gateway", "wrong"))).status_code == 403
     assert (await identity.get(path, headers=signed("caseflow", "another-service-secret"))).status_code == 403
@@ -421,7 +421,7 @@ async def test_seed_demo_registers_the_demo_hall_kiosk_once_with_the_configured_
     assert await seed_kiosk(settings) == "already there"
     assert (await seed_kiosk(identity_settings(database_url, nats_server.url))).startswith("skipped")
     assert (await kiosk_post(identity, demo, card()))[0].status_code == 201
-    assert (await kiosk_row(identity)).hall_code == "HALL-370102"
+    assert (await kiosk_row(identity)).hall_code == "HALL-371402"
 
 
 # --- concurrency (SQLite and PostgreSQL) ---------------------------------------------------------------
