@@ -161,10 +161,11 @@ def j9_one_visit_booked(demo: Demo) -> None:
     detail = demo.case(case_no, at_counter)
     helper = detail.get("helper") or {}
     demo.check(detail["channel"] == "counter" and helper, f"the case should be a counter case with a helper: {detail}")
-    applicant = detail.get("applicant") or {}
-    shown = applicant.get("name") if isinstance(applicant, dict) else applicant
+    applicant = detail["applicant"]
+    demo.check(applicant["subject"] == father.id_number and applicant["name"] == father.name,
+               f"刘德厚 should be the applicant, with the registry-confirmed name: {applicant}")  # fmt: skip
     demo.say(f"the originals are seen and scanned, the case submitted → {case_no}, channel counter, applicant "
-             f"{shown or father.name} ({mask_id_number(father.id_number)}), helped by {helper.get('name')}")  # fmt: skip
+             f"{applicant['name']} ({mask_id_number(applicant['subject'])}), helped by {helper.get('name')}")  # fmt: skip
     if ticket is not None:
         served = demo.call("POST", f"/hall/tickets/{ticket['id']}/served", expect=200, what="ticket served",
                            json={"case_no": case_no}, headers=counter)  # fmt: skip
