@@ -19,7 +19,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m tools.run
 
-## make demo: journeys J1–J7 through the gateway, one line per step, in well under a minute; uses the
+## make demo: journeys J1–J7, J9, J10 through the gateway, one line per step, in well under a minute; uses the
 ## platform `make run` started, or starts one (and stops it again). Exit 0 only if every journey worked.
 demo: install
 	$(BIN)/python -m tools.demo $(DEMO_ARGS)

@@ -1,4 +1,4 @@
-"""``make demo``: journeys J1–J7 of JOURNEYS.md, played against the gateway in well under a minute.
+"""``make demo``: journeys J1–J7, J9 and J10 of JOURNEYS.md, played against the gateway in well under a minute.
 
     python -m tools.demo [--gateway URL] [--data-dir DIR] [--start-timeout SECONDS]
 
@@ -14,7 +14,8 @@ so the demo can be played again and again on the same platform. The exit code is
 journey did what it should; the first step that did not prints the problem and the demo exits 1.
 
 J6 (a department's own system pushing signed events) is skipped, with a line saying so, while the
-platform has no ``exchange`` area.
+platform has no ``exchange`` area. J9 (the hall, its counter and kiosk) and J10 (payment, instant
+approval) live in tools/demo_hall.py.
 """
 
 from __future__ import annotations
@@ -820,7 +821,21 @@ def _qr_text(qr: dict[str, Any]) -> str:
     return str(decoded.text)
 
 
-# J2's parcel travels while J3–J7 run; the supervisor's figures come last.
+def j9_one_visit_booked(demo: Demo) -> None:
+    """The hall: booking, check-in, the counter, 统一窗口出件; the 24-hour kiosk (tools/demo_hall.py)."""
+    from tools.demo_hall import j9_one_visit_booked as journey  # it imports this module's helpers
+
+    journey(demo)
+
+
+def j10_pay_online_instant(demo: Demo) -> None:
+    """零填报, the fee paid online, 秒批 (tools/demo_hall.py)."""
+    from tools.demo_hall import j10_pay_online_instant as journey
+
+    journey(demo)
+
+
+# J2's parcel travels while J3–J10 run; the supervisor's figures come last.
 PLAN: list[tuple[str, Callable[[Demo], None]]] = [
     ("J1", j1_citizen_applies),
     ("J2", j2_officers_handle_it),
@@ -828,6 +843,8 @@ PLAN: list[tuple[str, Callable[[Demo], None]]] = [
     ("J4", j4_one_form_four_departments),
     ("J6", j6_department_system),
     ("J7", j7_anyone_checks_no_one_snoops),
+    ("J9", j9_one_visit_booked),
+    ("J10", j10_pay_online_instant),
     ("J2", j2_parcel_arrives),
     ("J5", j5_supervisor_sees),
 ]
@@ -984,4 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Played as the module tools.demo, not as __main__: tools.demo_hall's journeys raise tools.demo's
+    # StepFailed, which only tools.demo's play() catches.
+    from tools.demo import main as demo_main
+
+    sys.exit(demo_main())

@@ -30,7 +30,7 @@ from kit.subject_ids import validate_id_number
 from tools.demo import Demo, Person, Skipped, StepFailed, j6_department_system, new_id_number
 
 REPO = Path(__file__).resolve().parents[2]
-JOURNEYS = ("J1", "J2", "J3", "J4", "J5", "J6", "J7")
+JOURNEYS = ("J1", "J2", "J3", "J4", "J5", "J6", "J7", "J9", "J10")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def run_demo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[st
 def journey_lines(output: str) -> dict[str, list[str]]:
     lines: dict[str, list[str]] = {}
     for line in output.splitlines():
-        match = re.match(r"^(J\d)\s", line)
+        match = re.match(r"^(J\d+)\s", line)
         if match:
             lines.setdefault(match.group(1), []).append(line)
     return lines
@@ -104,6 +104,17 @@ def test_the_demo_plays_every_journey_against_a_running_platform(demo_platform):
     assert any("signed_for" in line or "returned the parcel" in line for line in lines["J2"]), lines["J2"]
     assert any("404 and 404" in line for line in lines["J7"]), lines["J7"]
     assert any("SKIPPED" in line or "duplicate: true" in line for line in lines["J6"]), lines["J6"]
+    # J9: the booking's SMS, the queue (in opening hours) or the machine's refusal (outside them), the
+    # counter case helped by the window, 统一窗口出件, the kiosk's PDF and its unsigned token refused
+    j9 = "\n".join(lines["J9"])
+    assert "签到码******" in j9 and re.search(r"queue number A\d{3}|→ 40[49] (too_early|unknown)", j9), j9
+    assert "channel counter" in j9 and "helped by 一窗受理窗口" in j9 and "统一窗口出件) → completed" in j9, j9
+    assert "starts with %PDF" in j9 and "without the kiosk's signature (a copied token) → 401" in j9, j9
+    # J10: prefill, the guide's fee paid through the sandbox, e-receipt, 秒批 by its rule, 高龄津贴 at once
+    j10 = "\n".join(lines["J10"])
+    assert "(零填报)" in j10 and "uscc=92340602MA2PBMEM24" in j10 and "¥10.00" in j10, j10
+    assert re.search(r"e-receipt 3701\d{14}", j10) and "by rule renewal-unchanged" in j10, j10
+    assert "approved within the submit request, by rule age-80-dezhou" in j10, j10
     assert re.search(r"all journeys done in \d+\.\d s", first.stdout)
     # again, on the same platform: new people, new cases, the same outcome
     again = run_demo("--gateway", demo_platform)

@@ -229,7 +229,7 @@ async def submit(
         extension_days=0,
         extension_reason=None,
         reviewed=False,
-        online=True,
+        online=valid.channel.name != "counter",  # the online share counts what no counter handled
         delivery=dumps(body.delivery.model_dump(exclude_none=True)),
         form=dumps(valid.form),
         materials=dumps(stored_materials(matter, body.materials, checked) if checked else valid.materials),

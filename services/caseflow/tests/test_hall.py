@@ -144,6 +144,17 @@ async def test_the_channels_of_the_guide_are_kept(caseflow):
     assert online.status_code == 403 and online.json()["rule"] == "channels"
 
 
+async def test_a_counter_case_is_not_counted_as_online_in_the_supervision_stats(caseflow):
+    """The online share (网办率) counts cases no counter handled: online and kiosk, not 一窗受理."""
+    await add_matter(caseflow, matter_definition("ALL-1", materials=[], channels=["online", "counter", "kiosk"]))
+    for headers in (person(), counter_token(), kiosk_token()):
+        created = await caseflow.post("/cases", json={"matter_code": "ALL-1", **_minimal()}, headers=keyed(headers))
+        assert created.status_code == 201, created.text
+    stats = (await caseflow.get("/supervision/stats", headers=officer("supervisor", "JCZX"))).json()
+    [scjg] = [entry for entry in stats if entry["volume"] == 3]
+    assert scjg["online_share"] == round(2 / 3, 4), scjg
+
+
 # ---- 统一窗口出件 -----------------------------------------------------------------------------------
 async def approved(client, **changes: Any) -> dict[str, Any]:
     case = await submit(client, **{"delivery": WINDOW, **changes})
