@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     case_number_block: int = Field(default=20, ge=1, le=1000)
     # Local day boundaries for "received on", deadlines and the supervision timer.
     timezone: str = "Asia/Shanghai"
+    # The public progress page a printed 办件进度单's QR code points to: {this}/{case_no}?code={query code}.
+    public_progress_url: str = Field(default="http://localhost:8000/api/v1/caseflow/progress", max_length=200)
     # Supervision: yellow when this many working days (or fewer) remain; red when overdue.
     yellow_at_days: int = Field(default=2, ge=0)
     supervision_interval_seconds: float = Field(default=60.0, gt=0)

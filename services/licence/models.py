@@ -113,16 +113,20 @@ class LicenceSerial(Base):
 
 
 class AccessEntry(Base):
-    """One read of a licence by someone other than its holder."""
+    """One read of a licence by someone other than its holder, or one print by the holder's side
+    (``action`` print: from which channel and, at a kiosk, which device — never an ID number)."""
 
     __tablename__ = "access_log"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"), index=True)
     reader: Mapped[str] = mapped_column(String(80))
-    reader_kind: Mapped[str] = mapped_column(String(10))  # officer | service
+    reader_kind: Mapped[str] = mapped_column(String(10))  # officer | service | holder | agent
     case_no: Mapped[str | None] = mapped_column(String(40), nullable=True)
     purpose: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(TS)
+    action: Mapped[str] = mapped_column(String(10), default="read", server_default="read")  # read | print
+    channel: Mapped[str | None] = mapped_column(String(10), nullable=True)  # online | counter | kiosk
+    device: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the kiosk's device id
 
 
 class DepartmentPush(Base):

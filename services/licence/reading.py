@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
+from kit.masking import mask_id_number
 from kit.pagination import PageQuery
 from services.licence.context import Context
 from services.licence.domain import access
@@ -84,6 +85,35 @@ def log_read(session: AsyncSession, ctx: Context, licence: Licence, *, reader: s
     )
 
 
+def print_reader(principal: Principal, relation: str) -> str:
+    """Who printed, as the holder sees it: the kiosk's device, the counter's officer, or the holder
+    (an agent's ID number masked) — never a full ID number."""
+    if principal.channel == "kiosk" and principal.device:
+        return f"kiosk:{principal.device}"[:80]
+    if principal.channel == "counter" and principal.helper:
+        return principal.helper[:80]
+    if relation == access.AGENT and principal.actor:
+        return f"agent:{mask_id_number(principal.actor)}"[:80]
+    return relation
+
+
+def log_print(session: AsyncSession, ctx: Context, principal: Principal, licence: Licence, relation: str) -> None:
+    """One print in the licence's access log: channel, the kiosk's device id, when (same transaction)."""
+    session.add(
+        AccessEntry(
+            licence_id=licence.id,
+            reader=print_reader(principal, relation),
+            reader_kind=relation,
+            case_no=None,
+            purpose=f"print:{principal.channel}",
+            at=ctx.current_time(),
+            action="print",
+            channel=principal.channel[:10],
+            device=(principal.device or None) and principal.device[:64],
+        )  # fmt: skip
+    )
+
+
 async def read_one(session: AsyncSession, ctx: Context, principal: Principal, identifier: str,
                    *, purpose: str | None = None) -> dict[str, Any]:  # fmt: skip
     """GET /licences/{identifier}: the holder's side reads freely; an issuing officer's read is logged."""
@@ -129,6 +159,9 @@ async def access_log(session: AsyncSession, principal: Principal, identifier: st
                 "case_no": e.case_no,
                 "purpose": e.purpose,
                 "at": e.at,
+                "action": e.action,
+                "channel": e.channel,
+                "device": e.device,
             }  # fmt: skip
             for e in rows
         ],

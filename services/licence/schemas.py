@@ -74,10 +74,13 @@ class LicencePage(Page[LicenceOut]):
 
 class AccessEntryOut(BaseModel):
     reader: str
-    reader_kind: Literal["officer", "service"]
+    reader_kind: Literal["officer", "service", "holder", "agent"]
     case_no: str | None
     purpose: str
     at: datetime
+    action: Literal["read", "print"] = "read"
+    channel: str | None = Field(default=None, description="a print's channel: online, counter or kiosk")
+    device: str | None = Field(default=None, description="a kiosk print's device id")
 
 
 class AccessLogPage(Page[AccessEntryOut]):

@@ -25,6 +25,7 @@ from services.caseflow.cases import (
     materials,
     pickups,
     prefill,
+    prints,
     reading,
     submission,
     transitions,
@@ -240,6 +241,17 @@ async def withdraw(
     """The applicant withdraws the case (before a decision)."""
     case = await transitions.applicant_action(session, context(request), caller, case_no, "withdraw", None, if_match)
     return await _answer(session, response, case, caller)
+
+
+@router.post("/cases/{case_no}/prints", tags=["cases"], response_class=Response,
+             responses={200: {"content": {"application/pdf": {}}, "description": "the 办件进度单"}})  # fmt: skip
+async def print_case(case_no: CaseNo, request: Request, session: DbSession, caller: Caller) -> Response:
+    """The applicant's 办件进度单 (kiosk, counter or online), with the QR code of the public progress
+    page; every print is a ``printed`` line on the case's timeline (channel, kiosk device)."""
+    document = await prints.print_progress_sheet(session, context(request), caller, case_no)
+    return Response(document, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{case_no}.pdf"',
+                             "Cache-Control": "private, no-store"})  # fmt: skip
 
 
 @router.get("/progress/{case_no}", tags=["public"], response_model=ProgressOut)

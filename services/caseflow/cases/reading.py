@@ -29,7 +29,7 @@ from services.caseflow.domain.case_number import valid_case_number
 from services.caseflow.models import OPEN_CASES, Case, CaseBranch, CaseEvent, CasePause, CaseShipment, Evaluation
 
 # Timeline lines that are records, not steps of the case: not on the public progress page.
-NOT_STEPS = frozenset({"material_read"})
+NOT_STEPS = frozenset({"material_read", "printed"})
 
 
 def summary_out(case: Case) -> dict[str, Any]:

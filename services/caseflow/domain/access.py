@@ -78,6 +78,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "case.withdraw": _APPLYING,
     "case.evaluate": _APPLYING,
     "case.request_pickup": _APPLYING,  # 上门收件: the carrier collects the originals (domain/states.py: when)
+    "case.print": _APPLYING,  # 办件进度单 (kiosk, counter, online): every print on the case's timeline
     # reading
     "case.read": {
         **_APPLYING,

@@ -164,6 +164,8 @@ async def attempt(client, action: str, case: dict[str, Any] | None, headers: dic
     version = {"If-Match": str(case["version"])} if case else {}
     if action == "case.read":
         return await client.get(f"/cases/{no}", headers=headers)
+    if action == "case.print":
+        return await client.post(f"/cases/{no}/prints", headers=headers)
     if action == "case.read_material":
         blob = case["materials"][0]["blob_id"]
         return await client.get(f"/cases/{no}/materials/{blob}", headers=headers)

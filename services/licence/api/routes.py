@@ -16,6 +16,7 @@ from kit.errors import Problem
 from kit.pagination import PageQuery, Pagination
 from services.licence import catalogue, checks, imports, issuance, lifecycle, reading
 from services.licence.context import Context
+from services.licence.domain import access
 from services.licence.schemas import (
     CODE,
     AccessLogPage,
@@ -129,16 +130,31 @@ async def licence_qr(request: Request, session: DbSession, caller: Caller, ident
     return request.app.state.credentials.qr(licence)
 
 
-@router.get("/licences/{identifier}/pdf", tags=["wallet"], response_class=Response)
-async def licence_pdf(request: Request, session: DbSession, caller: Caller, identifier: Identifier) -> Response:
-    """The holder's signed printable PDF."""
-    licence, _ = await reading.authorize(session, caller, identifier, "licence.pdf")
+async def _pdf(request: Request, session: DbSession, caller: Caller, identifier: str, action: str) -> Response:
+    licence, relation = await reading.authorize(session, caller, identifier, action)
     # pyHanko signs through asyncio.run inside, and rendering is CPU work: both off the event loop.
     document = await asyncio.to_thread(request.app.state.credentials.pdf, licence)
     if document is None:  # no seal configured: nothing unsigned is handed out as a licence
         raise Problem(501, "not-implemented", "PDF not available", "sealed PDFs are not enabled on this deployment")
+    if action == "licence.print":  # committed with the answer: no print without its log line
+        reading.log_print(session, _ctx(request), caller, licence, relation)
     return Response(document, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{licence.number}.pdf"'})  # fmt: skip
+
+
+@router.get("/licences/{identifier}/pdf", tags=["wallet"], response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})  # fmt: skip
+async def licence_pdf(request: Request, session: DbSession, caller: Caller, identifier: Identifier) -> Response:
+    """The holder's signed printable PDF: a download online; from a kiosk or the counter a print,
+    written to the access log like ``POST /prints``."""
+    return await _pdf(request, session, caller, identifier, access.pdf_action(caller))
+
+
+@router.post("/licences/{identifier}/prints", tags=["wallet"], response_class=Response, status_code=200,
+             responses={200: {"content": {"application/pdf": {}}}})  # fmt: skip
+async def print_licence(request: Request, session: DbSession, caller: Caller, identifier: Identifier) -> Response:
+    """Print: the signed PDF, and a ``print`` line in the access log (channel, kiosk device, time)."""
+    return await _pdf(request, session, caller, identifier, "licence.print")
 
 
 @router.post("/licences/{identifier}/{action}", tags=["issuing"], response_model=LicenceOut)

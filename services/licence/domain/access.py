@@ -53,6 +53,7 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
     "licence.access_log": _HOLDING,  # who read my licence: the holder's side only
     "licence.qr": _HOLDING,
     "licence.pdf": _HOLDING,
+    "licence.print": _HOLDING,  # a print (a kiosk's, or POST /prints): the holder's side, always logged
     "licence.issue": {ISSUER_OFFICER: _DECIDERS},
     "licence.suspend": {ISSUER_OFFICER: _DECIDERS},
     "licence.reinstate": {ISSUER_OFFICER: _DECIDERS},
@@ -64,11 +65,18 @@ TABLE: Final[dict[str, dict[str, frozenset[str]]]] = {
 ACTIONS: Final = tuple(TABLE)
 # Actions on one existing licence: a caller who cannot read it gets 404.
 LICENCE_ACTIONS: Final = frozenset(
-    {"licence.read", "licence.access_log", "licence.qr", "licence.pdf", "licence.suspend", "licence.reinstate",
-     "licence.revoke"}
+    {"licence.read", "licence.access_log", "licence.qr", "licence.pdf", "licence.print", "licence.suspend",
+     "licence.reinstate", "licence.revoke"}
 )  # fmt: skip
 # Reads that are written to the licence's access log (a read by anyone but the holder's side).
 LOGGED_RELATIONS: Final = frozenset({ISSUER_OFFICER, CASEFLOW})
+# Channels where handing out the PDF is a print on paper (a kiosk has no download), logged as one.
+PRINTING_CHANNELS: Final = frozenset({"kiosk", "counter"})
+
+
+def pdf_action(principal: Principal) -> str:
+    """GET /pdf: a download online, a print (``licence.print``, logged) at a kiosk or the counter."""
+    return "licence.print" if principal.channel in PRINTING_CHANNELS else "licence.pdf"
 
 
 def _refusal(action: str, relation: str) -> Decision | None:

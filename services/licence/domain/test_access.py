@@ -65,3 +65,14 @@ def test_a_department_issues_only_its_types():
     officer = Principal.from_claims({"sub": "o", "kind": "officer", "dept": "SCJGJ"})
     assert access.issuing_relation(officer, issuers=("SCJGJ", "GAJ")) == access.ISSUER_OFFICER
     assert access.issuing_relation(officer, issuers=("BDCDJ",)) == access.NONE
+
+
+def test_a_pdf_is_a_print_at_a_kiosk_or_the_counter_and_a_download_online():
+    assert access.pdf_action(_principal()) == "licence.pdf"
+    assert access.pdf_action(_principal(chn="kiosk", dev="KIOSK-1")) == "licence.print"
+    assert access.pdf_action(_principal(chn="counter", hlp={"sub": "officer:a"})) == "licence.print"
+    # the holder's side prints; nobody else, not the issuing officer either
+    assert access.permitted("licence.print", access.HOLDER, ()) and access.permitted("licence.print", access.AGENT, ())
+    assert not access.permitted("licence.print", access.AGENT_OUTSIDE_SCOPE, ())
+    assert access.decide("licence.print", access.ISSUER_OFFICER, ("decider",)).status == 403
+    assert access.decide("licence.print", access.NONE, ()).status == 404

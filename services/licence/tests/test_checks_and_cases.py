@@ -37,7 +37,8 @@ async def test_checks_answer_log_and_refuse_by_rule(licence):
                          "status": "valid", "version": 1, "valid_until": "2031-11-01"}  # fmt: skip
     log = (await licence.get(f"/licences/{food['identifier']}/access-log", headers=_holder())).json()
     assert log["items"] == [{"reader": "caseflow", "reader_kind": "service", "case_no": "371400-20261102-0001",
-                             "purpose": "material:食品经营许可证", "at": log["items"][0]["at"]}]  # fmt: skip
+                             "purpose": "material:食品经营许可证", "at": log["items"][0]["at"],
+                             "action": "read", "channel": None, "device": None}]  # fmt: skip
 
     async def rule(body) -> tuple[int, str]:
         response = await post_check(licence, body)
