@@ -170,8 +170,9 @@ class SandboxLicences:
         """Change a held licence (suspend it, let it expire, re-issue it under a new version)."""
         self.licences[identifier] = replace(self.licences[identifier], **changes)  # type: ignore[arg-type]
 
-    async def check(self, question: LicenceCheck) -> CheckedLicence:
-        self.calls.append(question)
+    async def _answer_or_fail(self) -> None:
+        """What every call meets first: the service down, its latency, its failures (``fail_first``,
+        then at ``failure_rate``)."""
         delay, fails = self._random.uniform(*self.latency), self._random.random()
         if self.down:
             raise LicenceUnavailable("sandbox: the licence service is down", maybe_read=False)
@@ -182,6 +183,10 @@ class SandboxLicences:
             raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
         if fails < self.failure_rate:
             raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+
+    async def check(self, question: LicenceCheck) -> CheckedLicence:
+        self.calls.append(question)
+        await self._answer_or_fail()
         licence = self.licences.get(question.identifier)
         if licence is None:
             raise LicenceRefused("not_found")
@@ -200,16 +205,7 @@ class SandboxLicences:
     async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
                        case_no: str | None = None) -> list[Holding]:  # fmt: skip
         self.holding_calls.append((holder, tuple(licence_types), purpose))
-        delay, fails = self._random.uniform(*self.latency), self._random.random()
-        if self.down:
-            raise LicenceUnavailable("sandbox: the licence service is down", maybe_read=False)
-        if delay > 0:
-            await asyncio.sleep(delay)  # the service's latency, not synchronisation
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
-        if fails < self.failure_rate:
-            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+        await self._answer_or_fail()
         found = []
         for licence in self.licences.values():
             if licence.holder != holder or licence.licence_type not in licence_types:
