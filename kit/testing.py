@@ -14,7 +14,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -130,3 +130,13 @@ def access_refusals(access: Any, action: str, relation: str) -> Iterator[tuple[t
         assert decision.allowed == expected, (action, relation, roles)
         if not expected:
             yield roles, decision
+
+
+async def until(condition: Callable[[], Any], what: str, *, tries: int = 200, interval: float = 0.05) -> None:
+    """Poll ``condition()`` — what a background task (a consumer, a reload) will make true — every
+    ``interval`` seconds; AssertionError naming ``what`` when ``tries`` polls did not see it."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(interval)  # polling what runs in the background
+    raise AssertionError(f"not seen: {what}")
