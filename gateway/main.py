@@ -157,6 +157,27 @@ class _Verified:
         self.helper, self.helper_session = helper_of(claims)  # a counter token's officer
 
 
+def _signed_parts(path: str, scope: dict[str, Any], captured: dict[bytes, bytes]) -> tuple[dict[str, str], str, str]:
+    """What a request's signature is checked on: the signature headers it carried, its path as sent
+    (raw, before any decoding) and its query."""
+    headers = {
+        name: captured[raw].decode("latin-1")
+        for name, raw in (
+            (PARTNER_HEADER, b"x-partner-id"),
+            (TIMESTAMP_HEADER, b"x-timestamp"),
+            (NONCE_HEADER, b"x-nonce"),
+            (SIGNATURE_HEADER, b"x-signature"),
+        )
+        if raw in captured
+    }
+    raw_path = scope.get("raw_path")
+    return (
+        headers,
+        raw_path.decode("latin-1") if raw_path else path,
+        (scope.get("query_string") or b"").decode("latin-1"),
+    )
+
+
 class Gateway:
     """The ASGI application."""
 
@@ -731,24 +752,13 @@ class Gateway:
         body: bytes,
         forwarded: list[tuple[str, str]],
     ) -> Problem | None:
-        headers = {
-            name: captured[raw].decode("latin-1")
-            for name, raw in (
-                (PARTNER_HEADER, b"x-partner-id"),
-                (TIMESTAMP_HEADER, b"x-timestamp"),
-                (NONCE_HEADER, b"x-nonce"),
-                (SIGNATURE_HEADER, b"x-signature"),
-            )
-            if raw in captured
-        }
-        raw_path = scope.get("raw_path")
-        signed_path = raw_path.decode("latin-1") if raw_path else path
+        headers, signed_path, query = _signed_parts(path, scope, captured)
         try:
             partner_id, nonce = check_signature(
                 self.partners,
                 method=method,
                 path=signed_path,
-                query=(scope.get("query_string") or b"").decode("latin-1"),
+                query=query,
                 headers=headers,
                 body=body,
                 now=time.time(),
@@ -779,24 +789,13 @@ class Gateway:
         kiosk token names). On success its nonce is spent and the verified device is forwarded as
         ``X-Kiosk-Device`` (logs), and for the card read also as ``X-Partner-Id`` (identity checks
         the signature again)."""
-        headers = {
-            name: captured[raw].decode("latin-1")
-            for name, raw in (
-                (PARTNER_HEADER, b"x-partner-id"),
-                (TIMESTAMP_HEADER, b"x-timestamp"),
-                (NONCE_HEADER, b"x-nonce"),
-                (SIGNATURE_HEADER, b"x-signature"),
-            )
-            if raw in captured
-        }
+        headers, signed_path, query = _signed_parts(path, scope, captured)
         kiosks = self.kiosk_directory.kiosks
         if device is not None:
             kiosks = {device: kiosks[device]} if device in kiosks else {}
-        raw_path = scope.get("raw_path")
         try:
             device_id, nonce = verify_request(
-                kiosks, method=method, path=raw_path.decode("latin-1") if raw_path else path,
-                query=(scope.get("query_string") or b"").decode("latin-1"), headers=headers, body=body,
+                kiosks, method=method, path=signed_path, query=query, headers=headers, body=body,
                 now=time.time(), max_age=self.settings.signature_max_age_seconds,
             )  # fmt: skip
         except SignatureRejected as rejected:

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from kit.errors import Problem
 
+if TYPE_CHECKING:
+    from kit.auth import Principal
+
 ANY: Final = frozenset({"*"})
 Table = Mapping[str, Mapping[str, frozenset[str]]]
+
+# Relations of a caller to an object of one applicant's case (a shipment, a payment order):
+# see applicant_side_relation.
+AGENT: Final = "agent"
+AGENT_OUTSIDE_SCOPE: Final = "agent_outside_scope"
+DEPARTMENT: Final = "department"
+SUPERVISOR_RELATION: Final = "supervisor"
+NONE: Final = "none"
 
 
 @dataclass(frozen=True)
@@ -77,3 +88,39 @@ class AccessTable:
         decision = self.decide(action, relation, roles)
         if not decision.allowed:
             raise decision.problem()
+
+
+def applicant_side_relation(
+    principal: Principal, *, applicant: str, department: str, own: str, covers: Callable[[Principal], bool]
+) -> str:
+    """The caller's relation to an object of one applicant's case worked by ``department``: an
+    officer of it is ``department``, another officer holding the supervisor role ``supervisor``;
+    the applicant itself (a person, or an enterprise token without an agent) is ``own``; a person
+    acting for it is ``agent`` when its mandate ``covers`` the object, else ``agent_outside_scope``;
+    anybody else ``none``."""
+    if principal.kind == "officer":
+        if principal.department and principal.department == department:
+            return DEPARTMENT
+        return SUPERVISOR_RELATION if "supervisor" in principal.roles else NONE
+    if principal.kind not in {"person", "enterprise"} or principal.subject != applicant:
+        return NONE
+    if principal.actor is None:
+        return own
+    return AGENT if covers(principal) else AGENT_OUTSIDE_SCOPE
+
+
+def applicant_side_list_scope(
+    principal: Principal, *, own: str, covers: Callable[[Principal], bool]
+) -> tuple[str, str | None]:
+    """Which objects a caller's list shows: ``(own, subject)`` for the applicant's side,
+    ``("department", code)`` for an officer, ``("all", None)`` for a supervisor; ``("none", None)``
+    when nothing (an agent whose mandate does not ``cover`` them, an officer without a department)."""
+    if principal.kind == "officer":
+        if "supervisor" in principal.roles:
+            return "all", None
+        return ("department", principal.department) if principal.department else ("none", None)
+    if principal.kind in {"person", "enterprise"}:
+        if principal.actor is not None and not covers(principal):
+            return "none", None
+        return own, principal.subject
+    return "none", None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -218,3 +219,31 @@ class EventConsumer(BackgroundLoop):
         log.error(
             "consumer %s: dead-lettered %s after %d deliveries: %s", self.durable, message.subject, deliveries, reason
         )
+
+
+def one_durable_each(
+    app: Any,
+    *,
+    inbox: Table,
+    handlers: Mapping[str, Handler],
+    durables: Iterable[tuple[str, str, str, str]],
+    max_deliveries: int,
+    batch: int = 50,
+) -> list[EventConsumer]:
+    """One durable consumer per ``(durable, stream, subject, event type)`` on the app's bus and
+    sessions, each applying only its own event type with ``handlers[event type]`` (one subject's
+    backlog never holds up another's)."""
+    return [
+        EventConsumer(
+            bus=app.state.bus,
+            sessionmaker=app.state.sessionmaker,
+            inbox=inbox,
+            max_deliveries=max_deliveries,
+            batch=batch,
+            durable=durable,
+            stream=stream,
+            filter_subject=subject,
+            handlers={event_type: handlers[event_type]},
+        )  # fmt: skip
+        for durable, stream, subject, event_type in durables
+    ]

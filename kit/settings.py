@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +13,15 @@ from kit.db import async_database_url
 from kit.pagination import DEFAULT_PAGE_SIZE
 
 DATA_DIR = Path(".data")
+
+
+def json_text(value: Any) -> Any:
+    """A mapping setting's value before validation: pydantic-settings decodes JSON for complex
+    fields from the environment; a plain string given in code (tests) is decoded here the same
+    way (empty: ``{}``). Anything else is left to the field's own validation."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
 
 
 class ServiceSettings(BaseSettings):

@@ -145,6 +145,17 @@ def verify_request(
     raise SignatureRejected("bad-signature", "signature does not match")
 
 
+# Client errors from a partner's API that say "not now" rather than "never" (RFC 9110 §15.5): a key
+# being rotated (401/403), an id not known there yet (404), a timeout, too early, rate limiting.
+RETRYABLE_4XX = frozenset({401, 403, 404, 408, 425, 429})
+
+
+def worth_retrying(status: int) -> bool:
+    """Whether a signed call answered ``status`` (not its success, which the caller takes first)
+    may be tried again: a 5xx, a retryable 4xx, or an answer that is no answer (1xx/2xx/3xx)."""
+    return status >= 500 or status in RETRYABLE_4XX or status < 400
+
+
 class SignedJsonPoster:
     """POSTs JSON to one URL, signed as above under ``key_id`` (caseflow asking licence, express
     booking the carrier). httpx is fine for these: one short call per request, low volume (DESIGN

@@ -9,11 +9,12 @@ tokens with the claims of docs/adr/0002-token-claims.md. Imported by tests only,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import OKPAlgorithm
 
+from kit.access import Decision
 from kit.auth import public_keys_from_jwks
 
 ISSUER = "yiwang-identity"
@@ -108,3 +110,33 @@ async def serve(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> A
         server.should_exit = True
         await asyncio.wait_for(task, 10)
         sock.close()
+
+
+def access_cells(access: Any) -> list[tuple[str, str]]:
+    """Every (action, relation) of a service's access module (``ACTIONS`` × ``RELATIONS``): what its
+    walk of the whole table is parametrized with."""
+    return list(itertools.product(access.ACTIONS, access.RELATIONS))
+
+
+def access_refusals(access: Any, action: str, relation: str) -> Iterator[tuple[tuple[str, ...], Decision]]:
+    """One cell of a service's access table walked for no role and each of ``access.OFFICER_ROLES``
+    alone: ``access.decide`` must allow exactly what ``access.TABLE``'s cell says (read here on its
+    own, not through ``kit.access``); each refusal is yielded as ``(roles, decision)`` for the
+    service's test to check against its own refusal rules (404/403/401)."""
+    for roles in [(), *((role,) for role in access.OFFICER_ROLES)]:
+        cell = access.TABLE[action].get(relation)
+        expected = cell is not None and ("*" in cell or bool(cell & set(roles)))
+        decision = access.decide(action, relation, roles)
+        assert decision.allowed == expected, (action, relation, roles)
+        if not expected:
+            yield roles, decision
+
+
+async def until(condition: Callable[[], Any], what: str, *, tries: int = 200, interval: float = 0.05) -> None:
+    """Poll ``condition()`` — what a background task (a consumer, a reload) will make true — every
+    ``interval`` seconds; AssertionError naming ``what`` when ``tries`` polls did not see it."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(interval)  # polling what runs in the background
+    raise AssertionError(f"not seen: {what}")

@@ -17,19 +17,11 @@ import jwt
 from gateway.tests.conftest import JwksServer, gateway_settings, running_gateway
 from kit.migrate import upgrade
 from kit.signing import new_nonce, signed_headers
-from kit.testing import serve
+from kit.testing import serve, until
 from services.exchange.main import create_app
 from services.exchange.tests.conftest import GATEWAY_SECRET, TOKENS, push_body, settings_for
 
 ADMIN = {"Authorization": "Bearer " + TOKENS.officer_token("admin", roles=("admin",), department="ADMIN")}
-
-
-async def until(condition, what: str) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not seen: {what}")
 
 
 async def signed_push(client: httpx.AsyncClient, base: str, secret: str, body: dict[str, Any]) -> httpx.Response:

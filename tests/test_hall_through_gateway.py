@@ -17,7 +17,7 @@ import httpx
 from gateway.tests.conftest import gateway_settings, running_gateway
 from kit.migrate import upgrade
 from kit.signing import new_nonce, signed_headers
-from kit.testing import serve
+from kit.testing import serve, until
 from services.identity.main import create_app
 from services.identity.officers import create_officer
 from services.identity.schemas import CreateOfficer
@@ -28,14 +28,6 @@ PASSWORD = "pass-2026-x"
 KIOSK = "KIOSK-370102-01"
 LIU = "110101194505060013"
 NEIGHBOUR = "11010519491231002X"
-
-
-async def until(condition, what: str) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not seen: {what}")
 
 
 def card(id_number: str, name: str) -> dict:

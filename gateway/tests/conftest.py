@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway.main import Gateway
 from gateway.settings import GatewaySettings, Partner
 from kit.natsd import free_port
+from kit.signing import SignatureRejected, verify_request
 from kit.testing import AUDIENCE, ISSUER, PERSON_ID, TokenSigner  # noqa: F401 - re-exported to the tests
 
 
@@ -55,16 +56,73 @@ class Seen:
     body: bytes
 
 
-class Upstream:
+class LoopbackServer:
+    """An aiohttp app on a free loopback port; a subclass adds its routes (``routes``)."""
+
+    client_max_size = 1024**2  # aiohttp's default
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> Any:
+        app = web.Application(client_max_size=self.client_max_size)
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class SignedKeySource(LoopbackServer):
+    """A service's keys document as far as the gateway sees it (identity's ``/kiosks/keys``,
+    exchange's ``/partners/keys``): ``GET path`` signed with the gateway's service key only; any
+    other request is refused with ``refusal_status`` (and counted)."""
+
+    def __init__(self, path: str, service_secret: str, document: dict[str, Any], *, refusal_status: int = 401) -> None:
+        super().__init__()
+        self.path = path
+        self.service_secret = service_secret
+        self.document = document
+        self.refusal_status = refusal_status
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.served = 0
+        self.refused = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get(self.path, self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        try:
+            verify_request({"gateway": [self.service_secret]}, method="GET", path=request.path, query="",
+                           headers={k.lower(): v for k, v in request.headers.items()}, body=b"",
+                           now=time.time(), max_age=300)  # fmt: skip
+        except SignatureRejected:
+            self.refused += 1
+            return web.json_response({"status": self.refusal_status}, status=self.refusal_status)
+        self.served += 1
+        return web.json_response(self.document)
+
+
+class Upstream(LoopbackServer):
     """A small service that records what it saw; special paths sleep, stream or serve OpenAPI."""
 
+    client_max_size = 64 * 1024 * 1024
+
     def __init__(self, openapi: dict[str, Any] | None = None) -> None:
+        super().__init__()
         self.seen: list[Seen] = []
         self.openapi = openapi or {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {}}
         self.ready = True
-        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -97,43 +155,23 @@ class Upstream:
             headers={"X-Upstream": "yes", "Set-Cookie": "a=b", "X-Request-Id": request.headers.get("X-Request-Id", "")},
         )
 
-    async def start(self) -> Upstream:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
-class JwksServer:
+class JwksServer(LoopbackServer):
     def __init__(self, keys: list[SigningKey]) -> None:
+        super().__init__()
         self.keys = keys
         self.fetches = 0
-        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
-        self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         self.fetches += 1
         return web.json_response({"keys": [k.jwk() for k in self.keys]})
 
-    async def start(self) -> JwksServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/.well-known/jwks.json", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 PARTNER_SECRET = "ems-secret-for-tests"

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
 from gateway.kiosks import parse_kiosk_keys
-from gateway.tests.conftest import gateway_settings, running_gateway
-from kit.natsd import free_port
-from kit.signing import SignatureRejected, new_nonce, signed_headers, verify_request
+from gateway.tests.conftest import SignedKeySource, gateway_settings, running_gateway
+from kit.signing import new_nonce, signed_headers
 
 SERVICE_SECRET = "gateway-identity-secret-for-tests"
 KIOSK = "KIOSK-370102-01"
@@ -26,45 +24,14 @@ SESSIONS = "/api/v1/identity/kiosk-sessions"
 CASES = "/api/v1/caseflow/cases"
 
 
-class KioskSource:
-    """identity's ``GET /kiosks/keys`` as far as the gateway sees it: signed requests only."""
-
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {
-            KIOSK: {"secrets": [KIOSK_SECRET], "hall_code": "HALL-370102"},
-            OTHER: {"secrets": [OTHER_SECRET], "hall_code": "HALL-370102"},
-        }
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.served = 0
-        self._runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        try:
-            verify_request({"gateway": [SERVICE_SECRET]}, method="GET", path=request.path, query="",
-                           headers={k.lower(): v for k, v in request.headers.items()}, body=b"",
-                           now=time.time(), max_age=300)  # fmt: skip
-        except SignatureRejected:
-            return web.json_response({"status": 403}, status=403)
-        self.served += 1
-        return web.json_response(self.document)
-
-    async def start(self) -> KioskSource:
-        app = web.Application()
-        app.router.add_get("/kiosks/keys", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 @pytest.fixture
 async def source():
-    server = await KioskSource().start()
+    # identity's GET /kiosks/keys as far as the gateway sees it: signed requests only
+    document = {
+        KIOSK: {"secrets": [KIOSK_SECRET], "hall_code": "HALL-370102"},
+        OTHER: {"secrets": [OTHER_SECRET], "hall_code": "HALL-370102"},
+    }
+    server = await SignedKeySource("/kiosks/keys", SERVICE_SECRET, document, refusal_status=403).start()
     yield server
     await server.stop()
 

@@ -9,58 +9,23 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
 from gateway.partners import PartnerDirectory, parse_partner_keys
 from gateway.signing import signed_headers
-from gateway.tests.conftest import PARTNER_SECRET, gateway_settings, running_gateway
-from kit.natsd import free_port
-from kit.signing import SignatureRejected, new_nonce, verify_request
+from gateway.tests.conftest import PARTNER_SECRET, SignedKeySource, gateway_settings, running_gateway
+from kit.signing import new_nonce
 
 SERVICE_SECRET = "gateway-exchange-secret-for-tests"
 BDCDJ_SECRET = "bdcdj-secret-for-tests"
 PUSH_PATH = "/api/v1/departments/BDCDJ/events"
 
 
-class KeySource:
-    """Exchange's ``GET /partners/keys`` as far as the gateway sees it: signed requests only."""
-
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {"dept-bdcdj": {"secrets": [BDCDJ_SECRET], "paths": [PUSH_PATH]}}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.served = 0
-        self.refused = 0
-        self._runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        try:
-            verify_request({"gateway": [SERVICE_SECRET]}, method="GET", path=request.path, query="",
-                           headers={k.lower(): v for k, v in request.headers.items()}, body=b"",
-                           now=time.time(), max_age=300)  # fmt: skip
-        except SignatureRejected:
-            self.refused += 1
-            return web.json_response({"status": 401}, status=401)
-        self.served += 1
-        return web.json_response(self.document)
-
-    async def start(self) -> KeySource:
-        app = web.Application()
-        app.router.add_get("/partners/keys", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-
 @pytest.fixture
 async def source():
-    server = await KeySource().start()
+    # exchange's GET /partners/keys as far as the gateway sees it: signed requests only
+    document = {"dept-bdcdj": {"secrets": [BDCDJ_SECRET], "paths": [PUSH_PATH]}}
+    server = await SignedKeySource("/partners/keys", SERVICE_SECRET, document).start()
     yield server
     await server.stop()
 

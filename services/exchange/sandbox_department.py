@@ -29,8 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -43,7 +42,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from contracts.departments import CODE, SUBJECT_ID
-from kit.errors import install_problem_handlers
+from kit.sandbox import SandboxWork, sandbox_app, serve
 from kit.signing import SignedJsonPoster
 
 log = logging.getLogger("yiwang.exchange.sandbox_department")
@@ -92,7 +91,7 @@ class OwnCaseIn(BaseModel):
     holder_name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class DepartmentSandbox:
+class DepartmentSandbox(SandboxWork):
     """What the sandbox knows: webhooks received, pushes sent and their answers."""
 
     def __init__(self, settings: SandboxDepartmentSettings, *, client: httpx.AsyncClient | None = None) -> None:
@@ -107,7 +106,7 @@ class DepartmentSandbox:
         self._poster = SignedJsonPoster(settings.push_url, key_id=settings.partner_id,
                                         secret=settings.partner_secret.get_secret_value(),
                                         timeout=settings.push_timeout_seconds, client=client)  # fmt: skip
-        self._tasks: set[asyncio.Task] = set()
+        super().__init__(close=self._poster.aclose)
         self._numbers = itertools.count(1)
         self._verifier = StandardWebhook(settings.webhook_secret.get_secret_value()) if (
             settings.webhook_secret.get_secret_value()
@@ -205,25 +204,6 @@ class DepartmentSandbox:
             log.warning("bdcdj sandbox: push %s (%s) not taken: %s", event_id, push_type, record["error"])
         return record
 
-    def _spawn(self, work) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def settle(self, timeout: float) -> None:
-        """Wait until every case worked has pushed all it will (tests)."""
-        async with asyncio.timeout(timeout):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._poster.aclose()
-
 
 def _now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -236,14 +216,7 @@ def create_app(
     settings = settings or SandboxDepartmentSettings()
     sandbox = DepartmentSandbox(settings, client=client)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await sandbox.aclose()
-
-    app = FastAPI(title=f"{settings.department} department system sandbox", version="1", lifespan=lifespan)
-    app.state.sandbox = sandbox
-    install_problem_handlers(app)
+    app = sandbox_app(f"{settings.department} department system sandbox", sandbox, ready=lambda: not sandbox.outage)
 
     @app.post("/webhooks")
     async def webhooks(request: Request) -> JSONResponse:
@@ -267,26 +240,12 @@ def create_app(
     async def receipts() -> dict[str, Any]:
         return {"items": sandbox.receipts}
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        if sandbox.outage:
-            return JSONResponse({"status": "outage"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
     return app
 
 
 def main() -> None:
     """``python -m services.exchange.sandbox_department``: serve on BDCDJ_SANDBOX_HOST:PORT."""
-    import uvicorn
-
-    settings = SandboxDepartmentSettings()
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(create_app, SandboxDepartmentSettings())
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.caseflow import CasePushSettled
 from contracts.events.licence import LicencePushSettled
-from kit.consumer import EventConsumer
+from kit.consumer import EventConsumer, one_durable_each
 from kit.events import CloudEvent
 from services.exchange import pushes
 from services.exchange.case_events import case_handlers
@@ -29,19 +29,13 @@ def inbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
     """caseflow.push.settled and licence.push.settled → the push's outcome (one durable each)."""
     if not settings.consume_settled_events:
         return []
-    return [
-        EventConsumer(
-            bus=app.state.bus,
-            sessionmaker=app.state.sessionmaker,
-            inbox=inbox,
-            max_deliveries=settings.max_deliveries,
-            durable=f"exchange-{stream.lower()}-push-settled",
-            stream=stream,
-            filter_subject=model.nats_subject,
-            handlers={model.event_type: _settled},
-        )  # fmt: skip
-        for stream, model in (("CASEFLOW", CasePushSettled), ("LICENCE", LicencePushSettled))
-    ]
+    models = (("CASEFLOW", CasePushSettled), ("LICENCE", LicencePushSettled))
+    return one_durable_each(
+        app, inbox=inbox, handlers={model.event_type: _settled for _, model in models},
+        max_deliveries=settings.max_deliveries,
+        durables=[(f"exchange-{stream.lower()}-push-settled", stream, model.nats_subject, model.event_type)
+                  for stream, model in models],
+    )  # fmt: skip
 
 
 async def start(settings: Settings, app: FastAPI) -> None:

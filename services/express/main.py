@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
 from kit.auth import KeyFetcher
-from kit.consumer import EventConsumer
+from kit.consumer import EventConsumer, one_durable_each
 from services.express.adapters.carrier import Carrier, HttpCarrier
 from services.express.api.routes import router
 from services.express.context import Context
@@ -22,20 +22,12 @@ def consumers_for(settings: Settings):
             return []
         handlers = case_handlers(lambda: app.state.express)
         # One durable per subject: each reads only its own requests from the CASEFLOW stream.
-        return [
-            EventConsumer(
-                bus=app.state.bus,
-                sessionmaker=app.state.sessionmaker,
-                inbox=inbox,
-                max_deliveries=settings.max_deliveries,
-                batch=settings.consumer_batch,
-                durable=f"express-{name}",
-                stream="CASEFLOW",
-                filter_subject=f"caseflow.case.{name.replace('-', '_')}",
-                handlers={event_type: handlers[event_type]},
-            )  # fmt: skip
-            for name, event_type in (("delivery-requested", DELIVERY_REQUESTED), ("pickup-requested", PICKUP_REQUESTED))
-        ]
+        return one_durable_each(
+            app, inbox=inbox, handlers=handlers, max_deliveries=settings.max_deliveries, batch=settings.consumer_batch,
+            durables=[(f"express-{name}", "CASEFLOW", f"caseflow.case.{name.replace('-', '_')}", event_type)
+                      for name, event_type in (("delivery-requested", DELIVERY_REQUESTED),
+                                               ("pickup-requested", PICKUP_REQUESTED))],
+        )  # fmt: skip
 
     return build
 

@@ -34,8 +34,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -47,9 +45,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kit.errors import Problem, install_problem_handlers, problem_response
+from kit.errors import Problem, problem_response
 from kit.masking import mask_name
-from kit.signing import SignatureRejected, new_nonce, signed_headers, verify_request
+from kit.sandbox import SandboxWork, parse_body, post_until_taken, sandbox_app, serve
+from kit.signing import new_nonce, signed_headers
 from services.express.adapters.carrier import new_ems_waybill
 from services.express.domain import s10
 from services.express.domain.tracking import EMS_CODES
@@ -172,7 +171,7 @@ def plan_journey(rng: random.Random, *, failure_rate: float, return_rate: float)
     return codes + ["40"]
 
 
-class EmsSandbox:
+class EmsSandbox(SandboxWork):
     """The sandbox's state and background work (one per app)."""
 
     def __init__(self, settings: SandboxEmsSettings, *, client: httpx.AsyncClient | None = None) -> None:
@@ -180,13 +179,12 @@ class EmsSandbox:
         if settings.seed is None:
             settings = settings.model_copy(update={"seed": random.SystemRandom().randrange(2**32)})
         self.settings = settings
+        self._client = client or httpx.AsyncClient(timeout=settings.callback_timeout_seconds)
+        super().__init__(close=self._client.aclose)
         self._random = random.Random(settings.seed)
         self._jitter = random.Random(settings.seed + 1)
         self.by_reference: dict[str, SandboxOrder] = {}
         self.by_waybill: dict[str, SandboxOrder] = {}
-        self._nonces: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._client = client or httpx.AsyncClient(timeout=settings.callback_timeout_seconds)
         self._callback_path = urlsplit(settings.callback_url).path or "/"
         query = urlsplit(settings.callback_url).query
         if query:
@@ -195,19 +193,8 @@ class EmsSandbox:
     # -- orders --
     def verify(self, request: Request, body: bytes) -> None:
         """Express's signature, and its nonce not seen within the window (401 problem otherwise)."""
-        now = time.time()
-        try:
-            _, nonce = verify_request(
-                {self.settings.order_key_id: [self.settings.order_secret.get_secret_value()]},
-                method=request.method, path=request.url.path, query=request.url.query,
-                headers=request.headers, body=body, now=now, max_age=self.settings.signature_max_age_seconds,
-            )  # fmt: skip
-        except SignatureRejected as rejected:
-            raise Problem(401, "bad-signature", "signature refused", rejected.detail, reason=rejected.reason) from None
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if nonce in self._nonces:
-            raise Problem(401, "bad-signature", "signature refused", "nonce already used", reason="replay")
-        self._nonces[nonce] = now + 2 * self.settings.signature_max_age_seconds
+        keys = {self.settings.order_key_id: [self.settings.order_secret.get_secret_value()]}
+        self._verify_signed(request, body, keys, max_age=self.settings.signature_max_age_seconds)
 
     def book(self, order: OrderIn) -> tuple[int, SandboxOrder]:
         """201 and a new order, or 200 and the order already booked under this reference."""
@@ -232,11 +219,6 @@ class EmsSandbox:
         return 201, booked
 
     # -- tracking push --
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _drive(self, order: SandboxOrder, rng: random.Random) -> None:
         """Emit the order's events one step apart, sending each (held, doubled, late) as planned."""
         assert order.waybill is not None
@@ -275,45 +257,23 @@ class EmsSandbox:
             await asyncio.sleep(delay)  # lateness the settings ask for
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         secret = self.settings.partner_secret.get_secret_value()
-        for attempt in range(1, self.settings.callback_max_attempts + 1):
-            send.attempts = attempt
+
+        def headers() -> dict[str, str]:
             # A fresh nonce and timestamp every time: the receiver refuses a nonce it has seen.
-            headers = {
+            return {
                 "Content-Type": "application/json",
                 **signed_headers(self.settings.partner_id, secret, "POST", self._callback_path, body,
                                  nonce=new_nonce(), timestamp=int(time.time())),
             }  # fmt: skip
-            try:
-                response = await self._client.post(self.settings.callback_url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                send.last_error = f"{type(exc).__name__}"
-            else:
-                if response.status_code < 300:
-                    send.delivered_at = datetime.now(BEIJING).isoformat(timespec="milliseconds")
-                    send.last_error = None
-                    return
-                send.last_error = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code not in RETRY_STATUSES:
-                    break
-            if attempt < self.settings.callback_max_attempts:
-                backoff = min(self.settings.retry_base_seconds * 2 ** (attempt - 1), self.settings.retry_max_seconds)
-                await asyncio.sleep(backoff * self._jitter.uniform(0.5, 1.0))  # backoff between tries
-        send.gave_up = True
-        log.warning("ems sandbox gave up on %s (code %s): %s", send.event_id, send.code, send.last_error)
 
-    async def settle(self, timeout: float) -> None:
-        """Wait until every journey and send has finished (tests)."""
-        async with asyncio.timeout(timeout):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._client.aclose()
+        delivered = await post_until_taken(
+            self._client, self.settings.callback_url, body, headers, send,
+            max_attempts=self.settings.callback_max_attempts, retry_statuses=RETRY_STATUSES,
+            retry_base_seconds=self.settings.retry_base_seconds, retry_max_seconds=self.settings.retry_max_seconds,
+            jitter=self._jitter, now=lambda: datetime.now(BEIJING).isoformat(timespec="milliseconds"),
+        )  # fmt: skip
+        if not delivered:
+            log.warning("ems sandbox gave up on %s (code %s): %s", send.event_id, send.code, send.last_error)
 
 
 class OutageIn(BaseModel):
@@ -325,14 +285,7 @@ def create_app(settings: SandboxEmsSettings | None = None, *, client: httpx.Asyn
     settings = settings or SandboxEmsSettings()
     sandbox = EmsSandbox(settings, client=client)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await sandbox.aclose()
-
-    app = FastAPI(title="EMS sandbox", version="1", lifespan=lifespan)
-    app.state.sandbox = sandbox
-    install_problem_handlers(app)
+    app = sandbox_app("EMS sandbox", sandbox, ready=lambda: not sandbox.outage)
 
     @app.post("/orders", status_code=201)
     async def create_order(request: Request) -> JSONResponse:
@@ -341,15 +294,7 @@ def create_app(settings: SandboxEmsSettings | None = None, *, client: httpx.Asyn
         if sandbox.outage:
             problem = Problem(503, "unavailable", "EMS is unavailable", "sandbox outage", headers={"Retry-After": "5"})
             return problem_response(problem, request.url.path)
-        try:
-            order = OrderIn.model_validate_json(body)
-        except ValueError as exc:
-            errors: list[Any] = getattr(exc, "errors", list)()
-            first = errors[0] if errors else {}
-            field_name = ".".join(str(p) for p in first.get("loc", ())) or "body"
-            raise Problem(422, "validation", "Request is not valid", f"{field_name}: {first.get('msg', 'invalid')}",
-                          errors=[{"field": field_name, "rule": first.get("type", "invalid"),
-                                   "message": first.get("msg", "invalid")}]) from None  # fmt: skip
+        order = parse_body(OrderIn, body)
         status, booked = sandbox.book(order)
         if booked.refusal is not None:
             problem = Problem(422, "order-refused", "order refused", booked.refusal["message"], errors=[booked.refusal])
@@ -378,26 +323,12 @@ def create_app(settings: SandboxEmsSettings | None = None, *, client: httpx.Asyn
         sandbox.outage = body.outage
         return {"outage": sandbox.outage}
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        if sandbox.outage:
-            return JSONResponse({"status": "outage"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
     return app
 
 
 def main() -> None:
     """``python -m services.express.sandbox_ems``: serve on EMS_SANDBOX_HOST:EMS_SANDBOX_PORT."""
-    import uvicorn
-
-    settings = SandboxEmsSettings()
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(create_app, SandboxEmsSettings())
 
 
 if __name__ == "__main__":

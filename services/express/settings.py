@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, json_text
 
 
 class Settings(ServiceSettings):
@@ -55,6 +54,4 @@ class Settings(ServiceSettings):
     @field_validator("departments", mode="before")
     @classmethod
     def _departments_from_json(cls, value: Any) -> Any:
-        if isinstance(value, str):  # given in code as JSON text (the environment is decoded already)
-            return json.loads(value) if value.strip() else {}
-        return value
+        return json_text(value)

@@ -7,13 +7,12 @@ codes a sandbox gateway "sent", the sandbox register) are served at all.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, json_text
 
 AdapterChoice = Literal["sandbox", "http"]
 
@@ -91,9 +90,7 @@ class Settings(ServiceSettings):
     @field_validator("service_keys", mode="before")
     @classmethod
     def _service_keys_from_json(cls, value: Any) -> Any:
-        if isinstance(value, str):  # given in code as JSON text (the environment is decoded already)
-            return json.loads(value) if value.strip() else {}
-        return value
+        return json_text(value)
 
     @property
     def longest_token_ttl_seconds(self) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, json_text
 
 
 class Settings(ServiceSettings):
@@ -61,8 +60,4 @@ class Settings(ServiceSettings):
     @field_validator("service_keys", mode="before")
     @classmethod
     def _keys_from_json(cls, value: Any) -> Any:
-        # pydantic-settings decodes JSON for complex fields from the environment; a plain string
-        # given in code (tests) is decoded here the same way.
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
+        return json_text(value)

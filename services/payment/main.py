@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
 from kit.auth import KeyFetcher
-from kit.consumer import EventConsumer
+from kit.consumer import EventConsumer, one_durable_each
 from services.payment.adapters.gateway import HttpGateway, PaymentGateway
 from services.payment.api.routes import router
 from services.payment.context import Context
@@ -22,20 +22,11 @@ def consumers_for(settings: Settings):
             return []
         handlers = case_handlers(lambda: app.state.payment)
         # One durable per subject: each reads only its own events from the CASEFLOW stream.
-        return [
-            EventConsumer(
-                bus=app.state.bus,
-                sessionmaker=app.state.sessionmaker,
-                inbox=inbox,
-                max_deliveries=settings.max_deliveries,
-                batch=settings.consumer_batch,
-                durable=f"payment-{name}",
-                stream="CASEFLOW",
-                filter_subject=subject,
-                handlers={event_type: handlers[event_type]},
-            )  # fmt: skip
-            for name, (subject, event_type) in SUBJECTS.items()
-        ]
+        return one_durable_each(
+            app, inbox=inbox, handlers=handlers, max_deliveries=settings.max_deliveries, batch=settings.consumer_batch,
+            durables=[(f"payment-{name}", "CASEFLOW", subject, event_type)
+                      for name, (subject, event_type) in SUBJECTS.items()],
+        )  # fmt: skip
 
     return build
 

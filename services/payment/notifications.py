@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
@@ -132,21 +132,27 @@ async def receive(session: AsyncSession, ctx: Context, provider: str, verified: 
     return applied
 
 
-async def _payment_and_order(session: AsyncSession, out_trade_no: str) -> tuple[Payment, Order]:
-    order_id = await session.scalar(select(Payment.order_id).where(Payment.id == out_trade_no))
+_Child = TypeVar("_Child", Payment, Refund)
+
+
+async def _with_order(session: AsyncSession, model: type[_Child], key: str, what: str) -> tuple[_Child, Order]:
+    """The payment attempt or refund ``key`` names, and its order: the order locked first, then
+    the row read again under the lock (404 naming ``what`` when there is none)."""
+    order_id = await session.scalar(select(model.order_id).where(model.id == key))
     if order_id is None:
-        raise Problem(404, "not-found", "Not found", "no payment with this out_trade_no")
+        raise Problem(404, "not-found", "Not found", f"no {what}")
     order = await locked_order(session, Order.id == order_id)
     assert order is not None
-    payment = (await session.execute(
-        select(Payment).where(Payment.id == out_trade_no).execution_options(populate_existing=True)
+    row = (await session.execute(
+        select(model).where(model.id == key).execution_options(populate_existing=True)
     )).scalar_one()  # fmt: skip
-    return payment, order
+    return row, order
 
 
 async def _transaction(session: AsyncSession, ctx: Context, provider: str, notice: NotificationIn) -> Applied:
     resource = notice.resource
-    payment, order = await _payment_and_order(session, _required(resource.out_trade_no, "out_trade_no"))
+    payment, order = await _with_order(session, Payment, _required(resource.out_trade_no, "out_trade_no"),
+                                       "payment with this out_trade_no")  # fmt: skip
     now = ctx.current_time()
     if notice.event_type == "TRANSACTION.FAIL":
         if payment.status == "created":
@@ -189,14 +195,7 @@ async def _transaction(session: AsyncSession, ctx: Context, provider: str, notic
 async def _refund(session: AsyncSession, ctx: Context, notice: NotificationIn) -> Applied:
     resource = notice.resource
     out_refund_no = _required(resource.out_refund_no, "out_refund_no")
-    order_id = await session.scalar(select(Refund.order_id).where(Refund.id == out_refund_no))
-    if order_id is None:
-        raise Problem(404, "not-found", "Not found", "no refund with this out_refund_no")
-    order = await locked_order(session, Order.id == order_id)
-    assert order is not None
-    refund = (await session.execute(
-        select(Refund).where(Refund.id == out_refund_no).execution_options(populate_existing=True)
-    )).scalar_one()  # fmt: skip
+    refund, order = await _with_order(session, Refund, out_refund_no, "refund with this out_refund_no")
     now = ctx.current_time()
     if refund.status == "succeeded":
         return Applied("duplicate", duplicate=True)

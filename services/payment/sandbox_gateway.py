@@ -40,8 +40,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,8 +52,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kit.errors import Problem, install_problem_handlers
-from kit.signing import SignatureRejected, new_nonce, verify_request
+from kit.errors import Problem
+from kit.sandbox import SandboxWork, parse_body, post_until_taken, sandbox_app, serve
+from kit.signing import new_nonce
 from services.payment.domain import signature
 
 log = logging.getLogger("yiwang.payment.sandbox_gateway")
@@ -175,40 +174,28 @@ def _now() -> datetime:
     return datetime.now(BEIJING)
 
 
-class GatewaySandbox:
+class GatewaySandbox(SandboxWork):
     """The sandbox's state and background work (one per app)."""
 
     def __init__(self, settings: SandboxGatewaySettings, *, client: httpx.AsyncClient | None = None) -> None:
         if settings.seed is None:
             settings = settings.model_copy(update={"seed": random.SystemRandom().randrange(2**32)})
         self.settings = settings
+        self._client = client or httpx.AsyncClient(timeout=settings.notify_timeout_seconds)
+        super().__init__(close=self._client.aclose)
         self.key = load_signing_key(settings)
         self._random = random.Random(settings.seed)
         self._jitter = random.Random(settings.seed + 1)
         self.transactions: dict[str, Transaction] = {}
         self.by_prepay: dict[str, Transaction] = {}
         self.refunds: dict[str, SandboxRefund] = {}
-        self._nonces: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._client = client or httpx.AsyncClient(timeout=settings.notify_timeout_seconds)
 
     def _digits(self, n: int) -> str:
         return "".join(self._random.choice("0123456789") for _ in range(n))
 
     def verify(self, request: Request, body: bytes) -> None:
-        now = time.time()
-        try:
-            _, nonce = verify_request(
-                {self.settings.merchant_id: [self.settings.merchant_secret.get_secret_value()]},
-                method=request.method, path=request.url.path, query=request.url.query,
-                headers=request.headers, body=body, now=now, max_age=self.settings.signature_max_age_seconds,
-            )  # fmt: skip
-        except SignatureRejected as rejected:
-            raise Problem(401, "bad-signature", "signature refused", rejected.detail, reason=rejected.reason) from None
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if nonce in self._nonces:
-            raise Problem(401, "bad-signature", "signature refused", "nonce already used", reason="replay")
-        self._nonces[nonce] = now + 2 * self.settings.signature_max_age_seconds
+        keys = {self.settings.merchant_id: [self.settings.merchant_secret.get_secret_value()]}
+        self._verify_signed(request, body, keys, max_age=self.settings.signature_max_age_seconds)
 
     # -- transactions --
     def open(self, order: TransactionIn) -> tuple[int, Transaction]:
@@ -282,11 +269,6 @@ class GatewaySandbox:
         self._notify(refund.notices, refund.notify_url, "REFUND.SUCCESS", "退款成功", resource)
 
     # -- notifications --
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _notify(self, notices: list[Notice], url: str, event_type: str, summary: str,
                 resource: dict[str, Any]) -> None:  # fmt: skip
         notice_id = f"{self._digits(8)}-{self._digits(4)}-{self._digits(4)}-{self._digits(12)}"
@@ -305,57 +287,23 @@ class GatewaySandbox:
         if delay > 0:
             await asyncio.sleep(delay)  # the lateness the settings ask for
         body = json.dumps(notice.body, ensure_ascii=False, separators=(",", ":")).encode()
-        for attempt in range(1, self.settings.notify_max_attempts + 1):
-            send.attempts = attempt
-            headers = {"Content-Type": "application/json",
-                       **signature.signed_headers(self.key, self.settings.key_serial, body,
-                                                  timestamp=int(time.time()), nonce=new_nonce())}  # fmt: skip
-            try:
-                response = await self._client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                send.last_error = type(exc).__name__
-            else:
-                if response.status_code < 300:
-                    send.delivered_at = _now().isoformat(timespec="milliseconds")
-                    send.last_error = None
-                    return
-                send.last_error = f"HTTP {response.status_code}"
-            if attempt < self.settings.notify_max_attempts:
-                backoff = min(self.settings.retry_base_seconds * 2 ** (attempt - 1), self.settings.retry_max_seconds)
-                await asyncio.sleep(backoff * self._jitter.uniform(0.5, 1.0))  # backoff between tries
-        send.gave_up = True
-        log.warning("payment sandbox gave up on notification %s (%s): %s", notice.id, notice.event_type,
-                    send.last_error)  # fmt: skip
 
-    async def settle(self, timeout: float) -> None:
-        """Wait until every notification has been delivered or given up (tests)."""
-        async with asyncio.timeout(timeout):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        def headers() -> dict[str, str]:
+            return {"Content-Type": "application/json",
+                    **signature.signed_headers(self.key, self.settings.key_serial, body,
+                                               timestamp=int(time.time()), nonce=new_nonce())}  # fmt: skip
 
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._client.aclose()
+        if not await post_until_taken(
+            self._client, url, body, headers, send, max_attempts=self.settings.notify_max_attempts,
+            retry_base_seconds=self.settings.retry_base_seconds, retry_max_seconds=self.settings.retry_max_seconds,
+            jitter=self._jitter, now=lambda: _now().isoformat(timespec="milliseconds"),
+        ):  # fmt: skip
+            log.warning("payment sandbox gave up on notification %s (%s): %s", notice.id, notice.event_type,
+                        send.last_error)  # fmt: skip
 
 
 def _notices(notices: list[Notice]) -> list[dict[str, Any]]:
     return [{"id": n.id, "event_type": n.event_type, "sends": [vars(s) for s in n.sends]} for n in notices]
-
-
-def _parse(model: type[BaseModel], body: bytes) -> Any:
-    try:
-        return model.model_validate_json(body)
-    except ValueError as exc:
-        errors: list[Any] = getattr(exc, "errors", list)()
-        first = errors[0] if errors else {}
-        name = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise Problem(422, "validation", "Request is not valid", f"{name}: {first.get('msg', 'invalid')}",
-                      errors=[{"field": name, "rule": first.get("type", "invalid"),
-                               "message": first.get("msg", "invalid")}]) from None  # fmt: skip
 
 
 def create_app(settings: SandboxGatewaySettings | None = None, *, client: httpx.AsyncClient | None = None) -> FastAPI:
@@ -363,20 +311,13 @@ def create_app(settings: SandboxGatewaySettings | None = None, *, client: httpx.
     settings = settings or SandboxGatewaySettings()
     sandbox = GatewaySandbox(settings, client=client)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await sandbox.aclose()
-
-    app = FastAPI(title="payment gateway sandbox", version="1", lifespan=lifespan)
-    app.state.sandbox = sandbox
-    install_problem_handlers(app)
+    app = sandbox_app("payment gateway sandbox", sandbox)
 
     @app.post("/transactions", status_code=201)
     async def open_transaction(request: Request) -> JSONResponse:
         body = await request.body()
         sandbox.verify(request, body)
-        status, transaction = sandbox.open(_parse(TransactionIn, body))
+        status, transaction = sandbox.open(parse_body(TransactionIn, body))
         return JSONResponse(sandbox.answer(transaction), status_code=status)
 
     def by_prepay(prepay_id: str) -> Transaction:
@@ -394,7 +335,7 @@ def create_app(settings: SandboxGatewaySettings | None = None, *, client: httpx.
     @app.post("/cashier/{prepay_id}")
     async def pay(prepay_id: str, request: Request) -> dict[str, Any]:
         transaction = by_prepay(prepay_id)
-        paid = sandbox.pay(transaction, _parse(CashierIn, await request.body()))
+        paid = sandbox.pay(transaction, parse_body(CashierIn, await request.body()))
         return {"out_trade_no": paid.out_trade_no, "state": paid.state, "transaction_id": paid.transaction_id}
 
     @app.get("/transactions/{out_trade_no}")
@@ -410,7 +351,7 @@ def create_app(settings: SandboxGatewaySettings | None = None, *, client: httpx.
     async def refund(request: Request) -> JSONResponse:
         body = await request.body()
         sandbox.verify(request, body)
-        status, made = sandbox.refund(_parse(RefundIn, body))
+        status, made = sandbox.refund(parse_body(RefundIn, body))
         return JSONResponse({"refund_id": made.refund_id, "status": made.status}, status_code=status)
 
     @app.get("/refunds/{out_refund_no}")
@@ -425,24 +366,12 @@ def create_app(settings: SandboxGatewaySettings | None = None, *, client: httpx.
     async def keys() -> dict[str, str]:
         return {settings.key_serial: signature.public_text(sandbox.key)}
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> dict[str, str]:
-        return {"status": "ready"}
-
     return app
 
 
 def main() -> None:
     """``python -m services.payment.sandbox_gateway``: serve on PAYMENT_SANDBOX_HOST:PORT."""
-    import uvicorn
-
-    settings = SandboxGatewaySettings()
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(create_app, SandboxGatewaySettings())
 
 
 if __name__ == "__main__":

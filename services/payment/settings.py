@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, json_text
 
 
 class Settings(ServiceSettings):
@@ -59,9 +58,7 @@ class Settings(ServiceSettings):
     @field_validator("provider_keys", "departments", mode="before")
     @classmethod
     def _from_json(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
+        return json_text(value)
 
     def receipt_secret(self) -> bytes:
         key = self.receipt_key.get_secret_value()

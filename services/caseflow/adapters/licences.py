@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -170,8 +170,9 @@ class SandboxLicences:
         """Change a held licence (suspend it, let it expire, re-issue it under a new version)."""
         self.licences[identifier] = replace(self.licences[identifier], **changes)  # type: ignore[arg-type]
 
-    async def check(self, question: LicenceCheck) -> CheckedLicence:
-        self.calls.append(question)
+    async def _answer_or_fail(self) -> None:
+        """What every call meets first: the service down, its latency, its failures (``fail_first``,
+        then at ``failure_rate``)."""
         delay, fails = self._random.uniform(*self.latency), self._random.random()
         if self.down:
             raise LicenceUnavailable("sandbox: the licence service is down", maybe_read=False)
@@ -182,6 +183,10 @@ class SandboxLicences:
             raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
         if fails < self.failure_rate:
             raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+
+    async def check(self, question: LicenceCheck) -> CheckedLicence:
+        self.calls.append(question)
+        await self._answer_or_fail()
         licence = self.licences.get(question.identifier)
         if licence is None:
             raise LicenceRefused("not_found")
@@ -200,16 +205,7 @@ class SandboxLicences:
     async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
                        case_no: str | None = None) -> list[Holding]:  # fmt: skip
         self.holding_calls.append((holder, tuple(licence_types), purpose))
-        delay, fails = self._random.uniform(*self.latency), self._random.random()
-        if self.down:
-            raise LicenceUnavailable("sandbox: the licence service is down", maybe_read=False)
-        if delay > 0:
-            await asyncio.sleep(delay)  # the service's latency, not synchronisation
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
-        if fails < self.failure_rate:
-            raise LicenceUnavailable("sandbox: simulated failure (HTTP 503)")
+        await self._answer_or_fail()
         found = []
         for licence in self.licences.values():
             if licence.holder != holder or licence.licence_type not in licence_types:
@@ -248,21 +244,27 @@ class HttpLicences:
                                           timeout=timeout, client=client, clock=clock)  # fmt: skip
         self.url, self.path, self.key_id, self.timeout = self._poster.url, self._poster.path, key_id, timeout
 
-    async def check(self, question: LicenceCheck) -> CheckedLicence:
+    async def _answer(self, poster: SignedJsonPoster, payload: dict[str, Any], *, rule_on_422: bool) -> httpx.Response:
+        """POST ``payload``: the 200 answer; with ``rule_on_422`` a 422 is the service's refusal
+        naming its rule (LicenceRefused); anything else LicenceUnavailable."""
         try:
-            response = await self._poster.post(question.body())
+            response = await poster.post(payload)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise LicenceUnavailable(f"no answer within {self.timeout:g} s") from exc
         except httpx.ConnectError as exc:
             raise LicenceUnavailable(f"no connection: {exc}", maybe_read=False) from exc
         except httpx.HTTPError as exc:
             raise LicenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 422:
+        if rule_on_422 and response.status_code == 422:
             raise LicenceRefused(self._rule(response))
         if response.status_code != 200:
             if response.status_code in {401, 403}:  # our key or the service's key list is wrong
                 log.error("licence service refused caseflow's signature (HTTP %d)", response.status_code)
             raise LicenceUnavailable(f"HTTP {response.status_code}", maybe_read=response.status_code >= 500)
+        return response
+
+    async def check(self, question: LicenceCheck) -> CheckedLicence:
+        response = await self._answer(self._poster, question.body(), rule_on_422=True)
         return self._checked(question, response)
 
     @staticmethod
@@ -300,18 +302,7 @@ class HttpLicences:
     async def holdings(self, holder: str, licence_types: list[str], *, purpose: str,
                        case_no: str | None = None) -> list[Holding]:  # fmt: skip
         question = {"holder": holder, "licence_types": licence_types, "purpose": purpose, "case_no": case_no}
-        try:
-            response = await self._holdings.post(question)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise LicenceUnavailable(f"no answer within {self.timeout:g} s") from exc
-        except httpx.ConnectError as exc:
-            raise LicenceUnavailable(f"no connection: {exc}", maybe_read=False) from exc
-        except httpx.HTTPError as exc:
-            raise LicenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            if response.status_code in {401, 403}:
-                log.error("licence service refused caseflow's signature (HTTP %d)", response.status_code)
-            raise LicenceUnavailable(f"HTTP {response.status_code}", maybe_read=response.status_code >= 500)
+        response = await self._answer(self._holdings, question, rule_on_422=False)
         try:
             data = response.json()
             if data["holder"] != holder:

@@ -31,13 +31,10 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from kit.signing import SignedJsonPoster
+from kit.signing import SignedJsonPoster, worth_retrying
 from services.express.domain import s10
 
 log = logging.getLogger("yiwang.express.carrier")
-
-# Client errors that say "not now" rather than "never" (RFC 9110 §15.5): retried like a 5xx.
-RETRYABLE_4XX = frozenset({401, 403, 404, 408, 425, 429})
 
 
 @dataclass(frozen=True)
@@ -137,7 +134,7 @@ class HttpCarrier:
         status = response.status_code
         if status in {200, 201}:
             return self._booked(response)
-        if status >= 500 or status in RETRYABLE_4XX or status < 400:
+        if worth_retrying(status):
             if status in {401, 403}:  # our key id or secret is wrong: retrying will not fix it alone
                 log.error("carrier refused express's signature (HTTP %d): check EXPRESS_CARRIER_*", status)
             raise CarrierUnavailable(f"HTTP {status}")

@@ -22,17 +22,23 @@ from __future__ import annotations
 
 from typing import Final
 
-from kit.access import ANY, AccessTable, Decision
+from kit.access import (
+    AGENT,
+    AGENT_OUTSIDE_SCOPE,
+    ANY,
+    DEPARTMENT,
+    NONE,
+    SUPERVISOR_RELATION,
+    AccessTable,
+    Decision,
+    applicant_side_list_scope,
+    applicant_side_relation,
+)
 from kit.auth import Principal
 
-# ---- relations ------------------------------------------------------------------------------
+# ---- relations (the applicant's side, department, supervisor, none: kit.access) ----------------
 APPLICANT: Final = "applicant"
-AGENT: Final = "agent"
-AGENT_OUTSIDE_SCOPE: Final = "agent_outside_scope"
-DEPARTMENT: Final = "department"
-SUPERVISOR_RELATION: Final = "supervisor"
 CARRIER: Final = "carrier"
-NONE: Final = "none"
 RELATIONS: Final = (APPLICANT, AGENT, AGENT_OUTSIDE_SCOPE, DEPARTMENT, SUPERVISOR_RELATION, CARRIER, NONE)
 
 # ---- roles (identity's officer roles) ---------------------------------------------------------
@@ -73,15 +79,8 @@ def mandate_covers(principal: Principal) -> bool:
 
 def shipment_relation(principal: Principal, *, applicant: str, department: str) -> str:
     """The caller's relation to one shipment (its case's applicant and department)."""
-    if principal.kind == "officer":
-        if principal.department and principal.department == department:
-            return DEPARTMENT
-        return SUPERVISOR_RELATION if SUPERVISOR in principal.roles else NONE
-    if principal.kind not in {"person", "enterprise"} or principal.subject != applicant:
-        return NONE
-    if principal.actor is None:
-        return APPLICANT
-    return AGENT if mandate_covers(principal) else AGENT_OUTSIDE_SCOPE
+    return applicant_side_relation(principal, applicant=applicant, department=department, own=APPLICANT,
+                                   covers=mandate_covers)  # fmt: skip
 
 
 def carrier_relation(partner_id: str | None, *, carrier_partner: str) -> str:
@@ -93,12 +92,4 @@ def list_scope(principal: Principal) -> tuple[str, str | None]:
     """Which shipments a caller's list shows: ``("applicant", subject)``, ``("department", code)``
     or ``("all", None)`` for a supervisor; ``("none", None)`` when nothing (an agent whose mandate
     does not cover shipments, an officer without a department)."""
-    if principal.kind == "officer":
-        if SUPERVISOR in principal.roles:
-            return "all", None
-        return ("department", principal.department) if principal.department else ("none", None)
-    if principal.kind in {"person", "enterprise"}:
-        if principal.actor is not None and not mandate_covers(principal):
-            return "none", None
-        return "applicant", principal.subject
-    return "none", None
+    return applicant_side_list_scope(principal, own="applicant", covers=mandate_covers)

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-import httpx
-
-from services.identity.adapters.registry import CheckUnavailable
+from services.identity.adapters.registry import CheckUnavailable, post_check
 from services.identity.domain.idcards import card_date_refusal, today_in_china
 
 
@@ -86,13 +84,7 @@ class HttpIdCardCheck:
             "valid_until": card.valid_until.isoformat() if card.valid_until else None,
             "card_serial": card.card_serial,
         }
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(self.url, json=payload, headers={"X-Api-Key": self.api_key})
-                response.raise_for_status()
-                body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise CheckUnavailable(type(exc).__name__) from exc
+        body = await post_check(self.url, self.api_key, self.timeout, payload)
         if not isinstance(body, dict) or not isinstance(body.get("passed"), bool):
             raise CheckUnavailable("malformed answer")
         passed = body["passed"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -71,14 +71,20 @@ class HttpCheck:
         self.timeout = timeout
 
     async def _post(self, payload: dict) -> CheckResult:
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(self.url, json=payload, headers={"X-Api-Key": self.api_key})
-                response.raise_for_status()
-                body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise CheckUnavailable(type(exc).__name__) from exc
+        body = await post_check(self.url, self.api_key, self.timeout, payload)
         return CheckResult(bool(body.get("passed")), str(body.get("reason", "")))
 
     async def verify(self, id_number: str, second: str) -> CheckResult:
         return await self._post({"id_number": id_number, "evidence": second})
+
+
+async def post_check(url: str, api_key: str, timeout: float, payload: dict) -> Any:
+    """POST ``payload`` as JSON with the API key header to a checking service: its JSON answer, or
+    CheckUnavailable (no answer, not 2xx, not JSON)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.post(url, json=payload, headers={"X-Api-Key": api_key})
+            response.raise_for_status()
+            return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CheckUnavailable(type(exc).__name__) from exc

@@ -34,11 +34,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from kit.signing import SignedJsonPoster
+from kit.signing import SignedJsonPoster, worth_retrying
 
 log = logging.getLogger("yiwang.payment.gateway")
-
-RETRYABLE_4XX = frozenset({401, 403, 404, 408, 425, 429})
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ class HttpGateway:
             if not isinstance(data, dict):
                 raise GatewayUnavailable(f"HTTP {status} without a JSON object")
             return data
-        if status >= 500 or status in RETRYABLE_4XX or status < 400:
+        if worth_retrying(status):
             if status in {401, 403}:
                 log.error("the payment gateway refused payment's signature (HTTP %d): check PAYMENT_MERCHANT_*", status)
             raise GatewayUnavailable(f"HTTP {status}")

@@ -19,16 +19,22 @@ from __future__ import annotations
 
 from typing import Final
 
-from kit.access import ANY, AccessTable, Decision
+from kit.access import (
+    AGENT,
+    AGENT_OUTSIDE_SCOPE,
+    ANY,
+    DEPARTMENT,
+    NONE,
+    SUPERVISOR_RELATION,
+    AccessTable,
+    Decision,
+    applicant_side_list_scope,
+    applicant_side_relation,
+)
 from kit.auth import Principal
 
 PAYER: Final = "payer"
-AGENT: Final = "agent"
-AGENT_OUTSIDE_SCOPE: Final = "agent_outside_scope"
-DEPARTMENT: Final = "department"
-SUPERVISOR_RELATION: Final = "supervisor"
 PROVIDER: Final = "provider"
-NONE: Final = "none"
 RELATIONS: Final = (PAYER, AGENT, AGENT_OUTSIDE_SCOPE, DEPARTMENT, SUPERVISOR_RELATION, PROVIDER, NONE)
 
 ACCEPTOR, REVIEWER, DECIDER, COUNTER, SUPERVISOR, ADMIN = (
@@ -67,15 +73,7 @@ def mandate_covers(principal: Principal) -> bool:
 
 def order_relation(principal: Principal, *, payer: str, department: str) -> str:
     """The caller's relation to one order (its payer and department)."""
-    if principal.kind == "officer":
-        if principal.department and principal.department == department:
-            return DEPARTMENT
-        return SUPERVISOR_RELATION if SUPERVISOR in principal.roles else NONE
-    if principal.kind not in {"person", "enterprise"} or principal.subject != payer:
-        return NONE
-    if principal.actor is None:
-        return PAYER
-    return AGENT if mandate_covers(principal) else AGENT_OUTSIDE_SCOPE
+    return applicant_side_relation(principal, applicant=payer, department=department, own=PAYER, covers=mandate_covers)
 
 
 def provider_relation(verified: bool) -> str:
@@ -85,12 +83,4 @@ def provider_relation(verified: bool) -> str:
 def list_scope(principal: Principal) -> tuple[str, str | None]:
     """Which orders a caller's list shows: ``("payer", subject)``, ``("department", code)``,
     ``("all", None)`` for a supervisor, or ``("none", None)``."""
-    if principal.kind == "officer":
-        if SUPERVISOR in principal.roles:
-            return "all", None
-        return ("department", principal.department) if principal.department else ("none", None)
-    if principal.kind in {"person", "enterprise"}:
-        if principal.actor is not None and not mandate_covers(principal):
-            return "none", None
-        return "payer", principal.subject
-    return "none", None
+    return applicant_side_list_scope(principal, own="payer", covers=mandate_covers)
