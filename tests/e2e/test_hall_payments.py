@@ -85,7 +85,7 @@ def test_j10_renewal_paid_at_the_sandbox_is_approved_by_the_rule_and_notices_app
     assert form["business_items"] == "预包装食品销售" and not filled["licences_unavailable"]
     body = {"matter_code": RENEWAL, "form": {**form, "business_area": 120, "no_change": "是"},
             "materials": [{"name": "食品经营许可证", "licence_id": held["identifier"], "licence_version": 1}],
-            "delivery": {"method": "electronic"}}  # fmt: skip
+            "delivery": {"method": "window"}}  # fmt: skip
     created = submit_when_announced(gateway, body, {**company, "Idempotency-Key": "j10-renewal-1"})
     assert created.status_code == 201, created.text
     case = created.json()
@@ -143,9 +143,17 @@ def test_j10_renewal_paid_at_the_sandbox_is_approved_by_the_rule_and_notices_app
     [new] = [item for item in wallet if item["identifier"] == licence["identifier"]]
     assert new["case_no"] == case_no and new["status"] == "valid" and new["holder_name"] == COMPANY_NAME
 
-    # A duplicated notice (the sandbox's own body again, freshly signed) changes nothing.
+    # A duplicated notice (the sandbox's notice id and transaction again, freshly signed) changes nothing.
     sandbox = httpx.get(first["pay_url"].split("/cashier/")[0] + f"/transactions/{first['id']}", timeout=15).json()
     [notice] = sandbox["notices"]
+    assert notice["event_type"] == "TRANSACTION.SUCCESS" and all(s["delivered_at"] for s in notice["sends"])
+    [attempt] = [p for p in paid_order["payments"] if p["id"] == first["id"]]
+    assert attempt["transaction_id"] == sandbox["transaction_id"] and attempt["outcome"] == "paid", attempt
+    notice["body"] = {"id": notice["id"], "create_time": attempt["paid_at"], "event_type": "TRANSACTION.SUCCESS",
+                      "summary": "支付成功", "resource": {
+                          "out_trade_no": first["id"], "transaction_id": sandbox["transaction_id"],
+                          "trade_state": "SUCCESS", "trade_state_desc": "支付成功", "success_time": attempt["paid_at"],
+                          "amount": {"total": 1000, "currency": "CNY"}}}  # fmt: skip
     again = notify(gateway, notice["body"])
     assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
 
