@@ -151,6 +151,13 @@ def test_j9_a_booked_visit_one_window_from_the_slot_to_the_hand_out(gateway):
     served = gateway.post(f"/hall/tickets/{ticket['id']}/served", json={"case_no": case_no}, headers=counter)
     assert served.status_code == 200 and served.json()["status"] == "served", served.text
 
+    # Nothing to hand out before the department decides.
+    early = gateway.get(f"/caseflow/cases/{case_no}/hand-out", headers=counter)
+    assert early.status_code == 200 and early.json()["waiting_for"], early.text
+    refused = gateway.post(f"/caseflow/cases/{case_no}/hand-out", json={"receiver": "applicant"},
+                           headers={**counter, "If-Match": str(early.json()["version"])})  # fmt: skip
+    assert refused.status_code == 409 and refused.json()["rule"] == "approved", refused.text
+
     # The social security bureau decides; the result waits at the window.
     rsj = officer(gateway, "rsj.officer")
     for action in ("accept", "review", "approve"):

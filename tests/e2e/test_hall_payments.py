@@ -170,6 +170,15 @@ def test_j10_renewal_paid_at_the_sandbox_is_approved_by_the_rule_and_notices_app
     assert after_late, "the late payment was not recorded"
     assert after_late["status"] == "paid" and after_late["receipt_no"] == receipt_no
 
+    def late_money_returned():  # the payer's second 10 yuan goes back; the order stays paid
+        shown = gateway.get(f"/payment/orders/{order['id']}", headers=company).json()
+        back = [r for r in shown["refunds"] or [] if r["payment_id"] == second["id"] and r["status"] == "succeeded"]
+        return back and shown
+
+    returned = wait_for(late_money_returned, 60)
+    assert returned, gateway.get(f"/payment/orders/{order['id']}", headers=company).json()["refunds"]
+    assert returned["status"] == "paid" and [r["amount_fen"] for r in returned["refunds"]] == [1000]
+
     # A forged notice: someone else's key under the sandbox's serial → 401, nothing changes.
     forged_body = {**notice["body"], "id": "forged-" + notice["body"]["id"][:20]}
     forged = notify(gateway, forged_body, key=Ed25519PrivateKey.generate())
