@@ -138,7 +138,8 @@ def test_j9_a_booked_visit_one_window_from_the_slot_to_the_hand_out(gateway):
     assert created.status_code == 201, created.text
     case = created.json()
     case_no = case["case_no"]
-    assert case["applicant"]["name"] == "刘福贵" and case["channel"] == "counter", case
+    assert case["applicant"]["name"] == "刘福贵" and case["applicant"]["subject"] == father, case["applicant"]
+    assert case["applicant"]["kind"] == "person" and case["channel"] == "counter", case
     assert case["helper"] == {"subject": "officer:counter", "name": "一窗受理窗口"}, case["helper"]
     [submitted] = [line for line in case["timeline"] if line["action"] == "submit"]
     assert submitted["detail"]["channel"] == "counter" and submitted["detail"]["helped_by"] == "officer:counter"
@@ -150,6 +151,7 @@ def test_j9_a_booked_visit_one_window_from_the_slot_to_the_hand_out(gateway):
 
     served = gateway.post(f"/hall/tickets/{ticket['id']}/served", json={"case_no": case_no}, headers=counter)
     assert served.status_code == 200 and served.json()["status"] == "served", served.text
+    assert served.json()["case_no"] == case_no
 
     # Nothing to hand out before the department decides.
     early = gateway.get(f"/caseflow/cases/{case_no}/hand-out", headers=counter)
