@@ -23,13 +23,17 @@ from services.identity.schemas import CreateOfficer, RegisterKiosk
 from services.identity.settings import Settings
 
 # The departments of the journeys (JOURNEYS.md): market regulation, real estate, tax, social
-# insurance, public security (seals). Codes are the platform's own short department codes.
+# insurance, public security (seals); health, civil affairs (高龄津贴, a 秒批 matter) and medical
+# insurance. Codes are the platform's own short department codes.
 DEMO_DEPARTMENTS = {
     "SCJGJ": "市场监督管理局",
     "BDCDJ": "不动产登记中心",
     "SWJ": "税务局",
     "RSJ": "人力资源和社会保障局",
     "GAJ": "公安局",
+    "WJW": "卫生健康委员会",
+    "MZJ": "民政局",  # 高龄津贴 (MZJ-GF-0002): the 秒批 matter's referred cases and sampled reviews
+    "YBJ": "医疗保障局",
 }
 DEMO_PASSWORD = "demo-pass-2026"
 # The demo hall (J9, ADR 0025): its 7×24 kiosk signs with IDENTITY_DEMO_KIOSK_SECRET (platform.toml:
