@@ -232,7 +232,9 @@ def test_a_denied_case_has_its_fee_refunded(gateway):
     done = wait_for(refunded, 60)
     assert done, gateway.get(f"/payment/orders/{order['id']}", headers=person).json()
     assert [r["amount_fen"] for r in done["refunds"]] == [4000] and done["refunds"][0]["status"] == "succeeded"
+    # Wait for the fees row AND the timeline line: on SQLite (make run) the detail's SELECTs share no
+    # snapshot, so a read racing the refund's commit may see the row refunded and the line not yet.
     case = wait_for(lambda: (c := gateway.get(f"/caseflow/cases/{case_no}", headers=person).json())["fees"]["status"]
-                    == "refunded" and c)  # fmt: skip
+                    == "refunded" and "fees_refunded" in [e["action"] for e in c["timeline"]] and c)  # fmt: skip
     assert case and case["fees"]["refunded_fen"] == 4000
     assert [e["action"] for e in case["timeline"]].count("fees_refunded") == 1
