@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.caseflow_bench import cpu_seconds, create_database, drop_database, matter_definition, mint
+from bench.caseflow_bench import cpu_seconds, create_database, drop_database, matter_definition, mint, seed_matter
 from bench.gateway_bench import Processes, start_trivial, uvicorn_args, wait_http
 from kit.natsd import NatsServer, free_port
 
@@ -74,19 +74,6 @@ def chain_matter() -> dict[str, Any]:
     matter = matter_definition()
     matter["materials"] = [m for m in matter["materials"] if not m.get("licence_type")]
     return matter
-
-
-async def seed_matter(url: str) -> None:
-    from contracts.events.catalog import MatterPublished
-    from kit.db import make_engine, make_sessionmaker
-    from services.caseflow import matters
-
-    engine = make_engine(url)
-    try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            await matters.store_published(session, MatterPublished.model_validate(chain_matter()))
-    finally:
-        await engine.dispose()
 
 
 async def seed_licence(url: str) -> None:
@@ -135,7 +122,7 @@ class Chain:
         migrate("caseflow", caseflow_env)
         migrate("licence", licence_env)
         migrate("express", express_env)
-        asyncio.run(seed_matter(self.url("caseflow")))
+        asyncio.run(seed_matter(self.url("caseflow"), chain_matter()))
         asyncio.run(seed_licence(self.url("licence")))
         self.procs.start("ems-sandbox", uvicorn_args("services.express.sandbox_ems:create_app", sandbox_port), {
             "EMS_SANDBOX_PORT": str(sandbox_port), "EMS_SANDBOX_ORDER_SECRET": ORDER_SECRET,

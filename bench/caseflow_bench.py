@@ -150,7 +150,8 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await connection.close()
 
 
-async def seed_matter(url: str) -> None:
+async def seed_matter(url: str, definition: dict | None = None) -> None:
+    """Store a matter version in caseflow's database as catalog's event would (default: this bench's)."""
     from contracts.events.catalog import MatterPublished
     from kit.db import make_engine, make_sessionmaker
     from services.caseflow import matters
@@ -158,7 +159,7 @@ async def seed_matter(url: str) -> None:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            await matters.store_published(session, MatterPublished.model_validate(matter_definition()))
+            await matters.store_published(session, MatterPublished.model_validate(definition or matter_definition()))
     finally:
         await engine.dispose()
 

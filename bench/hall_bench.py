@@ -44,6 +44,7 @@ from bench.caseflow_bench import (
     matter_definition,
     mint,
     run_wrk,
+    seed_matter,
 )
 from bench.gateway_bench import Processes, start_trivial, uvicorn_args, wait_http
 from kit.natsd import NatsServer, free_port
@@ -90,19 +91,6 @@ def instant_matter() -> dict:
                  "sample_rate": 0.05},
     )  # fmt: skip
     return matter
-
-
-async def seed_instant(url: str) -> None:
-    from contracts.events.catalog import MatterPublished
-    from kit.db import make_engine, make_sessionmaker
-    from services.caseflow import matters
-
-    engine = make_engine(url)
-    try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            await matters.store_published(session, MatterPublished.model_validate(instant_matter()))
-    finally:
-        await engine.dispose()
 
 
 def id_number(serial: int) -> str:
@@ -165,7 +153,7 @@ def main() -> int:
             for service, env in (("caseflow", caseflow_env), ("hall", hall_env)):
                 subprocess.run([sys.executable, "-m", "kit.migrate", f"services.{service}"],
                                env={**os.environ, **env}, check=True, capture_output=True)  # fmt: skip
-            asyncio.run(seed_instant(url("caseflow")))
+            asyncio.run(seed_matter(url("caseflow"), instant_matter()))
             ports = {name: free_port() for name in databases}
             started = {
                 "caseflow": procs.start("caseflow", uvicorn_args("services.caseflow.main:create_app", ports["caseflow"]),
