@@ -70,7 +70,12 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         app.state.token_verifier = TokenVerifier(
             fetcher, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revocations
         )
-        bus = Bus(settings.nats_url, name=name, streams={stream_name_for(name): [f"{name}.>"]})
+        bus = Bus(
+            settings.nats_url,
+            name=name,
+            streams={stream_name_for(name): [f"{name}.>"]},
+            stream_replicas=settings.nats_stream_replicas,
+        )
         app.state.bus = bus
         background: list = []
         if settings.nats_enabled:

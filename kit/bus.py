@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import nats
 from nats.aio.client import Client
@@ -36,14 +37,25 @@ class Bus:
     """Connects in the background and keeps reconnecting forever; never blocks start-up."""
 
     def __init__(
-        self, url: str, *, name: str, streams: dict[str, list[str]] | None = None, dead_letters: bool = True
+        self,
+        url: str,
+        *,
+        name: str,
+        streams: dict[str, list[str]] | None = None,
+        dead_letters: bool = True,
+        stream_replicas: int = 1,
     ) -> None:
-        """``streams``: the streams this process publishes into (declared on connect); the
-        dead-letter stream too unless ``dead_letters`` is False (a process that only reads)."""
+        """``url``: one server or a comma-separated list of a cluster's servers (any may be down).
+        ``streams``: the streams this process publishes into (declared on connect); the
+        dead-letter stream too unless ``dead_letters`` is False (a process that only reads).
+        ``stream_replicas``: JetStream replicas of those streams (3 on a 3-node cluster); a stream
+        found with fewer is raised to this many."""
         self.url = url
+        self.servers = [server.strip() for server in url.split(",") if server.strip()]
         self.name = name
         self.streams = streams or {}
         self.dead_letters = dead_letters
+        self.stream_replicas = stream_replicas
         self._reconnect_listeners: list[Callable[[], None]] = []
         self.nc: Client | None = None
         self._connected = asyncio.Event()
@@ -58,7 +70,7 @@ class Bus:
         while True:
             try:
                 self.nc = await nats.connect(
-                    self.url,
+                    self.servers,
                     name=self.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -109,11 +121,15 @@ class Bus:
                 retention=RetentionPolicy.LIMITS,
                 discard=DiscardPolicy.OLD,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                num_replicas=self.stream_replicas,
             )
             try:
-                await js.stream_info(name)
+                info = await js.stream_info(name)
             except NotFoundError:
                 await js.add_stream(config)
+                continue
+            if (info.config.num_replicas or 1) < self.stream_replicas:
+                await js.update_stream(replace(info.config, num_replicas=self.stream_replicas))
         self._streams_ready = True
 
     @property

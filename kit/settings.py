@@ -31,7 +31,10 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     database_url: str = ""
+    # One server, or a cluster's servers comma-separated (the cluster topology, ADR 0029).
     nats_url: str = "nats://127.0.0.1:4222"
+    # JetStream replicas of the streams this service declares: 3 on the 3-node cluster.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Off only in unit tests that exercise HTTP alone; the relay then keeps events in the outbox.
     nats_enabled: bool = True
     log_level: str = "INFO"
