@@ -794,6 +794,23 @@ def test_localize_maps_hosts_ports_and_databases(tmp_path):
     ).endswith("--host 127.0.0.1 --port 4001")
 
 
+def test_localize_maps_cluster_nodes_and_replicas(tmp_path):
+    """Each NATS node's ports and each replica's own name map to that process; the shared name to replica 1."""
+    local = LocalCompose({}, None, tmp_path, services=CLUSTER)
+    node_1, node_2 = local.nats_ports["nats"], local.nats_ports["nats-2"]
+    assert local.localize("nats://nats-1:4222,nats://nats-2:6222") == (
+        f"nats://127.0.0.1:{node_1[4222]},nats://127.0.0.1:{node_2[6222]}"
+    )
+    ports = local.ports
+    assert local.localize("http://caseflow-1:8003 http://caseflow-2:8003 http://caseflow:8003") == (
+        f"http://127.0.0.1:{ports['caseflow']} http://127.0.0.1:{ports['caseflow-2']} http://127.0.0.1:{ports['caseflow']}"
+    )
+    command = local.command("nats-2", CLUSTER["nats-2"]["command"])
+    assert command[0] == nats_server_binary() and f"nats://127.0.0.1:{node_2[6222]}" in command
+    config = Path(command[command.index("-c") + 1]).read_text()
+    assert str(tmp_path / "volumes" / "nats-2-data") in config, "the node's JetStream store is its own volume"
+
+
 def get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
