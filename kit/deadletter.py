@@ -2,6 +2,10 @@
 
 python -m kit.deadletter --nats nats://127.0.0.1:4222 list
 python -m kit.deadletter --nats nats://127.0.0.1:4222 replay 7
+python -m kit.deadletter --nats nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 list
+
+``--nats`` takes what the services' ``*_NATS_URL`` take: one server or a cluster's servers,
+comma-separated; any of them may be down.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import asdict, dataclass
 import nats
 from nats.js import JetStreamContext
 
-from kit.bus import DEAD_LETTER_STREAM
+from kit.bus import DEAD_LETTER_STREAM, server_list
 from kit.masking import mask_text
 
 
@@ -70,13 +74,13 @@ async def replay_dead_letter(js: JetStreamContext, sequence: int) -> str:
 
 async def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kit.deadletter")
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="a server, or a cluster's comma-separated")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     replay = sub.add_parser("replay")
     replay.add_argument("sequence", type=int)
     args = parser.parse_args(argv)
-    nc = await nats.connect(args.nats)
+    nc = await nats.connect(server_list(args.nats), connect_timeout=2, max_reconnect_attempts=2)
     try:
         js = nc.jetstream()
         if args.command == "list":
