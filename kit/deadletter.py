@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import asdict, dataclass
 
 import nats
@@ -72,6 +73,11 @@ async def replay_dead_letter(js: JetStreamContext, sequence: int) -> str:
     return subject
 
 
+async def _one_line_error(error: Exception) -> None:
+    """A server of the list being down is expected (any may be): say so in one line, no traceback."""
+    print(f"nats: {type(error).__name__}: {error}", file=sys.stderr)
+
+
 async def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kit.deadletter")
     parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="a server, or a cluster's comma-separated")
@@ -80,7 +86,9 @@ async def _main(argv: list[str] | None = None) -> None:
     replay = sub.add_parser("replay")
     replay.add_argument("sequence", type=int)
     args = parser.parse_args(argv)
-    nc = await nats.connect(server_list(args.nats), connect_timeout=2, max_reconnect_attempts=2)
+    nc = await nats.connect(
+        server_list(args.nats), connect_timeout=2, max_reconnect_attempts=2, error_cb=_one_line_error
+    )
     try:
         js = nc.jetstream()
         if args.command == "list":
@@ -89,8 +97,16 @@ async def _main(argv: list[str] | None = None) -> None:
                 row["data"] = mask_text(row["data"])[:300]
                 print(json.dumps(row, ensure_ascii=False))
         else:
-            subject = await replay_dead_letter(js, args.sequence)
+            try:
+                subject = await replay_dead_letter(js, args.sequence)
+            except nats.js.errors.NotFoundError:
+                raise SystemExit(f"no dead letter {args.sequence} (replayed already? see list)") from None
             print(f"replayed {args.sequence} to {subject}")
+    except (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError):
+        # Seen for a few seconds after a cluster node went down, while its streams elect new leaders.
+        raise SystemExit(
+            "JetStream did not answer (a stream leader being elected?): try again in a few seconds"
+        ) from None
     finally:
         await nc.close()
 

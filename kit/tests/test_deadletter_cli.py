@@ -67,3 +67,5 @@ async def test_list_and_replay_take_a_cluster_list_with_a_node_down(js, nats_ser
     assert replayed.subject == "opscli.widget.made" and replayed.data == b'{"id": "evt-1"}'
     await _main(["--nats", servers, "list"])
     assert CONSUMER not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=f"no dead letter {ack.seq} "):
+        await _main(["--nats", servers, "replay", str(ack.seq)])  # once is all
