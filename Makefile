@@ -46,13 +46,15 @@ contracts-check: install
 	$(BIN)/python -m contracts.generate --check
 
 ## make bench: throughput benchmarks; results go to docs/benchmarks.md by hand, with the date.
-## (gateway and express need wrk, gateway nginx: apt-get install wrk nginx; caseflow, licence and express need PostgreSQL, BENCH_POSTGRES_URL;
+## (gateway, express and replicas need wrk, gateway nginx: apt-get install wrk nginx; caseflow, replicas, licence and express
+##  need PostgreSQL, BENCH_POSTGRES_URL;
 ##  licence loads 10 million licences, ≈ 6 GB and ≈ 10 minutes: BENCH_LICENCES=200000 for a quick run)
 bench: install
 	$(BIN)/python -m bench.identity_bench
 	$(BIN)/python -m bench.catalog_bench
 	$(BIN)/python -m bench.gateway_bench
 	$(BIN)/python -m bench.caseflow_bench
+	$(BIN)/python -m bench.replicas_bench
 	$(BIN)/python -m bench.licence_bench
 	$(BIN)/python -m bench.express_bench
 	$(BIN)/python -m bench.hall_bench

@@ -29,6 +29,11 @@ class NotConnected(RuntimeError):
     """NATS is away; callers keep their work (the outbox) and try again later."""
 
 
+def server_list(url: str) -> list[str]:
+    """The servers in ``url``: one ``nats://`` URL or a cluster's, comma-separated (blanks ignored)."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
 def stream_name_for(service: str) -> str:
     return service.upper()
 
@@ -51,7 +56,7 @@ class Bus:
         ``stream_replicas``: JetStream replicas of those streams (3 on a 3-node cluster); a stream
         found with fewer is raised to this many."""
         self.url = url
-        self.servers = [server.strip() for server in url.split(",") if server.strip()]
+        self.servers = server_list(url)
         self.name = name
         self.streams = streams or {}
         self.dead_letters = dead_letters

@@ -2,6 +2,10 @@
 
 python -m kit.deadletter --nats nats://127.0.0.1:4222 list
 python -m kit.deadletter --nats nats://127.0.0.1:4222 replay 7
+python -m kit.deadletter --nats nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 list
+
+``--nats`` takes what the services' ``*_NATS_URL`` take: one server or a cluster's servers,
+comma-separated; any of them may be down.
 """
 
 from __future__ import annotations
@@ -9,12 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import asdict, dataclass
 
 import nats
 from nats.js import JetStreamContext
 
-from kit.bus import DEAD_LETTER_STREAM
+from kit.bus import DEAD_LETTER_STREAM, server_list
 from kit.masking import mask_text
 
 
@@ -68,15 +73,22 @@ async def replay_dead_letter(js: JetStreamContext, sequence: int) -> str:
     return subject
 
 
+async def _one_line_error(error: Exception) -> None:
+    """A server of the list being down is expected (any may be): say so in one line, no traceback."""
+    print(f"nats: {type(error).__name__}: {error}", file=sys.stderr)
+
+
 async def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kit.deadletter")
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="a server, or a cluster's comma-separated")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     replay = sub.add_parser("replay")
     replay.add_argument("sequence", type=int)
     args = parser.parse_args(argv)
-    nc = await nats.connect(args.nats)
+    nc = await nats.connect(
+        server_list(args.nats), connect_timeout=2, max_reconnect_attempts=2, error_cb=_one_line_error
+    )
     try:
         js = nc.jetstream()
         if args.command == "list":
@@ -85,8 +97,16 @@ async def _main(argv: list[str] | None = None) -> None:
                 row["data"] = mask_text(row["data"])[:300]
                 print(json.dumps(row, ensure_ascii=False))
         else:
-            subject = await replay_dead_letter(js, args.sequence)
+            try:
+                subject = await replay_dead_letter(js, args.sequence)
+            except nats.js.errors.NotFoundError:
+                raise SystemExit(f"no dead letter {args.sequence} (replayed already? see list)") from None
             print(f"replayed {args.sequence} to {subject}")
+    except (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError):
+        # Seen for a few seconds after a cluster node went down, while its streams elect new leaders.
+        raise SystemExit(
+            "JetStream did not answer (a stream leader being elected?): try again in a few seconds"
+        ) from None
     finally:
         await nc.close()
 
