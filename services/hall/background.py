@@ -1,5 +1,6 @@
 """Hall's two background loops (kit.tasks.BatchLoop); replicas share the rows through
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no message goes twice and no booking is marked twice.
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no booking is marked twice and no message goes twice
+while its sender lives (ADR 0030).
 
 - ``SmsDispatcher``: sends ``outgoing_sms`` rows after their booking committed. A batch is leased
   (each row's next attempt pushed past the whole batch: every send is cut at ``sms_timeout_seconds``
