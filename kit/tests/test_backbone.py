@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import ClassVar
 
 import nats
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 
 from kit.bus import DEAD_LETTER_STREAM, Bus
 from kit.consumer import EventConsumer, dead_letter_subject, make_inbox_table
@@ -301,3 +302,62 @@ async def test_a_backlog_applied_concurrently_is_still_applied_once_each(db, bus
         assert 1 < in_flight["most"] <= 4
     finally:
         await consumer.stop()
+
+
+async def _published_count(maker) -> int:
+    table = outbox.table
+    async with maker() as session:
+        return (
+            await session.execute(select(func.count()).select_from(table).where(table.c.published_at.is_not(None)))
+        ).scalar_one()
+
+
+async def test_two_replicas_relays_and_consumers_publish_and_apply_each_event_once(db, bus, database_url, nats_server):
+    """Two replicas of one service: two relays on one outbox, two consumers on one durable, each
+    replica with its own bus. On PostgreSQL a third replica is killed in the middle of a batch: its
+    rows stay locked (the others skip them, never wait) until its connection is gone, then they are
+    published like the rest. Every event is in the stream once and applied once."""
+    for index in range(200):
+        await make_widget(db, f"r{index}")
+    postgres = db.kw["bind"].dialect.name == "postgresql"
+    holder = holder_engine = None
+    if postgres:  # the killed replica: a relay's batch selected FOR UPDATE, never finished
+        holder_engine = make_engine(database_url)
+        holder = await holder_engine.connect()
+        await holder.begin()
+        await holder.execute(select(outbox.table.c.id).order_by(outbox.table.c.id).limit(50).with_for_update())
+        holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+    other_bus = Bus(nats_server.url, name="testsvc-2", streams={"TESTSVC": ["testsvc.>"]})
+    await other_bus.start()
+    await other_bus.wait_connected(10)
+    relays = [OutboxRelay(db, outbox, each, batch_size=20, poll_interval=0.1) for each in (bus, other_bus)]
+    consumers = [counting_consumer(each, db, durable="widget-replicas") for each in (bus, other_bus)]
+    for task in [*relays, *consumers]:
+        await task.start()
+    try:
+        if postgres:
+            await until(lambda: _true_async(_published_count(db), 150))
+            async with db() as session:
+                first = (await session.execute(select(outbox.table.c.published_at).order_by(outbox.table.c.id)
+                                               .limit(50))).scalars().all()  # fmt: skip
+            assert all(at is None for at in first)  # still the dead replica's
+            async with db() as session, session.begin():  # its process is gone: the server drops it
+                await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder_pid})
+        await until(lambda: _true_async(_published_count(db), 200), timeout=30)
+        await until(lambda: _true(sum(c.applied for c in consumers) == 200), timeout=30)
+        assert all([await _count(db, f"r{index}") == 1 for index in range(200)])
+        messages = await stream_messages(nats_server.url, "TESTSVC")
+        ids = [json.loads(m.data)["id"] for m in messages]
+        assert len(ids) == len(set(ids)) == 200
+    finally:
+        for task in [*consumers, *relays]:
+            await task.stop()
+        await other_bus.close()
+        if holder is not None and holder_engine is not None:
+            with contextlib.suppress(Exception):  # terminated by the server already
+                await holder.close()
+            await holder_engine.dispose()
+
+
+async def _true_async(count, wanted: int) -> bool:
+    return await count >= wanted

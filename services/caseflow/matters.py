@@ -53,8 +53,14 @@ async def on_matter_published(session: AsyncSession, event: CloudEvent) -> None:
 
 
 async def on_matter_retired(session: AsyncSession, event: CloudEvent) -> None:
+    """The versions up to the one retired take no new cases; a later version (published after the
+    retirement, its event possibly applied first: ADR 0030) stays open."""
     data = MatterRetired.model_validate(event.data)
-    await session.execute(update(MatterDefinition).where(MatterDefinition.code == data.code).values(retired=True))
+    await session.execute(
+        update(MatterDefinition)
+        .where(MatterDefinition.code == data.code, MatterDefinition.version <= data.version)
+        .values(retired=True)
+    )
     forget_on_commit(session, "matters")
 
 

@@ -6,14 +6,22 @@
   from before exchange) and each of its ``branches`` are recorded; the case's department gets
   ``case.accepted``.
 - ``case.branch_assigned``: the branch department is recorded; it gets ``case.branch_assigned``.
-- ``case.resubmitted`` (corrections answered) and ``case.withdrawn``: every recorded department
-  of the case gets it.
+- ``case.resubmitted`` (corrections answered) and ``case.withdrawn``: the case's (lead) department
+  is recorded from the event itself, then every recorded department of the case gets it.
+
+Events of one case may be applied out of the stream's order (ADR 0030): two exchange replicas
+share the durable and apply at once, two caseflow relays publish at once, a failed attempt is
+retried after later messages. So no handler relies on an earlier one: each records the departments
+its own event names. A withdrawal applied before the submission still reaches the lead department
+(then ``case.submitted`` follows with a higher ``sequence``; the payload's ``at`` tells the true
+order); a branch department recorded only by an acceptance applied after the withdrawal is not told
+of it.
 
 A department's system is never told of a step its own system took (actor ``system:<DEPT>``: the
-cases it mirrors, the decisions it pushed). A department only ever receives cases it is recorded for: its own or a branch's. The lead
-department is recorded from the submission, so what happens before acceptance (a correction
-answered — corrections come before acceptance, Art. 32 —, a withdrawal) reaches it; branches are
-known from acceptance on. ``source_id`` is the
+cases it mirrors, the decisions it pushed). A department only ever receives cases it is recorded
+for: its own or a branch's. The lead department is recorded from every event that names it, so
+what happens before acceptance (a correction answered — corrections come before acceptance, Art.
+32 —, a withdrawal) reaches it; branches are known from acceptance on. ``source_id`` is the
 CloudEvent id and the department, so an event consumed again queues nothing twice (the inbox
 already stops it; this holds even when an operator replays the stream through a new consumer).
 """
@@ -120,6 +128,8 @@ async def on_branch_assigned(session: AsyncSession, event: CloudEvent) -> None:
 def _to_every_department(model: type[CaseResubmitted] | type[CaseWithdrawn], webhook_type: str) -> Handler:
     async def handle(session: AsyncSession, event: CloudEvent) -> None:
         data = model.model_validate(event.data)
+        await record(session, case_no=data.case_no, department=data.department, lead_department=data.department,
+                     matter_code=data.matter_code, applicant=None, at=data.at)  # fmt: skip
         rows = (
             await session.execute(
                 select(CaseDepartment).where(CaseDepartment.case_no == data.case_no).order_by(CaseDepartment.department)

@@ -55,10 +55,10 @@ async def start(settings: Settings, app: FastAPI) -> None:
 def outbound_consumers(settings: Settings, app: FastAPI) -> list[EventConsumer]:
     """caseflow case events → deliveries to the departments' subscriptions.
 
-    ONE durable over ``caseflow.case.>`` (not one per subject): a case's events are applied in the
-    stream's order, so after an outage ``case.withdrawn`` can never be applied before the
-    ``case.submitted`` (or ``case.accepted``) that recorded the case's departments (ADR 0020). Types it has no handler
-    for are acknowledged unread."""
+    ONE durable over ``caseflow.case.>`` (not one per subject): one replica applies a case's events
+    in the stream's order, and a backlog after an outage stays in it (ADR 0020). Replicas sharing
+    the durable apply at once, so the handlers do not rely on that order (case_events, ADR 0030).
+    Types it has no handler for are acknowledged unread."""
     if not settings.consume_case_events:
         return []
     return [

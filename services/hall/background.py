@@ -1,15 +1,23 @@
 """Hall's two background loops (kit.tasks.BatchLoop); replicas share the rows through
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no message goes twice and no booking is marked twice.
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no booking is marked twice and no message goes twice
+while its sender lives (ADR 0030).
 
-- ``SmsDispatcher``: sends ``outgoing_sms`` rows after their booking committed. A row is leased
-  (its next attempt pushed a minute ahead) in one short transaction, sent outside it, then marked
-  sent (its text masked: the code is not kept in clear) or given a later attempt, doubling, until
-  ``sms_max_attempts``.
+- ``SmsDispatcher``: sends ``outgoing_sms`` rows after their booking committed. A batch is leased
+  (each row's next attempt pushed past the whole batch: every send is cut at ``sms_timeout_seconds``
+  and the batch is sent one row after another, so a live dispatcher finishes inside its lease and
+  another replica never takes a row it is still sending) in one short transaction, sent outside
+  it, then marked sent (its text masked: the code is not kept in clear) or given a later attempt,
+  doubling, until ``sms_max_attempts`` — marked only while the row is still this lease's (its
+  ``attempts`` unchanged). A dispatcher killed mid-batch leaves its rows leased: they are sent by
+  whichever replica runs once the lease has ended, so a message whose send succeeded but was not
+  marked goes twice (at least once: the gateway's ``{mobile, text}`` carries no reference to
+  deduplicate by).
 - ``NoShowMarker``: bookings whose slot ended without check-in become ``no_show`` (with an event).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -26,7 +34,6 @@ from services.hall.publishing import booking_event
 from services.hall.settings import Settings
 
 log = logging.getLogger("yiwang.hall")
-LEASE = timedelta(seconds=60)
 _CODE = re.compile(r"签到码\d{6}")
 
 
@@ -42,6 +49,8 @@ class SmsDispatcher(BatchLoop):
         self.maker, self.sms, self.settings, self.clock = maker, sms, settings, clock
         self.poll_interval = settings.sms_poll_seconds
         self.batch_size = 50
+        # Longer than a live dispatcher can take over one batch; only a dead one's rows outlast it.
+        self.lease = timedelta(seconds=settings.sms_timeout_seconds * (self.batch_size + 1) + 5.0)
 
     async def batch(self) -> int:
         now = self.clock()
@@ -55,7 +64,7 @@ class SmsDispatcher(BatchLoop):
                 leased = await session.execute(
                     update(OutgoingSms).where(OutgoingSms.id == row.id, OutgoingSms.sent_at.is_(None),
                                               OutgoingSms.next_attempt_at <= now)
-                    .values(next_attempt_at=now + LEASE, attempts=OutgoingSms.attempts + 1)
+                    .values(next_attempt_at=now + self.lease, attempts=OutgoingSms.attempts + 1)
                     .execution_options(synchronize_session=False)
                 )  # fmt: skip
                 if leased.rowcount == 1:  # type: ignore[attr-defined]
@@ -67,16 +76,20 @@ class SmsDispatcher(BatchLoop):
     async def _send(self, row_id: int, mobile: str, text: str, attempts: int) -> None:
         values: dict
         try:
-            await self.sms.send(mobile, text)
+            await asyncio.wait_for(self.sms.send(mobile, text), self.settings.sms_timeout_seconds)
             values = {"sent_at": self.clock(), "text": _CODE.sub("签到码******", text), "last_error": None}
-        except (SmsUnavailable, OSError, TimeoutError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except (SmsUnavailable, Exception) as exc:  # a slow or failing gateway: tried again later
             wait = self.settings.sms_backoff_base_seconds * 2 ** (attempts - 1)
             values = {"next_attempt_at": self.clock() + timedelta(seconds=wait),
                       "last_error": f"{type(exc).__name__}: {exc}"[:200],
                       "failed": attempts >= self.settings.sms_max_attempts}  # fmt: skip
             log.warning("hall sms %s not sent (attempt %d): %s", row_id, attempts, type(exc).__name__)
         async with self.maker() as session, session.begin():
-            await session.execute(update(OutgoingSms).where(OutgoingSms.id == row_id).values(**values))
+            # Only while the row is this lease's: a dispatcher whose lease ran out does not undo a newer one.
+            await session.execute(update(OutgoingSms).where(OutgoingSms.id == row_id, OutgoingSms.attempts == attempts,
+                                                            OutgoingSms.sent_at.is_(None)).values(**values))  # fmt: skip
 
 
 class NoShowMarker(BatchLoop):

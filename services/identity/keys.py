@@ -1,4 +1,12 @@
-"""The rotating Ed25519 signing keys, shared by replicas through the database."""
+"""The rotating Ed25519 signing keys, shared by replicas through the database.
+
+With several replicas: a key is committed before any replica signs with it, and every replica's
+``/.well-known/jwks.json`` reads the keys from the database (``published_jwks``), so a token one
+replica signed with a key it has just made is never checked against another replica's JWKS that
+lacks it (each replica reloaded only every minute: up to a minute of "unknown signing key"). A
+rotation runs under a PostgreSQL advisory lock and looks again inside it, so replicas that decide
+to rotate at once make one key, not one each.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +20,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.auth import public_keys_from_jwks
 from services.identity.models import SigningKey
+
+# pg_advisory_xact_lock key of the rotation (any constant no other lock of this database uses).
+ROTATION_LOCK = 0x6B6579726F74  # "keyrot"
 
 
 class KeyRing:
@@ -32,8 +43,7 @@ class KeyRing:
 
     async def load(self) -> None:
         async with self.sessionmaker() as session:
-            rows = (await session.execute(select(SigningKey).order_by(SigningKey.created_at))).scalars().all()
-        self._keys = list(rows)
+            self._keys = await _all_keys(session)
 
     def _published(self, now: datetime) -> list[SigningKey]:
         horizon = now - self.rotation - self.token_ttl - timedelta(minutes=5)
@@ -49,14 +59,17 @@ class KeyRing:
     async def rotate(self, now: datetime | None = None) -> SigningKey:
         """Create a new key when the newest is older than the rotation period (or none exists)."""
         now = now or datetime.now(UTC)
-        async with self._lock:
-            await self.load()
-            if self._keys and now - self._keys[-1].created_at < self.rotation:
-                return self._keys[-1]
-            key = _new_key(now)
-            async with self.sessionmaker() as session, session.begin():
+        async with self._lock, self.sessionmaker() as session:
+            async with session.begin():
+                if session.get_bind().dialect.name == "postgresql":  # replicas rotate one at a time
+                    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROTATION_LOCK})
+                keys = await _all_keys(session)
+                if keys and now - keys[-1].created_at < self.rotation:
+                    self._keys = keys
+                    return keys[-1]
+                key = _new_key(now)
                 session.add(key)
-            self._keys.append(key)
+            self._keys = [*keys, key]  # committed: any replica's JWKS has it before a token is signed with it
             return key
 
     async def run_rotation(self, every: float = 60.0) -> None:
@@ -80,10 +93,20 @@ class KeyRing:
     def jwks(self, now: datetime | None = None) -> dict[str, Any]:
         return {"keys": [json.loads(key.public_jwk) for key in self._published(now or datetime.now(UTC))]}
 
+    async def published_jwks(self) -> dict[str, Any]:
+        """The JWKS as the database has it now: another replica may have rotated since this one
+        last looked, and already signs with the new key (module doc)."""
+        await self.load()
+        return self.jwks()
+
     async def public_keys(self) -> dict[str, Any]:
         """For identity's own token checks: reloads from the database (another replica may have rotated)."""
         await self.load()
         return public_keys_from_jwks(self.jwks())
+
+
+async def _all_keys(session: AsyncSession) -> list[SigningKey]:
+    return list((await session.execute(select(SigningKey).order_by(SigningKey.created_at))).scalars().all())
 
 
 def _new_key(now: datetime) -> SigningKey:

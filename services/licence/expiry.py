@@ -4,8 +4,9 @@ Safe with several replicas: each batch is claimed with ``FOR UPDATE SKIP LOCKED`
 (rows another replica holds are skipped; once it commits they no longer match), and the claim's
 condition is the state it changes — an expired licence is no longer ``valid``/``suspended``, a
 reminded one has ``expiring_notice_for = valid_until`` — so a licence is expired once and reminded
-once per window (a renewal that moves ``valid_until`` opens a new window). On SQLite one process
-runs the timer (writes are serialised anyway).
+once per window (a renewal that moves ``valid_until`` opens a new window). Each row's change is
+itself conditional on that state too (SQLite has no row locks: two rounds at once still change a
+licence once, with one event).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 from datetime import date, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.events import licence as contract
@@ -44,14 +45,23 @@ async def _expire_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Con
         )
         rows = list((await session.execute(_claimable(session, query))).scalars())
         now = ctx.current_time()
+        expired = 0
         for licence in rows:
-            licence.status = states.next_status(licence.status, "expire")
-            licence.status_reason = f"valid until {licence.valid_until.isoformat()}" if licence.valid_until else None
-            licence.updated_at = now
             assert licence.valid_until is not None
+            # Conditional on the status read: a concurrent round (SQLite has no row locks) changes nothing twice.
+            changed = await session.execute(
+                update(Licence)
+                .where(Licence.id == licence.id, Licence.status == licence.status)
+                .values(status=states.next_status(licence.status, "expire"), updated_at=now,
+                        status_reason=f"valid until {licence.valid_until.isoformat()}")
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            expired += 1
             event = contract.LicenceExpired(**event_fields(licence, now), valid_until=licence.valid_until)
             await outbox.add(session, envelope(event, subject=licence.identifier))
-    return len(rows)
+    return expired
 
 
 async def _remind_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, today: date, size: int) -> int:
@@ -70,15 +80,26 @@ async def _remind_batch(sessionmaker: async_sessionmaker[AsyncSession], ctx: Con
         )
         rows = list((await session.execute(_claimable(session, query))).scalars())
         now = ctx.current_time()
+        reminded = 0
         for licence in rows:
             assert licence.valid_until is not None
-            licence.expiring_notice_for = licence.valid_until
+            changed = await session.execute(
+                update(Licence)
+                .where(Licence.id == licence.id, Licence.status == states.VALID,
+                       Licence.valid_until == licence.valid_until,
+                       or_(Licence.expiring_notice_for.is_(None), Licence.expiring_notice_for != Licence.valid_until))
+                .values(expiring_notice_for=licence.valid_until)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            reminded += 1
             event = contract.LicenceExpiring(
                 **event_fields(licence, now), valid_until=licence.valid_until,
                 days_left=(licence.valid_until - today).days,
             )  # fmt: skip
             await outbox.add(session, envelope(event, subject=licence.identifier))
-    return len(rows)
+    return reminded
 
 
 async def run_expiry_once(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context) -> dict[str, int]:

@@ -246,7 +246,9 @@ async def on_order_paid(session: AsyncSession, ctx: Context, event: CloudEvent) 
 
 
 async def on_order_refunded(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
-    """``payment.order.refunded``: the fee went back (after withdrawal, rejection or denial)."""
+    """``payment.order.refunded``: the fee went back (after withdrawal, rejection or denial). The
+    order is kept too: its ``payment.order.paid`` applied after this one (another replica, a retry:
+    ADR 0030) finds the fees settled by that order and changes nothing."""
     data: OrderRefunded = _parse(OrderRefunded, event)
     case = await _case(session, data.case_no)
     if case is None:
@@ -257,6 +259,7 @@ async def on_order_refunded(session: AsyncSession, ctx: Context, event: CloudEve
     now = ctx.current_time()
     with session.no_autoflush:
         row.status = case.fees_status = "refunded"
+        row.order_id = row.order_id or data.order_id
         row.refunded_fen, row.refunded_at, row.updated_at = data.amount_fen, data.refunded_at, now
         case.updated_at = now
     detail = {"order_id": data.order_id, "amount_fen": data.amount_fen, "reason": data.reason}

@@ -20,6 +20,7 @@ from services.exchange.models import CaseDepartment, Delivery, DeliveryAttempt
 from services.exchange.tests.outbound_fixtures import (
     BDCDJ_ADMIN,
     PLATFORM_ADMIN,
+    START,
     SWJ_ADMIN,
     Receiver,
     accepted,
@@ -123,18 +124,39 @@ async def test_a_department_never_receives_another_department_s_cases(exchange):
         for receiver in (bdcdj, gaj, swj):
             await receiver.close()
     cases = lambda r: sorted({w["data"]["case_no"] for w in r.received})  # noqa: E731
-    assert cases(bdcdj) == ["B-1", "B-2"]
-    assert cases(gaj) == ["G-1"]
+    # A case exchange never saw submitted or accepted is still its own department's (ADR 0030: its
+    # submission may simply not have been applied yet), and no other's.
+    assert cases(bdcdj) == ["B-1", "B-2", "NEVER-ACCEPTED"]
+    assert cases(gaj) == ["G-1", "NEVER-ACCEPTED"]
     assert cases(swj) == ["B-2"]
     assert all(w["data"]["department"] == "BDCDJ" for w in bdcdj.received)
     assert all(w["data"]["department"] == "GAJ" for w in gaj.received)
     # nor through the admin API: BDCDJ's administrator sees its deliveries only
     listed = (await exchange.get("/deliveries?page_size=100", headers=BDCDJ_ADMIN)).json()
-    assert listed["total"] == 4 and {d["department"] for d in listed["items"]} == {"BDCDJ"}
+    assert listed["total"] == 6 and {d["department"] for d in listed["items"]} == {"BDCDJ"}
     gaj_delivery = (await rows(exchange, department="GAJ"))[0]
     assert (await exchange.get(f"/deliveries/{gaj_delivery.id}", headers=BDCDJ_ADMIN)).status_code == 404
     assert (await exchange.post(f"/deliveries/{gaj_delivery.id}/replay", headers=SWJ_ADMIN)).status_code == 404
     assert (await exchange.get("/deliveries?department=GAJ", headers=BDCDJ_ADMIN)).status_code == 403
+
+
+async def test_a_withdrawal_applied_before_the_submission_still_reaches_the_department(exchange):
+    """Two replicas share the durable (or two caseflow relays publish at once): a case's withdrawal
+    can be applied before its submission. The lead department is told of both, numbered in the
+    order they were applied, and the timestamps tell the true order."""
+    bdcdj = await endpoint(exchange, "BDCDJ")
+    try:
+        first, then = submitted("LATE", at=START - timedelta(hours=1)), withdrawn("LATE")
+        assert await consume(exchange, then) and await consume(exchange, first)
+        assert await drain(worker_for(exchange)) == 2
+    finally:
+        await bdcdj.close()
+    assert bdcdj.of_case("LATE") == [("case.withdrawn", 1), ("case.submitted", 2)]
+    stamps = [(w["type"], datetime.fromisoformat(w["timestamp"].replace("Z", "+00:00"))) for w in bdcdj.received]
+    assert sorted(stamps, key=lambda s: s[1]) == [
+        ("case.submitted", START - timedelta(hours=1)),
+        ("case.withdrawn", START),
+    ]
 
 
 async def test_a_department_system_is_not_told_what_its_own_system_did(exchange):

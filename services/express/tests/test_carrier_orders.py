@@ -114,3 +114,23 @@ async def test_a_new_shipment_wakes_the_worker_instead_of_waiting_for_the_poll(e
         assert len(await published(express, "created")) == 1
     finally:
         await orders.stop()
+
+
+async def test_two_replicas_book_each_shipment_once_and_a_dead_ones_claims_come_back(express):
+    """Two workers at once share the queue (each shipment ordered once, one created event each); a
+    worker killed after its claim (nothing sent yet) holds its rows until the claim ends, then the
+    other books them."""
+    for n in range(6):
+        await consume(express, delivery_requested(f"CF2026120100001{n}"))
+    dead = worker(express, express.carrier)
+    dead.batch_size = 2
+    assert len(await dead._claim(express.clock())) == 2  # noqa: SLF001 - claimed, then the process died
+    ours, theirs = worker(express, express.carrier), worker(express, express.carrier)
+    ours.batch_size = theirs.batch_size = 2
+    booked = await asyncio.gather(ours.run_once(), theirs.run_once(), ours.run_once(), theirs.run_once())
+    assert sum(booked) == 4 and await ours.run_once() == 0  # the dead one's two still held
+    express.clock.advance(dead.claim_seconds + 1)
+    assert await ours.run_once() + await theirs.run_once() == 2
+    references = [call.reference for call in express.carrier.calls]
+    assert len(references) == len(set(references)) == 6
+    assert len(await published(express, "created")) == 6

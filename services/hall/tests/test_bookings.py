@@ -5,13 +5,15 @@ give places back, no-shows are marked, bad input is a problem naming the field."
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import contextlib
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from kit.testing import serve
+from services.hall.adapters.sms import SandboxSms
 from services.hall.background import NoShowMarker, SmsDispatcher
 from services.hall.models import Booking, OutgoingSms, Slot
 from services.hall.tests.conftest import (
@@ -251,3 +253,54 @@ async def test_two_replicas_mark_each_no_show_once_and_send_each_sms_once(hall):
     other_marker = NoShowMarker(hall.app.state.sessionmaker, hall.app.state.settings, clock=hall.clock)
     marked = await asyncio.gather(hall.no_shows.batch(), other_marker.batch(), hall.no_shows.batch())
     assert sum(marked) == 3 and len(await published(hall, ".booking.no_show.v1")) == 3
+
+
+class HeldSms(SandboxSms):
+    """A gateway that holds its first send until the test lets it go (a slow gateway, made exact)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, mobile: str, text: str) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        await super().send(mobile, text)
+
+
+async def test_a_replica_never_takes_a_row_the_other_is_still_sending_and_a_dead_ones_rows_come_back(hall):
+    """The lease covers a whole batch sent one by one (a minute did not: a slow gateway let the
+    other replica send the same rows again); a dispatcher that dies mid-batch leaves its rows
+    leased until the lease ends, then the other sends them."""
+    people = ["11010519491231002X", "110105194912310038", "110101199003070011"]
+    for n, visitor in enumerate(people):
+        assert (await book(hall, headers=person(visitor), starts_at=china(2, 9 + n).isoformat())).status_code == 201
+    settings = hall.app.state.settings
+    held = HeldSms()
+    slow = SmsDispatcher(hall.app.state.sessionmaker, held, settings, clock=hall.clock)
+    sending = asyncio.create_task(slow.batch())
+    await held.entered.wait()  # the first of its three rows is at the gateway
+    hall.clock.set(hall.clock() + timedelta(minutes=2))
+    assert await hall.dispatcher.batch() == 0  # still leased to the slow one
+    held.release.set()
+    assert await sending == 3
+    assert len(held.messages) == 3 and len(hall.sms.messages) == 0
+
+    for n, visitor in enumerate(people):  # three more, and a dispatcher killed while sending them
+        response = await book(hall, headers=person(visitor), starts_at=china(3, 9 + n).isoformat())
+        assert response.status_code == 201
+    dying = HeldSms()
+    killed = asyncio.create_task(SmsDispatcher(hall.app.state.sessionmaker, dying, settings, clock=hall.clock).batch())
+    await dying.entered.wait()
+    killed.cancel()  # it never marks a row: as if the process had gone
+    with contextlib.suppress(asyncio.CancelledError):
+        await killed
+    assert await hall.dispatcher.batch() == 0  # leased to the dead one
+    hall.clock.set(hall.clock() + slow.lease + timedelta(seconds=1))
+    assert await hall.dispatcher.batch() == 3
+    assert len(hall.sms.messages) == 3 and len(dying.messages) == 0
+    async with hall.app.state.sessionmaker() as session:
+        rows = list((await session.execute(select(OutgoingSms))).scalars())
+    assert len(rows) == 6 and all(row.sent_at is not None for row in rows)

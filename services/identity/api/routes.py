@@ -279,7 +279,7 @@ async def disable_officer(
 
 @router.get("/.well-known/jwks.json", tags=["keys"])
 async def jwks(request: Request) -> dict:
-    return identity_of(request).keyring.jwks()
+    return await identity_of(request).keyring.published_jwks()
 
 
 def sandbox_router(*, sms: bool, enterprises: bool) -> APIRouter:

@@ -135,3 +135,39 @@ async def test_key_rotation_keeps_old_tokens_valid(zhang):
     assert {jwt.get_unverified_header(t)["kid"] for t in (old, new)} <= kids
     for token in (old, new):
         assert (await zhang.get("/me", headers=bearer(token))).status_code == 200
+
+
+async def test_a_key_another_replica_made_is_in_this_replicas_jwks_before_it_signs_anything(zhang):
+    """Two replicas: the other one rotates and signs at once; this one's JWKS (it has not looked
+    at the database since) already has that key, so no verifier finds the kid unknown."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, text
+
+    from services.identity.keys import ROTATION_LOCK, KeyRing
+    from services.identity.models import SigningKey
+
+    ours = zhang.app.state.identity.keyring
+    other = KeyRing(ours.sessionmaker, rotation=timedelta(seconds=0), token_ttl=ours.token_ttl)
+    made = await other.rotate()
+    assert made.kid != ours.current().kid  # this replica has not seen it
+    kids = {k["kid"] for k in (await zhang.get("/.well-known/jwks.json")).json()["keys"]}
+    assert made.kid in kids and ours.current().kid in kids
+
+    if ours.sessionmaker.kw["bind"].dialect.name != "postgresql":
+        return  # replicas share PostgreSQL (its advisory lock below); SQLite runs one process
+    # Both replicas find the newest key too old at once: one new key, not one each. The test holds
+    # the rotation lock until both wait on it, so both decide after seeing the same old key.
+    later = made.created_at + timedelta(days=2)
+    rings = [KeyRing(ours.sessionmaker, rotation=timedelta(days=1), token_ttl=ours.token_ttl) for _ in range(2)]
+    async with ours.sessionmaker() as session:
+        before = await session.scalar(select(func.count()).select_from(SigningKey))
+        await session.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ROTATION_LOCK})
+        rotating = asyncio.gather(*(ring.rotate(later) for ring in rings))
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        while not rotating.done() and await session.scalar(waiting) < 2:  # (without the lock: done)
+            await asyncio.sleep(0.01)
+        await session.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ROTATION_LOCK})
+        rotated = await rotating
+        after = await session.scalar(select(func.count()).select_from(SigningKey))
+    assert after == before + 1 and rotated[0].kid == rotated[1].kid

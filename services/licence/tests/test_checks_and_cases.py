@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import date
 
@@ -176,3 +177,21 @@ async def _payloads(client, kind):
     async with client.app.state.sessionmaker() as session:
         rows = (await session.execute(select(outbox.table.c.event_type, outbox.table.c.payload))).all()
     return [json.loads(p)["data"] for t, p in rows if t.endswith(f".{kind}.v1")]
+
+
+async def test_two_replicas_expiry_timers_at_once_expire_and_remind_each_licence_once(licence):
+    for holder, name in ((ZHANG_SAN, "张三"), (LI_SI, "李四"), (ZHANG_SAN, "张三")):
+        await issue(licence, holder=holder, holder_name=name)
+    ctx = licence.app.state.licence
+    maker = licence.app.state.sessionmaker
+    ctx_small = dataclasses.replace(ctx, settings=ctx.settings.model_copy(update={"expiry_batch_size": 1}))
+    licence.clock.set(date(2031, 10, 2))
+    reminded = await asyncio.gather(run_expiry_once(maker, ctx_small), run_expiry_once(maker, ctx_small))
+    assert sum(r["expiring"] for r in reminded) == 3
+    licence.clock.set(date(2031, 11, 2))
+    expired = await asyncio.gather(*(run_expiry_once(maker, ctx_small) for _ in range(3)))
+    assert sum(r["expired"] for r in expired) == 3
+    async with maker() as session:
+        kinds = (await session.execute(select(outbox.table.c.event_type, func.count()).group_by(
+            outbox.table.c.event_type))).all()  # fmt: skip
+    assert {kind.split(".")[-2]: n for kind, n in kinds} == {"issued": 3, "expiring": 3, "expired": 3}

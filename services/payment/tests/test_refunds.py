@@ -3,12 +3,14 @@ payment.order.refunded once, whatever is redelivered or duplicated."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.payment.adapters.gateway import GatewayUnavailable
 from services.payment.models import Refund
+from services.payment.refunds import RefundWorker
 from services.payment.tests.conftest import (
     cashier,
     consume,
@@ -95,3 +97,29 @@ async def test_an_abnormal_refund_is_recorded_for_an_operator(payment):
     order = await the_order(payment)
     assert order["status"] == "refunding" and order["refunds"][0]["status"] == "failed"
     assert await published(payment, "refunded") == []
+
+
+async def test_two_replicas_ask_the_gateway_once_and_a_dead_ones_claim_comes_back(payment):
+    """A worker killed after claiming the refund (before asking) holds it until its claim ends;
+    meanwhile and afterwards two workers at once ask the gateway once between them."""
+    await _paid(payment)
+    await consume(payment, ended("withdrawn"))
+    gateway = payment.app.state.payment.gateway
+    real, asked = gateway.refund, []
+
+    async def counted(request):
+        asked.append(request.out_refund_no)
+        return await real(request)
+
+    gateway.refund = counted
+    maker, settings = payment.app.state.sessionmaker, payment.app.state.payment.settings
+    dead = RefundWorker(maker, gateway, settings)
+    assert len(await dead._claim(datetime.now(UTC))) == 1  # noqa: SLF001 - claimed, then the process died
+    later = datetime.now(UTC) + timedelta(seconds=dead.claim_seconds + 1)
+    now_workers = [RefundWorker(maker, gateway, settings) for _ in range(2)]
+    assert sum(await asyncio.gather(*(w.run_once() for w in now_workers))) == 0  # still the dead one's
+    later_workers = [RefundWorker(maker, gateway, settings, clock=lambda: later) for _ in range(2)]
+    assert sum(await asyncio.gather(*(w.run_once() for w in later_workers))) == 1
+    await payment.settle()
+    assert len(asked) == 1 and (await the_order(payment))["status"] == "refunded"
+    assert len(await published(payment, "refunded")) == 1
