@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -40,13 +42,26 @@ def load_signer(settings: Settings) -> Ed25519Signer:
     if secret:
         return Ed25519Signer.from_private_jwk(json.loads(secret))
     path = Path(settings.signing_key_file)
-    if path.exists():
-        return Ed25519Signer.from_private_jwk(json.loads(path.read_text()))
-    signer = Ed25519Signer.generate(kid=f"dev-{int(time.time())}")
+    if not path.exists():
+        signer = Ed25519Signer.generate(kid=f"dev-{int(time.time())}")
+        create_once(path, json.dumps(signer.private_jwk()))
+    return Ed25519Signer.from_private_jwk(json.loads(path.read_text()))
+
+
+def create_once(path: Path, text: str) -> None:
+    """Writes ``path`` unless it exists, whole or not at all: replicas starting together on one
+    empty volume each make a key, and the first to link its complete file wins; the others read
+    that one (a plain write would let a replica sign with a key another has overwritten)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(signer.private_jwk()))
-    path.chmod(0o600)
-    return signer
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    draft.write_text(text)
+    draft.chmod(0o600)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
 
 
 def load_seal(settings: Settings):
@@ -77,9 +92,7 @@ def _development_seal(path: Path) -> tuple[str, str]:
         seal, _ = development_seal("yiwang 电子证照")
         key = seal.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
         chain = "".join(c.public_bytes(Encoding.PEM).decode() for c in (seal.certificate, *seal.chain))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(key + chain)
-        path.chmod(0o600)
+        create_once(path, key + chain)
     text = path.read_text()
     split = text.index("-----BEGIN CERTIFICATE-----")
     return text[:split], text[split:]
