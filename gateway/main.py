@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 import jwt
@@ -49,6 +49,7 @@ from gateway.signing import (
     SignatureRejected,
     check_signature,
 )
+from gateway.upstreams import Upstream
 from kit.auth import InvalidToken, TokenRevoked, TokenVerifier, public_keys_from_jwks, token_revoked, unauthorized
 from kit.bus import Bus
 from kit.errors import PROBLEM_JSON, Problem
@@ -84,19 +85,6 @@ _CAPTURED = frozenset(
 _CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id"
 _CORS_EXPOSE_HEADERS = b"X-Request-Id, Retry-After, ETag, Location, Content-Disposition"
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-
-
-class Upstream:
-    """One area's service: ``url`` is prepended to the path after /api/v1/<area>."""
-
-    __slots__ = ("area", "url", "origin", "prefix")
-
-    def __init__(self, area: str, url: str) -> None:
-        parts = urlsplit(url)
-        self.area = area
-        self.url = url.rstrip("/")
-        self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.prefix = parts.path.rstrip("/")
 
 
 def _traceparent(incoming: str | None) -> str:
@@ -192,7 +180,10 @@ class Gateway:
         self.configure_logs = configure_logs
         rules: list[RouteRule] = [rule_from_config(r) for r in settings.extra_routes] + list(DEFAULT_RULES)
         self.routes = RouteTable(rules, settings.environment)
-        self.upstreams = {area: Upstream(area, url) for area, url in settings.upstreams.items()}
+        self.upstreams = {
+            area: Upstream(area, urls, cooldown_seconds=settings.replica_cooldown_seconds)
+            for area, urls in settings.upstreams.items()
+        }
         self.partner_directory = PartnerDirectory(
             {pid: PartnerKeys.from_config(p.secrets, p.paths) for pid, p in settings.partners.items()},
             source_url=settings.partner_source_url,
@@ -230,6 +221,10 @@ class Gateway:
         self.refusals = Counter(
             "gateway_refusals_total", "Requests the gateway answered itself", ["reason"], registry=self.metrics.registry
         )
+        self.failovers = Counter(
+            "gateway_upstream_failovers_total", "Requests handed to another replica after a failed connection",
+            ["area"], registry=self.metrics.registry,
+        )  # fmt: skip
         directory = self.partner_directory
         Gauge("gateway_department_partners", "Department partners read from exchange", registry=self.metrics.registry
               ).set_function(lambda: len(directory.dynamic))  # fmt: skip
@@ -293,7 +288,7 @@ class Gateway:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             trust_env=False,
         )
-        self.forwarder = Forwarder(self.session)
+        self.forwarder = Forwarder(self.session, self.failovers)
         # Warm the key cache without spending the verifier's refetch allowance: identity may
         # start after the gateway, and then the first request must still be able to fetch.
         try:
@@ -701,10 +696,10 @@ class Gateway:
             tail = raw_path[prefix_length:].decode("latin-1")
         else:
             tail = quote(rest)
-        url = upstream.url + tail
+        target = tail  # after the replica's URL, chosen by the forwarder
         query = scope.get("query_string")
         if query:
-            url += "?" + query.decode("latin-1")
+            target += "?" + query.decode("latin-1")
 
         timeout = self._timeout(
             rule.timeout_seconds if rule is not None and rule.timeout_seconds else settings.read_timeout_seconds
@@ -714,7 +709,8 @@ class Gateway:
         try:
             status = await self.forwarder.forward(
                 method=method,
-                url=url,
+                upstream=upstream,
+                target=target,
                 headers=forwarded,
                 receive=receive,
                 send=send,
@@ -723,7 +719,6 @@ class Gateway:
                 body_limit=body_limit,
                 timeout=timeout,
                 extra_response_headers=response_extra,
-                area=area,
                 public_path=path,
                 request_id=request_id,
             )
@@ -830,15 +825,18 @@ class Gateway:
 
     # ---------------------------------------------------------------- readiness, OpenAPI
 
-    def _origins(self) -> dict[str, str]:
-        """Service origin → first area served there (areas may share a service)."""
-        origins: dict[str, str] = {}
+    def _services(self) -> dict[tuple[str, ...], str]:
+        """Each service (its replicas' origins) → first area served there (areas may share one)."""
+        services: dict[tuple[str, ...], str] = {}
         for area, upstream in self.upstreams.items():
-            origins.setdefault(upstream.origin, area)
-        return origins
+            services.setdefault(upstream.origins, area)
+        return services
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
-        """Every service's /readyz, asked at once; 503 while any is not ready."""
+        """Every replica's /readyz, asked at once; 503 while a service has no ready replica.
+
+        One replica down leaves the gateway ready (the others take its requests, ADR 0032); it is
+        named under ``replicas_down``."""
         assert self.session is not None
         timeout = aiohttp.ClientTimeout(total=self.settings.readiness_timeout_seconds)
 
@@ -855,9 +853,15 @@ class Gateway:
                 self.verifier.keys = await asyncio.wait_for(self._fetch_jwks(), self.settings.readiness_timeout_seconds)
             except Exception:
                 pass
-        origins = self._origins()
-        results = await asyncio.gather(*(check(o) for o in origins))
-        checks = {origins[o]: r for o, r in zip(origins, results, strict=True)}
+        services = self._services()
+        origins = list(dict.fromkeys(origin for replicas in services for origin in replicas))
+        answers = dict(zip(origins, await asyncio.gather(*(check(o) for o in origins)), strict=True))
+        checks: dict[str, str] = {}
+        replicas_down: dict[str, str] = {}
+        for replicas, area in services.items():
+            checks[area] = "ok" if any(answers[o] == "ok" for o in replicas) else answers[replicas[0]]
+            if len(replicas) > 1:
+                replicas_down.update((o, answers[o]) for o in replicas if answers[o] != "ok")
         checks["jwks"] = "ok" if self.verifier.keys else "failed: no signing keys"
         if self.following_revocations:
             # Not ready before the recent revocations were read once; NATS going away later does
@@ -865,7 +869,10 @@ class Gateway:
             feed = self.revocation_feed
             checks["revocations"] = "ok" if feed is not None and feed.synced else "failed: not read yet"
         ready = all(r == "ok" for r in checks.values())
-        return (200 if ready else 503), {"status": "ok" if ready else "unavailable", "checks": checks}
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable", "checks": checks}
+        if replicas_down:
+            body["replicas_down"] = replicas_down
+        return (200 if ready else 503), body
 
     async def openapi_document(self) -> bytes:
         """The merged OpenAPI of every service (cached for ``openapi_cache_seconds``)."""
@@ -879,19 +886,22 @@ class Gateway:
             assert self.session is not None
             timeout = aiohttp.ClientTimeout(total=self.settings.readiness_timeout_seconds * 3)
 
-            async def fetch(origin: str) -> dict[str, Any] | None:
-                try:
-                    async with self.session.get(origin + "/openapi.json", timeout=timeout) as response:
-                        if response.status != 200:
-                            return None
-                        return await response.json(content_type=None)
-                except Exception:
-                    return None
+            async def fetch(replicas: tuple[str, ...]) -> dict[str, Any] | None:
+                """The service's document from the first replica that gives it (they serve the same)."""
+                for origin in replicas:
+                    try:
+                        async with self.session.get(origin + "/openapi.json", timeout=timeout) as response:
+                            if response.status == 200:
+                                return await response.json(content_type=None)
+                    except Exception:
+                        continue
+                return None
 
-            origins = list(self._origins())
-            fetched = await asyncio.gather(*(fetch(o) for o in origins))
-            documents = dict(zip(origins, fetched, strict=True))
-            sources = [AreaSource(u.area, u.origin, u.prefix) for u in self.upstreams.values()]
+            services = list(self._services())
+            fetched = await asyncio.gather(*(fetch(replicas) for replicas in services))
+            # A document is known by its service's first replica.
+            documents = {replicas[0]: document for replicas, document in zip(services, fetched, strict=True)}
+            sources = [AreaSource(u.area, u.origins[0], u.prefix) for u in self.upstreams.values()]
             merged = merge_openapi(sources, documents, self.routes.match)
             body = json.dumps(merged, ensure_ascii=False).encode()
             self._openapi_cache = (time.monotonic(), body)

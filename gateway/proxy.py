@@ -1,21 +1,29 @@
 """Streaming forwarding to a service over one pooled aiohttp session.
 
 Request bodies stream from the ASGI ``receive`` to the service (a single-message body is passed
-as bytes); responses stream back, small ones in one message. Failures before the response has
-started become problem+json: connection refused → 503, timeout → 504, anything else → 502.
+as bytes); responses stream back, small ones in one message. A replica that cannot be connected
+to (nothing was sent) hands the request to the area's next replica (ADR 0032). Failures before the
+response has started become problem+json: connection refused → 503, timeout → 504, anything else
+→ 502.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from prometheus_client import Counter
 from yarl import URL
 
+from gateway.upstreams import Upstream
 from kit.errors import Problem
+from kit.logs import get_logger
+
+log = get_logger("yiwang.gateway")
 
 # Request headers never forwarded as sent: hop-by-hop (RFC 9110 §7.6.1), ones the gateway
 # sets itself, and any identity header a client could use to pretend to be someone.
@@ -153,16 +161,18 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int
 
 
 class _StreamState:
-    __slots__ = ("too_large", "client_gone")
+    __slots__ = ("too_large", "client_gone", "started")
 
     def __init__(self) -> None:
         self.too_large = False
         self.client_gone = False
+        self.started = False  # a byte of a streamed body was handed to a replica: never resend it
 
 
 async def _stream_body(
     first: bytes, receive: Callable[[], Awaitable[dict[str, Any]]], limit: int, state: _StreamState
 ) -> AsyncIterator[bytes]:
+    state.started = True
     total = len(first)
     if first:
         yield first
@@ -182,6 +192,11 @@ async def _stream_body(
             return
 
 
+# Failures of the connection itself: the replica never saw the request (aiohttp raises these only
+# from connecting), so any method may go to another replica.
+_CONNECT_FAILURES = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
 def upstream_problem(exc: BaseException, area: str, timeout: float) -> Problem:
     """What the client sees when the service did not answer properly."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
@@ -199,14 +214,17 @@ class Forwarder:
 
     BUFFER_RESPONSE_BELOW = 256 * 1024
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, failovers: Counter | None = None) -> None:
         self.session = session
+        # gateway_upstream_failovers_total{area}: requests handed to another replica.
+        self.failovers = failovers
 
     async def forward(
         self,
         *,
         method: str,
-        url: str,
+        upstream: Upstream,
+        target: str,
         headers: list[tuple[str, str]],
         receive: Callable[[], Awaitable[dict[str, Any]]],
         send: Callable[[dict[str, Any]], Awaitable[None]],
@@ -215,11 +233,11 @@ class Forwarder:
         body_limit: int,
         timeout: aiohttp.ClientTimeout,
         extra_response_headers: list[tuple[bytes, bytes]],
-        area: str,
         public_path: str = "",
         request_id: str = "",
     ) -> int:
-        """Forward and answer; returns the status sent. Raises Problem before the response starts."""
+        """Forward to a replica of ``upstream`` (``target``: the path and query after its URL) and
+        answer; returns the status sent. Raises Problem before the response starts."""
         state = _StreamState()
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and has_body:
@@ -230,16 +248,7 @@ class Forwarder:
             if len(first) > body_limit:
                 raise BodyTooLarge()
             data = _stream_body(first, receive, body_limit, state) if message.get("more_body") else first
-        try:
-            response = await self.session.request(
-                method, URL(url, encoded=True), headers=headers, data=data, timeout=timeout, allow_redirects=False
-            )
-        except Exception as exc:
-            if state.too_large:
-                raise BodyTooLarge() from exc
-            if state.client_gone:
-                raise ClientGone() from exc
-            raise upstream_problem(exc, area, timeout.sock_read or 0) from exc
+        response = await self._request(method, upstream, target, headers, data, timeout, state)
         try:
             out_headers = response_headers(response.raw_headers)
             out_headers.extend(extra_response_headers)
@@ -253,7 +262,7 @@ class Forwarder:
                 try:
                     payload = await response.read()
                 except Exception as exc:
-                    raise upstream_problem(exc, area, timeout.sock_read or 0) from exc
+                    raise upstream_problem(exc, upstream.area, timeout.sock_read or 0) from exc
                 if status >= 400 and public_path and "Content-Encoding" not in response.headers:
                     content_type = response.headers.get("Content-Type", "")
                     if content_type.encode("latin-1").startswith(_PROBLEM_JSON):
@@ -278,3 +287,59 @@ class Forwarder:
             return status
         finally:
             response.release()
+
+    async def _request(
+        self,
+        method: str,
+        upstream: Upstream,
+        target: str,
+        headers: list[tuple[str, str]],
+        data: bytes | AsyncIterator[bytes] | None,
+        timeout: aiohttp.ClientTimeout,
+        state: _StreamState,
+    ) -> aiohttp.ClientResponse:
+        """The response of the first replica that takes the request.
+
+        Replicas are taken from the area's turn on, those cooling after a failed connection only
+        when every other one failed too. Only a failed connection moves on to the next replica:
+        after the request went out (reset, timeout) the replica may have acted on it (ADR 0032).
+        """
+        replicas = upstream.replicas
+        count = len(replicas)
+        turn = upstream.first_turn()
+        now = time.monotonic()
+        tried = 0  # bit i: replicas[i] was tried (no list per request)
+        failure: BaseException | None = None
+        for last_resort in (False, True):
+            for step in range(count):
+                index = (turn + step) % count
+                replica = replicas[index]
+                if tried >> index & 1 or (not last_resort and replica.cooling(now)):
+                    continue
+                if tried and self.failovers is not None:
+                    self.failovers.labels(upstream.area).inc()
+                tried |= 1 << index
+                try:
+                    response = await self.session.request(
+                        method, URL(replica.url + target, encoded=True), headers=headers, data=data,
+                        timeout=timeout, allow_redirects=False,
+                    )  # fmt: skip
+                except Exception as exc:
+                    if state.too_large:
+                        raise BodyTooLarge() from exc
+                    if state.client_gone:
+                        raise ClientGone() from exc
+                    if not isinstance(exc, _CONNECT_FAILURES) or state.started:
+                        raise upstream_problem(exc, upstream.area, timeout.sock_read or 0) from exc
+                    if not replica.cooling(now) and count > 1:
+                        log.warning("replica unreachable, skipped for a while", area=upstream.area,
+                                    replica=replica.origin, error=type(exc).__name__,
+                                    seconds=upstream.cooldown_seconds)  # fmt: skip
+                    replica.down_until = time.monotonic() + upstream.cooldown_seconds
+                    failure = exc
+                    continue
+                if replica.down_until:
+                    replica.down_until = 0.0  # answered as the last resort: back in turn at once
+                return response
+        assert failure is not None
+        raise upstream_problem(failure, upstream.area, timeout.sock_read or 0) from failure

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.upstreams import replica_urls, url_prefix
 
 MIB = 1024 * 1024
 
@@ -21,8 +23,9 @@ class Partner(BaseModel):
     paths: list[str] = Field(default_factory=lambda: ["**"])
 
 
-def default_upstreams() -> dict[str, str]:
-    # An upstream URL may carry a path: it is prepended to what follows /api/v1/<area>.
+def default_upstreams() -> dict[str, str | list[str]]:
+    # An upstream URL may carry a path: it is prepended to what follows /api/v1/<area>. An area may
+    # also name a list of replica URLs, all with the same path (ADR 0032).
     return {
         "identity": "http://127.0.0.1:8001",
         "catalog": "http://127.0.0.1:8002",
@@ -40,7 +43,9 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     environment: str = "development"
-    upstreams: dict[str, str] = Field(default_factory=default_upstreams)
+    upstreams: dict[str, str | list[str]] = Field(default_factory=default_upstreams)
+    # A replica that refused a connection is skipped this long (ADR 0032); 0 = never skipped.
+    replica_cooldown_seconds: float = Field(default=2.0, ge=0)
     # Rows added in front of gateway.routes.DEFAULT_RULES (same keys as RouteRule).
     extra_routes: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -117,3 +122,18 @@ class GatewaySettings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("upstreams")
+    @classmethod
+    def _replicas_share_a_prefix(cls, upstreams: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        """Every area needs a replica, and all its replicas the same path: a request's path is
+        built before its replica is chosen, and the OpenAPI merge reads the area's prefix once."""
+        for area, value in upstreams.items():
+            urls = replica_urls(value)
+            if not urls:
+                raise ValueError(f"upstreams[{area!r}]: at least one replica URL is required")
+            prefixes = {url_prefix(url) for url in urls}
+            if len(prefixes) > 1:
+                shown = ", ".join(repr(p or "/") for p in sorted(prefixes))
+                raise ValueError(f"upstreams[{area!r}]: replicas must share one path prefix, got {shown}")
+        return upstreams
