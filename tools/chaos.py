@@ -53,6 +53,7 @@ SCHEDULE = (
     (0.75, "postgres"),
 )
 DOWN_SECONDS = 4.0
+AFTER_LAST_FAULT = 10.0
 NOWHERE = 9  # the discard port: connections refused  # how long a killed part stays down
 
 
@@ -293,6 +294,8 @@ class Chaos:
             fault.detail = await actions[name]()
             fault.back_at = self.now()
             print(f"  chaos: {fault.at:6.1f}s {name}: {fault.detail} (back at {fault.back_at:.1f}s)", flush=True)
+        # The load goes on a little after the last part came back, however long the faults took.
+        self.load.stop_at = max(self.load.stop_at, time.monotonic() + AFTER_LAST_FAULT)
 
     async def kill_nats_node(self) -> str:
         node = self.topology.cluster.nodes[1]
@@ -306,13 +309,14 @@ class Chaos:
         """Waits (briefly) until caseflow has requests in flight, then kills the first replica."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.load.caseflow_busy.wait(), 10)
-        in_flight = self.load.in_flight["caseflow"]
+        in_flight, cut_before = self.load.in_flight["caseflow"], self.load.cut_off["caseflow"]
         replica = self.topology.replicas["caseflow"][0]
         await asyncio.to_thread(self.topology.kill, replica)
         await asyncio.sleep(DOWN_SECONDS)
         await asyncio.to_thread(self.topology.restart, replica)
-        return (f"SIGKILL {replica.entry.name} (:{replica.port}) with {in_flight} caseflow request(s) in flight, "
-                f"restarted after {DOWN_SECONDS:.0f}s")  # fmt: skip
+        cut = self.load.cut_off["caseflow"] - cut_before
+        return (f"SIGKILL {replica.entry.name} (:{replica.port}) with {in_flight} caseflow request(s) in flight "
+                f"({cut} cut off: 502), restarted after {DOWN_SECONDS:.0f}s")  # fmt: skip
 
     async def restart_nats_cluster(self) -> str:
         for node in self.topology.cluster.nodes:

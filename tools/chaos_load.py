@@ -43,6 +43,7 @@ PUSH_PATH = "/api/v1/departments/BDCDJ/events"
 STEPS = (("accept", "accepted"), ("review", "reviewed"), ("approve", "approved"))
 STATE_ORDER = ("submitted", "accepted", "reviewed", "approved", "delivering", "completed")
 TRIES = 8  # attempts of one request before the worker gives it up (about 20 s of backoff)
+BUSY = 3  # caseflow requests in flight when the run kills a replica
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -73,7 +74,10 @@ class Load:
         self.tally: dict[str, Counter[str]] = defaultdict(Counter)
         self.promises = Promises()
         self.in_flight: Counter[str] = Counter()  # by area (caseflow, identity, …)
-        self.caseflow_busy = asyncio.Event()  # set while a caseflow request is in flight
+        # Set while BUSY caseflow requests are in flight: with the replicas taken in turn, one of
+        # them is then almost surely on the replica the run kills.
+        self.caseflow_busy = asyncio.Event()
+        self.cut_off: Counter[str] = Counter()  # 502s by area: the gateway lost the replica mid-request
         self.stop_at = 0.0
         self._officer: dict[str, str] = {}
         self._officer_lock = asyncio.Lock()
@@ -118,7 +122,7 @@ class Load:
         area = path.strip("/").split("/", 1)[0]
         self.tally[kind]["sent"] += 1
         self.in_flight[area] += 1
-        if area == "caseflow":
+        if area == "caseflow" and self.in_flight[area] >= BUSY:
             self.caseflow_busy.set()
         try:
             response = await self.client.request(method, path, **kwargs)
@@ -127,9 +131,11 @@ class Load:
             return None
         finally:
             self.in_flight[area] -= 1
-            if area == "caseflow" and not self.in_flight[area]:
+            if area == "caseflow" and self.in_flight[area] < BUSY:
                 self.caseflow_busy.clear()
         status = response.status_code
+        if status == 502:
+            self.cut_off[area] += 1
         self.tally[kind]["2xx" if 200 <= status < 300 else str(status)] += 1
         return response
 
