@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -203,6 +202,8 @@ class Topology(Runner):
         if entry.name == "ems-sandbox":  # every parcel delivered, quickly; duplicated pushes stay on
             env.update({prefix + "STEP_SECONDS": "1", prefix + "REFUSAL_RATE": "0", prefix + "FAILURE_RATE": "0",
                         prefix + "RETURN_RATE": "0", prefix + "SEED": "20261201"})  # fmt: skip
+        if entry.name == "identity":  # new people's codes one after another, not a minute apart
+            env[prefix + "SMS_RESEND_INTERVAL_SECONDS"] = "0"
         if entry.name == "exchange":
             env[prefix + "RETRY_SCHEDULE_SECONDS"] = "[1, 1, 2, 2, 60]"
         if entry.is_gateway:  # one client address and one officer: the load is not an abuser
@@ -306,17 +307,30 @@ class Chaos:
         return f"SIGKILL nats node n2 (:{node.port}), started again after {DOWN_SECONDS:.0f}s"
 
     async def kill_caseflow_replica(self) -> str:
-        """Waits (briefly) until caseflow has requests in flight, then kills the first replica."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.load.caseflow_busy.wait(), 10)
-        in_flight, cut_before = self.load.in_flight["caseflow"], self.load.cut_off["caseflow"]
+        """Kills caseflow replica 1 the moment caseflow has requests in flight (from inside the
+        load's request path, so no await lets them finish first)."""
         replica = self.topology.replicas["caseflow"][0]
-        await asyncio.to_thread(self.topology.kill, replica)
+        killed = asyncio.Event()
+        in_flight: list[int] = []
+
+        def kill_now() -> None:
+            in_flight.append(self.load.in_flight["caseflow"] - 1)  # not the one about to be sent
+            self.topology.kill(replica)
+            killed.set()
+
+        failed_before = self.load.failed["caseflow"]
+        self.load.on_caseflow_busy = kill_now
+        try:
+            await asyncio.wait_for(killed.wait(), 30)
+        except TimeoutError:  # the load never got that busy: killed all the same
+            self.load.on_caseflow_busy = None
+            in_flight.append(self.load.in_flight["caseflow"])
+            self.topology.kill(replica)
         await asyncio.sleep(DOWN_SECONDS)
         await asyncio.to_thread(self.topology.restart, replica)
-        cut = self.load.cut_off["caseflow"] - cut_before
-        return (f"SIGKILL {replica.entry.name} (:{replica.port}) with {in_flight} caseflow request(s) in flight "
-                f"({cut} cut off: 502), restarted after {DOWN_SECONDS:.0f}s")  # fmt: skip
+        failed = self.load.failed["caseflow"] - failed_before
+        return (f"SIGKILL {replica.entry.name} (:{replica.port}) with {in_flight[0]} caseflow request(s) in flight "
+                f"({failed} caseflow request(s) failed until it was back), restarted after {DOWN_SECONDS:.0f}s")  # fmt: skip
 
     async def restart_nats_cluster(self) -> str:
         for node in self.topology.cluster.nodes:
@@ -426,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caseflow-replicas", type=int, help="replicas of caseflow (default: --replicas)")
     parser.add_argument("--workers", type=int, default=32, help="concurrent load workers (default 32)")
     parser.add_argument("--seed", default="chaos", help="seed of the load's people and choices")
-    parser.add_argument("--data-dir", type=Path, help="keep data and logs here (default: a temporary directory)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="keep data and logs here (default: a temporary directory, kept only on failure)"
+    )
     args = parser.parse_args(argv)
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="yiwang-chaos-"))).resolve()
     signal.signal(signal.SIGTERM, _terminate)
@@ -443,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     print(result.text, flush=True)
     for check in result.failures:
         print(f"FAILED: {check.name}: lost {check.lost}, doubled {check.doubled} {check.note}", flush=True)
+    if result.failures or args.data_dir:
+        print(f"data and logs kept in {data_dir}", flush=True)
+    else:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return 1 if result.failures else 0
 
 

@@ -43,7 +43,9 @@ PUSH_PATH = "/api/v1/departments/BDCDJ/events"
 STEPS = (("accept", "accepted"), ("review", "reviewed"), ("approve", "approved"))
 STATE_ORDER = ("submitted", "accepted", "reviewed", "approved", "delivering", "completed")
 TRIES = 8  # attempts of one request before the worker gives it up (about 20 s of backoff)
-BUSY = 3  # caseflow requests in flight when the run kills a replica
+BUSY = 6  # caseflow requests in flight (this one included) when the run kills a replica
+MAILBOX_READS = 10
+CODE = re.compile(r"\d{6}")
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -74,10 +76,10 @@ class Load:
         self.tally: dict[str, Counter[str]] = defaultdict(Counter)
         self.promises = Promises()
         self.in_flight: Counter[str] = Counter()  # by area (caseflow, identity, …)
-        # Set while BUSY caseflow requests are in flight: with the replicas taken in turn, one of
-        # them is then almost surely on the replica the run kills.
-        self.caseflow_busy = asyncio.Event()
-        self.cut_off: Counter[str] = Counter()  # 502s by area: the gateway lost the replica mid-request
+        # Called (once) as a caseflow request starts while BUSY - 1 others are in flight: with the
+        # replicas taken in turn, some are on the replica it kills there and then.
+        self.on_caseflow_busy: Callable[[], None] | None = None
+        self.failed: Counter[str] = Counter()  # non-2xx answers and no answers, by area
         self.stop_at = 0.0
         self._officer: dict[str, str] = {}
         self._officer_lock = asyncio.Lock()
@@ -122,20 +124,20 @@ class Load:
         area = path.strip("/").split("/", 1)[0]
         self.tally[kind]["sent"] += 1
         self.in_flight[area] += 1
-        if area == "caseflow" and self.in_flight[area] >= BUSY:
-            self.caseflow_busy.set()
+        if area == "caseflow" and self.on_caseflow_busy is not None and self.in_flight[area] >= BUSY:
+            trigger, self.on_caseflow_busy = self.on_caseflow_busy, None
+            trigger()
         try:
             response = await self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             self.tally[kind][type(exc).__name__] += 1
+            self.failed[area] += 1
             return None
         finally:
             self.in_flight[area] -= 1
-            if area == "caseflow" and self.in_flight[area] < BUSY:
-                self.caseflow_busy.clear()
         status = response.status_code
-        if status == 502:
-            self.cut_off[area] += 1
+        if not 200 <= status < 300:
+            self.failed[area] += 1
         self.tally[kind]["2xx" if 200 <= status < 300 else str(status)] += 1
         return response
 
@@ -157,9 +159,9 @@ class Load:
     async def new_person(self, rng: random.Random) -> dict[str, Any] | None:
         """Register (SMS code from the sandbox mailbox), log in, real-name check, log in at L2."""
         id_number, mobile = new_id_number(rng), new_mobile(rng)
-        registered = False
+        registered, used = False, set[str]()
         for _ in range(4):
-            code = await self.sms_code(mobile)
+            code = await self.sms_code(mobile, used)
             if code is None:
                 continue
             body = {"id_number": id_number, "name": "混沌测", "mobile": mobile, "password": CITIZEN_PASSWORD,
@@ -185,17 +187,25 @@ class Load:
         headers = await self.login(id_number)
         return None if headers is None else {"id_number": id_number, "mobile": mobile, "headers": headers}
 
-    async def sms_code(self, mobile: str) -> str | None:
+    async def sms_code(self, mobile: str, used: set[str]) -> str | None:
+        """A fresh code from the sandbox mailbox. The mailbox lives in the memory of the identity
+        replica that sent it (a sandbox, not the deployment's SMS gateway), and the gateway takes
+        replicas in turn: it is read until the code shows up, skipping codes already tried."""
         sent = await self.tried(lambda: self.request("sms-code", "POST", "/identity/sms-codes",
                                                      json={"mobile": mobile, "purpose": "register"}))  # fmt: skip
         if not self.ok(sent, 202):
             return None
-        inbox = await self.tried(lambda: self.request("sms-read", "GET", "/identity/sandbox/sms",
-                                                      params={"mobile": mobile}))  # fmt: skip
-        if not self.ok(inbox, 200) or not inbox.json():
-            return None
-        found = re.search(r"\d{6}", inbox.json()[0]["text"])
-        return found.group(0) if found else None
+        for _ in range(MAILBOX_READS):
+            inbox = await self.tried(lambda: self.request("sms-read", "GET", "/identity/sandbox/sms",
+                                                          params={"mobile": mobile}))  # fmt: skip
+            texts = [item["text"] for item in inbox.json()] if self.ok(inbox, 200) else []
+            codes = [found.group(0) for found in map(CODE.search, texts) if found]
+            fresh = [code for code in codes if code not in used]
+            if fresh:
+                used.add(fresh[0])
+                return fresh[0]
+            await asyncio.sleep(0.05)
+        return None
 
     async def login(
         self, login: str, password: str = CITIZEN_PASSWORD, method: str = "password"
