@@ -156,13 +156,11 @@ async def create_databases(postgres: Postgres, names: list[str]) -> None:
 
 @dataclass
 class Replica:
+    """One process of a service: what it takes to start it again after a kill."""
+
     entry: Service
     port: int
     env: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
 
 @dataclass
@@ -231,6 +229,8 @@ class Topology(Runner):
                 routes[area] = targets if len(targets) > 1 else targets[0]
         upstreams = json.dumps(routes, separators=(",", ":"))
         for entry, port in planned:
+            # One environment for all of a service's replicas (no service here refers to its own
+            # {port} or {url}; only the payment sandbox does, and it does not run).
             env = {**self.env_for(entry, port, urls, upstreams), **self.overrides(entry)}
             if entry.migrate:
                 self.run_step(entry, "migrate", [sys.executable, "-m", "kit.migrate", entry.package], env)

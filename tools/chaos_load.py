@@ -19,7 +19,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -152,7 +153,7 @@ class Load:
         return response
 
     @staticmethod
-    def ok(response: httpx.Response | None, *statuses: int) -> bool:
+    def ok(response: httpx.Response | None, *statuses: int) -> TypeGuard[httpx.Response]:
         return response is not None and response.status_code in statuses
 
     # -- people ---------------------------------------------------------------------------------
@@ -166,9 +167,7 @@ class Load:
                 continue
             body = {"id_number": id_number, "name": "混沌测", "mobile": mobile, "password": CITIZEN_PASSWORD,
                     "sms_code": code}  # fmt: skip
-            answer = await self.tried(
-                lambda body=body: self.request("register", "POST", "/identity/register", json=body)
-            )
+            answer = await self.tried(partial(self.request, "register", "POST", "/identity/register", json=body))
             if self.ok(answer, 201):
                 self.promises.people.add(id_number)
             if self.ok(answer, 201, 409):  # 409: an earlier attempt went through before its answer was lost
@@ -318,7 +317,7 @@ class Load:
         self.promises.mirrored.add(department_case)
         if not await self.push("case.progress", {**progress, "step": "accepted"}) or rng.random() > 0.4:
             return
-        number = f"371402-{date.today():%Y}-{rng.randrange(10**7):07d}"
+        number = f"371402-{date.today():%Y}-{self._pushes:07d}"  # unique in the run: the push counter
         certificate = {"licence_type": "real_estate_certificate", "number": number, "holder": person["id_number"],
                        "holder_kind": "person", "holder_name": "混沌测", "issued_on": date.today().isoformat(),
                        "data": {"location": "山东省德州市德城区新湖大街8号", "usage": "住宅", "area": 89.5},
