@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test test-fast lint contracts contracts-check bench clean
+.PHONY: install run demo test test-fast lint contracts contracts-check bench chaos clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ contracts: install
 
 contracts-check: install
 	$(BIN)/python -m contracts.generate --check
+
+## make chaos: the cluster topology (own PostgreSQL, 3 NATS nodes, 2 replicas of each service) under 300 s of
+## load while NATS nodes, a caseflow replica and PostgreSQL are killed; fails on anything lost or doubled
+## (docs/reliability.md). CHAOS_ARGS="--duration 600 --workers 48" for another run.
+chaos: install
+	$(BIN)/python -m tools.chaos --duration 300 --replicas 2 $(CHAOS_ARGS)
 
 ## make bench: throughput benchmarks; results go to docs/benchmarks.md by hand, with the date.
 ## (gateway, express and replicas need wrk, gateway nginx: apt-get install wrk nginx; caseflow, replicas, licence and express
