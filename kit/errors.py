@@ -131,6 +131,41 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return "out of int" in str(exc.orig) and "range" in str(exc.orig)
 
 
+# SQLSTATE class 08 "connection exception", 57P01–57P03 "the server is shutting down / starting up".
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _is_database_away(exc: DBAPIError) -> bool:
+    """True when the database connection broke or the server is restarting (nothing the request
+    asked for was committed): a pooled connection cut by a restart, a refused connect."""
+    if exc.connection_invalidated:
+        return True
+    seen: set[int] = set()
+    error: BaseException | None = exc.orig
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_STATES):
+            return True
+        if isinstance(error, ConnectionError) or type(error).__name__ in {
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+        }:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def database_away_problem() -> Problem:
+    return Problem(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "The database connection was lost (a restart or failover); nothing was changed. Try again.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _out_of_range_fields(request: Request) -> list[str]:
     """Path and query parameters holding an integer beyond 64 bits (else beyond 32 bits)."""
     candidates: list[tuple[str, int]] = []
@@ -205,6 +240,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: DBAPIError):
         if _is_data_error(exc):
             return problem_response(out_of_range_problem(request), request.url.path)
+        if _is_database_away(exc):
+            log.warning("database away on %s: %s", request.url.path, type(exc.orig).__name__)
+            return problem_response(database_away_problem(), request.url.path)
         log.error("database error on %s: %s", request.url.path, type(exc.orig).__name__, exc_info=exc)
         return problem_response(Problem(500, "internal", "Internal error"), request.url.path)
 

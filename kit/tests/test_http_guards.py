@@ -225,3 +225,29 @@ async def test_a_bad_or_missing_union_tag_names_the_tag_field(client, body):
     response = await client.post("/logins", json=body)
     assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
     assert [e["field"] for e in response.json()["errors"]] == ["body.method"]
+
+
+async def test_a_connection_cut_by_a_database_restart_is_a_503_problem_then_recovers(client, database_url):
+    """A PostgreSQL restart or failover cuts every pooled connection: the request that meets one is
+    told to retry (503, Retry-After), not a 500, and the next gets a fresh connection."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to lose")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    assert (await client.get("/widgets/1")).json() == {"found": False}  # a pooled connection now
+    url = make_url(database_url)
+    admin = await asyncpg.connect(url.set(drivername="postgresql", database="postgres").render_as_string(False))
+    try:
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            url.database,
+        )
+    finally:
+        await admin.close()
+    assert cut >= 1
+    response = await client.get("/widgets/1")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM) and response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("database-unavailable")
+    assert (await client.get("/widgets/1")).json() == {"found": False}
