@@ -11,7 +11,8 @@ taken, nothing at all is written. An officer's step hangs them off the case UPDA
 version = <the version read> RETURNING id: if another action moved the case first, nothing is
 written and the step fails as the ORM's own flush would. SQLite runs the same writes one by one.
 (Built with SQLAlchemy's insert().cte() instead, the statement was compiled afresh on every
-call and was no faster than three statements; hence the generated text.)
+call and was no faster than three statements; hence the generated text.) The statement runs on
+the session's own driver connection, inside its transaction (ADR 0033).
 """
 
 from __future__ import annotations
