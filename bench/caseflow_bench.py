@@ -396,8 +396,18 @@ def main() -> int:
     return 0
 
 
+def paired_ratios(results: dict, name: str, ceiling: str, rounds: int) -> list[float]:
+    """Each run of ``name`` against the ceiling's run just before it (the ceilings run before the
+    submissions and again before the transitions: a transition is paired with the second set)."""
+    runs = results[name]["rounds"]
+    ceilings = results[ceiling + ("_c1" if name.endswith("_c1") else "")]["rounds"]
+    ceilings = ceilings[rounds:] if name == "transition" else ceilings[: len(runs)]
+    return [run["rps"] / top["rps"] for run, top in zip(runs, ceilings, strict=True)]
+
+
 def report(results: dict, args: argparse.Namespace) -> None:
-    """The medians as a table, with each row's ratio to both ceilings, and the per-round ratios."""
+    """The medians as a table, with each row's ratio to both ceilings (the median of its per-round
+    ratios, each run against the ceiling run just before it), and the per-round ratios."""
     print(json.dumps(results, indent=2))
     print()
     print(f"Medians of {args.rounds} interleaved rounds; c={args.connections} unless the name ends in _c1.")
@@ -406,15 +416,15 @@ def report(results: dict, args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in ROWS:
         r = results[name]
-        suffix = "_c1" if name.endswith("_c1") else ""
-        ratios = " | ".join(f"{r['rps'] / results[ceiling + suffix]['rps']:.2f}" for ceiling in ("asyncpg", "bare"))
+        ratios = " | ".join(
+            f"{statistics.median(paired_ratios(results, name, ceiling, args.rounds)):.2f}"
+            for ceiling in ("asyncpg", "bare")
+        )
         print(f"| {name} | {r['rps']:,.0f} | {ratios} | {r['p50_ms']:.2f} | {r['cpu_ms_per_request']:.2f} "
               f"| {r['machine_busy']:.0%} | {r['non2xx']:.0f} |")  # fmt: skip
-    # The same comparison round by round: each run against the ceiling runs just before it.
     for ceiling in ("asyncpg", "bare"):
-        c16, c1 = results[ceiling]["rounds"], results[f"{ceiling}_c1"]["rounds"]
-        for name, ceilings in (("submit", c16[: args.rounds]), ("transition", c16[args.rounds :]), ("submit_c1", c1)):
-            ratios = [run["rps"] / top["rps"] for run, top in zip(results[name]["rounds"], ceilings, strict=True)]
+        for name in ("submit", "transition", "submit_c1"):
+            ratios = paired_ratios(results, name, ceiling, args.rounds)
             print(f"{name} / {ceiling}: per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}; "
                   f"median {statistics.median(ratios):.2f}")  # fmt: skip
     print(f"\ncases created {results['cases_created']:,} for {results['submit_requests']:,} submit requests "
