@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from kit.auth import Principal, unauthorized
-from kit.deps import Caller, DbSession
+from kit.deps import Caller, DbSession, ReadConnection
 from kit.errors import Problem
 from kit.masking import mask_id_number
 from services.identity import (
@@ -128,8 +128,12 @@ async def act_as(body: ActAsRequest, caller: LiveCaller, request: Request, sessi
 
 
 @router.get("/me", tags=["me"])
-async def get_me(caller: LiveCaller, session: DbSession) -> Me:
-    return await me.describe(session, caller)
+async def get_me(caller: Caller, connection: ReadConnection) -> Me:
+    """Checks the token as ``LiveCaller`` does, inside the read (one statement for a person)."""
+    described = await me.describe(connection, caller)
+    if described is None:
+        raise unauthorized("session ended or token revoked")
+    return described
 
 
 @router.post("/me/verification", tags=["me"])
