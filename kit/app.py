@@ -51,7 +51,8 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.read_engine = read_engine(engine)  # kit.deps.ReadConnection
+        app.state.read_engine = read_engine(engine)  # kit.deps.ReadConnection and ReadSession
+        app.state.read_sessionmaker = async_sessionmaker(app.state.read_engine, expire_on_commit=False)
         # The relay and the consumers get a pool of their own: under a burst of requests every
         # request queues for a connection, and a consumer queued behind them fell a minute behind
         # (docs/benchmarks.md, Approve → shipment). Same session class: its commits wake the relay.

@@ -100,6 +100,13 @@ async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         yield connection
 
 
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency for reads that load ORM objects: a session on ``read_engine``, never
+    committed (closing it is all), so on PostgreSQL no BEGIN and COMMIT round trips."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
 class UtcDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on every database (SQLite stores them naive)."""
 

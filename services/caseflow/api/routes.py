@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
-from kit.deps import Caller, DbSession, from_app_state
+from kit.deps import Caller, DbSession, ReadConnection, ReadSession, from_app_state
 from kit.errors import Problem
 from kit.pagination import Page, Pagination
 from services.caseflow import blobs, calendars, cases, notifications, supervision
@@ -132,7 +132,7 @@ async def my_cases(
 
 
 @router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
-async def case_detail(case_no: CaseNo, response: Response, session: DbSession, caller: Caller) -> dict[str, Any]:
+async def case_detail(case_no: CaseNo, response: Response, session: ReadSession, caller: Caller) -> dict[str, Any]:
     """One case as the caller may see it; 404 for anyone who may not."""
     case = await visible_case(session, caller, case_no)
     _with_etag(response, case)
@@ -256,17 +256,17 @@ async def print_case(case_no: CaseNo, request: Request, session: DbSession, call
 
 @router.get("/progress/{case_no}", tags=["public"], response_model=ProgressOut)
 async def public_progress(
-    case_no: CaseNo, request: Request, session: DbSession,
+    case_no: CaseNo, request: Request, connection: ReadConnection,
     code: Annotated[str, Query(min_length=4, max_length=12, pattern=r"^[A-Za-z0-9]+$")],
 ) -> dict[str, Any]:  # fmt: skip
     """Progress with the query code sent at submission; wrong codes are limited per case (429)."""
-    return await reading.progress(session, request.app.state.sessionmaker, context(request), case_no, code)
+    return await reading.progress(connection, context(request), case_no, code)
 
 
 @router.get("/worklist", tags=["officers"], response_model=Worklist)
 async def worklist(
     request: Request,
-    session: DbSession,
+    connection: ReadConnection,
     caller: Caller,
     pages: Pagination,
     state: States | None = None,
@@ -276,7 +276,7 @@ async def worklist(
 ) -> dict[str, Any]:
     """The cases the officer's roles act on in its department (and its pending branches)."""
     return await reading.worklist(
-        session, caller, state=state, matter_code=matter_code,
+        connection, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
         pages=pages,
     )  # fmt: skip
