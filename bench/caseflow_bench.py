@@ -1,26 +1,34 @@
 """Caseflow on PostgreSQL, load generator (wrk) beside the service on this 2-core machine.
 
     BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres \
-        .venv/bin/python -m bench.caseflow_bench [--duration 10] [--cases 1000000]
+        .venv/bin/python -m bench.caseflow_bench [--duration 10] [--rounds 3] [--cases 1000000]
 
-Measures, in one run:
-- the ceiling: a bare FastAPI endpoint inserting one case row and one outbox row
-  (bench/caseflow_bare.py), wrk with 16 connections;
+Measures, in one run, against two ceilings (issue 15):
+- ``asyncpg``: FastAPI + asyncpg, no ORM, inserting one case row and one outbox row in one
+  transaction (bench/asyncpg_ceiling.py) — what this machine's plain stack can do;
+- ``bare``: the same write through the kit's SQLAlchemy session (bench/caseflow_bare.py) — what
+  the kit's plumbing leaves before any caseflow rule runs;
 - real submissions (validation, idempotency key, case numbering, clocks, the event) — each
-  request with its own Idempotency-Key — same wrk settings; ratio to the ceiling and p50;
-- officer transitions (accept with If-Match) on the cases just submitted; ratio to the ceiling;
+  request with its own Idempotency-Key — wrk with 16 connections; ratio to both ceilings, p50;
+- officer transitions (accept with If-Match) on the cases just submitted; ratio to both ceilings;
 - worklist and my-cases p95 after bulk-loading ``--cases`` cases (SQL, not through the API).
-Targets (issue 5): submissions ≥ 0.5 of the ceiling and p50 ≤ 15 ms; transitions ≥ 0.5;
-worklist and my-cases p95 ≤ 20 ms with 1 million cases.
+The bench matter has no e-licence material (that would need a running licence service).
+Each run also records the server's own CPU per request (from /proc: steadier than req/s on a
+shared machine) and how busy the whole machine was while wrk ran. ``BENCH_PYSPY=<dir>`` records
+a py-spy flame graph (speedscope JSON) of caseflow during each of its runs.
+Targets (issue 15): submissions and transitions ≥ 0.5 of the asyncpg ceiling; (issue 5) p50 ≤
+15 ms; worklist and my-cases p95 ≤ 20 ms with 1 million cases.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,12 +43,14 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.engine import make_url
 
+from bench.asyncpg_ceiling import start_ceiling
 from bench.gateway_bench import _UNITS, Processes, start_trivial, uvicorn_args, wait_http
 from kit.natsd import NatsServer, free_port
 
 PERSON = "11010519491231002X"
-ROWS = ("bare", "submit", "transition", "bare_c1", "submit_c1")
+ROWS = ("asyncpg", "bare", "submit", "transition", "asyncpg_c1", "bare_c1", "submit_c1")
 MATTER = "SCJG-BENCH-001"
+PYSPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))  # pip-installed beside Python
 
 
 def matter_definition() -> dict:
@@ -67,6 +77,43 @@ def matter_definition() -> dict:
         "form_fields": [{"name": "business_scope", "label": "经营范围", "kind": "text", "required": True}],
         "faq": [], "parallel_departments": [], "consult_phone": None, "window": None,
     }  # fmt: skip
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core (Linux /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
+def matter_without_licence() -> dict:
+    """The caseflow bench's matter without the e-licence material (that would need a licence service)."""
+    matter = copy.deepcopy(matter_definition())
+    matter["materials"] = [m for m in matter["materials"] if not m.get("licence_type")]
+    return matter
+
+
+def submission_body(base: str, person: str) -> dict:
+    """A valid submission for the bench matter, with a lease uploaded to the replica at ``base``."""
+    with httpx.Client(timeout=30) as client:
+        blob = client.post(
+            base + "/materials", headers={"Authorization": f"Bearer {person}"},
+            files={"file": ("lease.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 2048, "image/jpeg")},
+        )  # fmt: skip
+        blob.raise_for_status()
+        body = {
+            "matter_code": MATTER, "form": {"business_scope": "餐饮服务"},
+            "materials": [{"name": "经营场所租赁合同", "blob_id": blob.json()["id"]}],
+            "delivery": {"method": "window"},
+        }  # fmt: skip
+        check = client.post(
+            base + "/cases", json=body,
+            headers={"Authorization": f"Bearer {person}", "Idempotency-Key": uuid.uuid4().hex},
+        )  # fmt: skip
+        assert check.status_code == 201, check.text
+    return body
 
 
 def mint(key_file: Path, subject: str, **claims) -> str:
@@ -213,7 +260,7 @@ def main() -> int:
     pg = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     admin_dsn = make_url(pg).set(drivername="postgresql").render_as_string(hide_password=False)
     run_id = uuid.uuid4().hex[:8]
-    real_db, bare_db = f"yiwang_bench_caseflow_{run_id}", f"yiwang_bench_bare_{run_id}"
+    real_db, bare_db, ceiling_db = (f"yiwang_bench_{what}_{run_id}" for what in ("caseflow", "bare", "asyncpg"))
 
     def url(name: str) -> str:
         return make_url(pg).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
@@ -223,8 +270,8 @@ def main() -> int:
         work = Path(tmp)
         procs = Processes(work)
         nats = NatsServer(work / "nats").start()
-        asyncio.run(create_database(admin_dsn, real_db))
-        asyncio.run(create_database(admin_dsn, bare_db))
+        for database in (real_db, bare_db, ceiling_db):
+            asyncio.run(create_database(admin_dsn, database))
         try:
             env = {
                 "CASEFLOW_DATABASE_URL": url(real_db), "CASEFLOW_NATS_URL": nats.url, "CASEFLOW_LOG_LEVEL": "WARNING",
@@ -232,7 +279,7 @@ def main() -> int:
             }  # fmt: skip
             subprocess.run([sys.executable, "-m", "kit.migrate", "services.caseflow"], env={**os.environ, **env},
                            check=True, capture_output=True)  # fmt: skip
-            asyncio.run(seed_matter(url(real_db)))
+            asyncio.run(seed_matter(url(real_db), matter_without_licence()))
             _, jwks_url, _ = start_trivial(procs, work)
             key_file = work / "trivial-key.pem"
             env["CASEFLOW_JWKS_URL"] = jwks_url
@@ -242,28 +289,13 @@ def main() -> int:
                 "bare", uvicorn_args("bench.caseflow_bare:create_app", bare_port), {"BARE_DATABASE_URL": url(bare_db)}
             )
             real, bare = f"http://127.0.0.1:{real_port}", f"http://127.0.0.1:{bare_port}"
+            ceiling, ceiling_process = start_ceiling(procs, url(ceiling_db))
             wait_http(real + "/healthz")
             wait_http(bare + "/openapi.json")
 
-            person = mint(key_file, PERSON, kind="person", lvl=2)
+            person = mint(key_file, PERSON, kind="person", lvl=2, name="张三")
             officer = mint(key_file, "officer:scjgj.officer", kind="officer", lvl=4, roles=["acceptor"], dept="SCJGJ")
-            with httpx.Client(timeout=30) as client:
-                blob = client.post(
-                    real + "/materials", headers={"Authorization": f"Bearer {person}"},
-                    files={"file": ("lease.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 2048, "image/jpeg")},
-                )  # fmt: skip
-                blob.raise_for_status()
-                body = {
-                    "matter_code": MATTER, "applicant_name": "张三", "form": {"business_scope": "餐饮服务"},
-                    "materials": [
-                        {"name": "居民身份证", "licence_id": "LIC-ID-1", "licence_version": 1},
-                        {"name": "经营场所租赁合同", "blob_id": blob.json()["id"]},
-                    ],
-                    "delivery": {"method": "window"},
-                }  # fmt: skip
-                check = client.post(real + "/cases", json=body, headers={"Authorization": f"Bearer {person}"})
-                assert check.status_code == 201, check.text
-            body_json = json.dumps(body, ensure_ascii=False)
+            body_json = json.dumps(submission_body(real, person), ensure_ascii=False)
 
             def post_script(name: str) -> Path:
                 """A wrk script whose Idempotency-Keys no other run uses (a reused key is a retry: 200)."""
@@ -271,25 +303,39 @@ def main() -> int:
                 script.write_text(LUA_POST.format(token=person, body=body_json, run=name))
                 return script
 
-            pids = {"bare": bare_process.pid, "real": real_process.pid}
+            servers = {"asyncpg": (ceiling, ceiling_process.pid), "bare": (bare, bare_process.pid),
+                       "real": (real, real_process.pid)}  # fmt: skip
+            runs: dict[str, list[dict]] = {}
 
-            def measure(name: str, target: str, server: str, script: Path, connections: int, seconds: int) -> None:
-                """One wrk run, with the server's own CPU time per request (stable where req/s wanders)."""
-                before = cpu_seconds(pids[server])
+            def measure(name: str, server: str, script: Path, connections: int, seconds: int) -> None:
+                """One wrk run, with the server's own CPU time per request (stable where req/s wanders)
+                and the share of the whole machine's CPU that was busy meanwhile."""
+                target, pid = servers[server]
+                before, (busy_before, total_before) = cpu_seconds(pid), machine_busy()
+                spy = None
+                if os.environ.get("BENCH_PYSPY") and server == "real":
+                    spy = subprocess.Popen([PYSPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "speedscope",
+                                            "-o", f"{os.environ['BENCH_PYSPY']}/{name}-{len(runs.get(name, []))}.json"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
                 run = run_wrk(target, script, connections, seconds)
-                run["cpu_ms_per_request"] = (cpu_seconds(pids[server]) - before) * 1000 / max(run["requests"], 1)
+                if spy is not None:
+                    spy.wait()
+                busy_after, total_after = machine_busy()
+                run["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / max(run["requests"], 1)
+                run["machine_busy"] = (busy_after - busy_before) / max(total_after - total_before, 1e-9)
                 runs.setdefault(name, []).append(run)
 
-            # Rounds interleave the ceiling with what is compared to it, so a slow moment of the
-            # machine hits both; each figure is the median over the rounds.
-            runs: dict[str, list[dict]] = {}
+            # Rounds interleave the ceilings with what is compared to them, so a slow moment of the
+            # machine hits all; each figure is the median over the rounds.
             single = max(2, args.duration // 2)
             for round_no in range(args.rounds):
-                measure("bare", bare, "bare", post_script("bare"), args.connections, args.duration)
-                measure("submit", real, "real", post_script(f"submit-{round_no}"), args.connections, args.duration)
+                measure("asyncpg", "asyncpg", post_script("asyncpg"), args.connections, args.duration)
+                measure("bare", "bare", post_script("bare"), args.connections, args.duration)
+                measure("submit", "real", post_script(f"submit-{round_no}"), args.connections, args.duration)
                 # Latency without queueing: one connection, so p50 is a request's own time, not its wait.
-                measure("bare_c1", bare, "bare", post_script("bare"), 1, single)
-                measure("submit_c1", real, "real", post_script(f"submit-c1-{round_no}"), 1, single)
+                measure("asyncpg_c1", "asyncpg", post_script("asyncpg"), 1, single)
+                measure("bare_c1", "bare", post_script("bare"), 1, single)
+                measure("submit_c1", "real", post_script(f"submit-c1-{round_no}"), 1, single)
 
             async def submitted() -> list[str]:
                 connection = await asyncpg.connect(url(real_db).replace("+asyncpg", ""))
@@ -304,9 +350,9 @@ def main() -> int:
             results["cases_created"] = len(case_numbers)
             results["submit_requests"] = sum(r["requests"] for name in ("submit", "submit_c1") for r in runs[name])
             # Each case can be accepted once: every round acts on its own slice of the submitted cases,
-            # and is kept short enough not to run out of them.
+            # and is kept short enough not to run out of them even at twice the submissions' rate.
             share = len(case_numbers) // args.rounds
-            seconds = max(2, min(args.duration, int(share / max(median_of(runs["bare"], "rps"), 1))))
+            seconds = max(2, min(args.duration, int(share / max(2 * median_of(runs["submit"], "rps"), 1))))
             for round_no in range(args.rounds):
                 (work / f"cases-{round_no}.txt").write_text(
                     "\n".join(case_numbers[round_no * share : (round_no + 1) * share]) + "\n"
@@ -315,12 +361,12 @@ def main() -> int:
                 script.write_text(
                     LUA_ACTIONS.format(case_file=work / f"cases-{round_no}.txt", threads=2, token=officer)
                 )
-                measure("bare", bare, "bare", post_script("bare"), args.connections, seconds)
-                measure("transition", real, "real", script, args.connections, seconds)
+                measure("asyncpg", "asyncpg", post_script("asyncpg"), args.connections, seconds)
+                measure("bare", "bare", post_script("bare"), args.connections, seconds)
+                measure("transition", "real", script, args.connections, seconds)
+            keys = ("rps", "p50_ms", "cpu_ms_per_request", "non2xx", "machine_busy")
             for name in ROWS:
-                results[name] = {
-                    key: median_of(runs[name], key) for key in ("rps", "p50_ms", "cpu_ms_per_request", "non2xx")
-                }
+                results[name] = {key: median_of(runs[name], key) for key in keys}
                 results[name]["rounds"] = runs[name]
             print(json.dumps({k: {x: y for x, y in results[k].items() if x != "rounds"} for k in ROWS}), flush=True)
             if args.cases:
@@ -343,34 +389,40 @@ def main() -> int:
         finally:
             procs.stop_all()
             nats.stop()
-            asyncio.run(drop_database(admin_dsn, real_db))
-            asyncio.run(drop_database(admin_dsn, bare_db))
+            for database in (real_db, bare_db, ceiling_db):
+                asyncio.run(drop_database(admin_dsn, database))
 
+    report(results, args)
+    return 0
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    """The medians as a table, with each row's ratio to both ceilings, and the per-round ratios."""
     print(json.dumps(results, indent=2))
     print()
     print(f"Medians of {args.rounds} interleaved rounds; c={args.connections} unless the name ends in _c1.")
-    print("| what | req/s | ratio to bare | p50 ms | server CPU ms/request | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| what | req/s | ratio to asyncpg | ratio to bare | p50 ms | server CPU ms/request | machine busy "
+          "| non-2xx |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in ROWS:
         r = results[name]
-        ceiling = results["bare_c1" if name.endswith("_c1") else "bare"]["rps"]
-        print(f"| {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.2f} | {r['p50_ms']:.2f} "
-              f"| {r['cpu_ms_per_request']:.2f} | {r['non2xx']:.0f} |")  # fmt: skip
-    # The same comparison round by round: each run against the ceiling run just before it.
-    bare_runs = results["bare"]["rounds"]
-    for name, ceilings in (("submit", bare_runs[: args.rounds]), ("transition", bare_runs[args.rounds :]),
-                           ("submit_c1", results["bare_c1"]["rounds"])):  # fmt: skip
-        ratios = [run["rps"] / ceiling["rps"] for run, ceiling in zip(results[name]["rounds"], ceilings, strict=True)]
-        print(
-            f"{name}: per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
-        )
+        suffix = "_c1" if name.endswith("_c1") else ""
+        ratios = " | ".join(f"{r['rps'] / results[ceiling + suffix]['rps']:.2f}" for ceiling in ("asyncpg", "bare"))
+        print(f"| {name} | {r['rps']:,.0f} | {ratios} | {r['p50_ms']:.2f} | {r['cpu_ms_per_request']:.2f} "
+              f"| {r['machine_busy']:.0%} | {r['non2xx']:.0f} |")  # fmt: skip
+    # The same comparison round by round: each run against the ceiling runs just before it.
+    for ceiling in ("asyncpg", "bare"):
+        c16, c1 = results[ceiling]["rounds"], results[f"{ceiling}_c1"]["rounds"]
+        for name, ceilings in (("submit", c16[: args.rounds]), ("transition", c16[args.rounds :]), ("submit_c1", c1)):
+            ratios = [run["rps"] / top["rps"] for run, top in zip(results[name]["rounds"], ceilings, strict=True)]
+            print(f"{name} / {ceiling}: per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}; "
+                  f"median {statistics.median(ratios):.2f}")  # fmt: skip
     print(f"\ncases created {results['cases_created']:,} for {results['submit_requests']:,} submit requests "
           "(+1 check; wrk stops counting requests still in flight at its end)")  # fmt: skip
     if "worklist" in results:
         print(f"\nbulk load {args.cases:,} cases: {results['bulk_load_seconds']:.0f} s")
         print(f"| worklist | p50 {results['worklist']['p50_ms']:.1f} ms | p95 {results['worklist']['p95_ms']:.1f} ms |")
         print(f"| my cases | p50 {results['my_cases']['p50_ms']:.1f} ms | p95 {results['my_cases']['p95_ms']:.1f} ms |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
 import statistics
@@ -34,61 +33,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
-import httpx
 import psycopg2
 from sqlalchemy.engine import make_url
 
 from bench.caseflow_bench import (
     LUA_POST,
-    MATTER,
     PERSON,
     cpu_seconds,
     create_database,
     drop_database,
-    matter_definition,
+    machine_busy,
+    matter_without_licence,
     mint,
     run_wrk,
     seed_matter,
+    submission_body,
 )
 from bench.gateway_bench import Processes, start_trivial, uvicorn_args, wait_http
 from kit.natsd import NatsServer, free_port
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, every core (Linux /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])  # guest time is already counted in user
-    tick = os.sysconf("SC_CLK_TCK")
-    return (total - idle) / tick, total / tick
-
-
-def replicas_matter() -> dict:
-    """The caseflow bench's matter without the e-licence material (that would need a licence service)."""
-    matter = copy.deepcopy(matter_definition())
-    matter["materials"] = [m for m in matter["materials"] if not m.get("licence_type")]
-    return matter
-
-
-def submission_body(base: str, person: str) -> dict:
-    """A valid submission for the bench matter, with a lease uploaded to the replica at ``base``."""
-    with httpx.Client(timeout=30) as client:
-        blob = client.post(
-            base + "/materials", headers={"Authorization": f"Bearer {person}"},
-            files={"file": ("lease.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 2048, "image/jpeg")},
-        )  # fmt: skip
-        blob.raise_for_status()
-        body = {
-            "matter_code": MATTER, "form": {"business_scope": "餐饮服务"},
-            "materials": [{"name": "经营场所租赁合同", "blob_id": blob.json()["id"]}],
-            "delivery": {"method": "window"},
-        }  # fmt: skip
-        check = client.post(
-            base + "/cases", json=body,
-            headers={"Authorization": f"Bearer {person}", "Idempotency-Key": uuid.uuid4().hex},
-        )  # fmt: skip
-        assert check.status_code == 201, check.text
-    return body
 
 
 async def count_cases(dsn: str) -> int:
@@ -189,7 +151,7 @@ def main() -> int:
             }  # fmt: skip
             subprocess.run([sys.executable, "-m", "kit.migrate", "services.caseflow"], env={**os.environ, **env},
                            check=True, capture_output=True)  # fmt: skip
-            asyncio.run(seed_matter(url, replicas_matter()))
+            asyncio.run(seed_matter(url, matter_without_licence()))
             _, jwks_url, _ = start_trivial(procs, work)
             env["CASEFLOW_JWKS_URL"] = jwks_url
             port_a, port_b = free_port(), free_port()

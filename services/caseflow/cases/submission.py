@@ -8,7 +8,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import caseflow as contract
@@ -30,9 +31,13 @@ from services.caseflow.matters import get_bundle, get_matter
 from services.caseflow.models import Blob, Case, CaseEvent
 from services.caseflow.schemas import MaterialIn, SubmitRequest
 
-# Built once, executed with parameters: SQLAlchemy compiles it once and caches it.
-BLOB_OWNERS = select(Blob.__table__.c.id, Blob.__table__.c.owner).where(
-    Blob.__table__.c.id.in_(bindparam("ids", expanding=True))
+# Built once, executed with parameters: SQLAlchemy compiles it once and caches it. On PostgreSQL
+# the ids are one array parameter: an expanding IN is re-rendered on every call (each id's cast
+# compiled anew, measured at 5% of a submission's CPU).
+_BLOBS = Blob.__table__
+BLOB_OWNERS = select(_BLOBS.c.id, _BLOBS.c.owner).where(_BLOBS.c.id.in_(bindparam("ids", expanding=True)))
+BLOB_OWNERS_PG = select(_BLOBS.c.id, _BLOBS.c.owner).where(
+    _BLOBS.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(_BLOBS.c.id.type)))
 )
 
 
@@ -70,13 +75,19 @@ def actor_of(principal: Principal) -> str:
     return principal.subject if principal.kind == "officer" else "applicant"
 
 
+def _blob_owners(session: AsyncSession) -> Any:
+    return BLOB_OWNERS_PG if session.bind.dialect.name == "postgresql" else BLOB_OWNERS
+
+
 async def own_blobs(session: AsyncSession, principal: Principal, materials: list[MaterialIn]) -> set[str]:
     """The referenced uploads that are the caller's own."""
     ids = [m.blob_id for m in materials if m.blob_id is not None]
     if not ids:
         return set()
     return {
-        blob for blob, owner in (await session.execute(BLOB_OWNERS, {"ids": ids})).all() if owner == principal.subject
+        blob
+        for blob, owner in (await session.execute(_blob_owners(session), {"ids": ids})).all()
+        if owner == principal.subject
     }
 
 
