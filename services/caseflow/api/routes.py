@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFil
 from kit.deps import Caller, DbSession, ReadConnection, ReadSession, from_app_state
 from kit.errors import Problem
 from kit.pagination import Page, Pagination
+from kit.responses import json_answer
 from services.caseflow import blobs, calendars, cases, notifications, supervision
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
 from services.caseflow.cases import (
@@ -258,9 +259,9 @@ async def print_case(case_no: CaseNo, request: Request, session: DbSession, call
 async def public_progress(
     case_no: CaseNo, request: Request, connection: ReadConnection,
     code: Annotated[str, Query(min_length=4, max_length=12, pattern=r"^[A-Za-z0-9]+$")],
-) -> dict[str, Any]:  # fmt: skip
+) -> Response:  # fmt: skip
     """Progress with the query code sent at submission; wrong codes are limited per case (429)."""
-    return await reading.progress(connection, context(request), case_no, code)
+    return json_answer(await reading.progress(connection, context(request), case_no, code))
 
 
 @router.get("/worklist", tags=["officers"], response_model=Worklist)
@@ -273,13 +274,13 @@ async def worklist(
     matter_code: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool = False,
     due_before: date | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """The cases the officer's roles act on in its department (and its pending branches)."""
-    return await reading.worklist(
+    return json_answer(await reading.worklist(
         connection, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
         pages=pages,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 DEPARTMENT_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a NUL or a surrogate is a 422, never a query
