@@ -133,11 +133,11 @@ async def my_cases(
 
 
 @router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
-async def case_detail(case_no: CaseNo, response: Response, session: ReadSession, caller: Caller) -> dict[str, Any]:
+async def case_detail(case_no: CaseNo, session: ReadSession, caller: Caller) -> Response:
     """One case as the caller may see it; 404 for anyone who may not."""
     case = await visible_case(session, caller, case_no)
-    _with_etag(response, case)
-    return await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+    detail = await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+    return json_answer(detail, headers={"ETag": f'"{case.version}"'})
 
 
 @router.post("/cases/{case_no}/actions", tags=["officers"], response_model=CaseDetail,

@@ -302,10 +302,17 @@ async def worklist(
         query = query.where(Case.due_on <= due_before)
     # Counting a department's whole backlog on every page costs more than the page; past
     # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
+    # The count rides on the page as a column (one statement; both databases evaluate the
+    # uncorrelated subquery once) and is asked alone only when the page is past the end.
     capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
-    total = (await connection.execute(select(func.count()).select_from(capped))).scalar_one()
-    ordered = query.order_by(Case.due_on.asc().nulls_last(), Case.id)
+    counted = select(func.count()).select_from(capped)
+    ordered = query.add_columns(counted.scalar_subquery().label("worklist_total"))
+    ordered = ordered.order_by(Case.due_on.asc().nulls_last(), Case.id)
     rows = (await connection.execute(ordered.offset(pages.offset).limit(pages.limit))).all()
+    if rows:
+        total = rows[0].worklist_total
+    else:
+        total = (await connection.execute(counted)).scalar_one() if pages.offset else 0
     return pages.answer(
         min(total, WORKLIST_COUNT_CAP), [summary_out(c) for c in rows], total_capped=total > WORKLIST_COUNT_CAP
     )

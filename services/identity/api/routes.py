@@ -127,13 +127,14 @@ async def act_as(body: ActAsRequest, caller: LiveCaller, request: Request, sessi
     return await sessions.act_as(session, identity_of(request), caller, body.enterprise)
 
 
-@router.get("/me", tags=["me"])
-async def get_me(caller: Caller, connection: ReadConnection) -> Me:
-    """Checks the token as ``LiveCaller`` does, inside the read (one statement for a person)."""
+@router.get("/me", tags=["me"], response_model=Me)
+async def get_me(caller: Caller, connection: ReadConnection) -> Response:
+    """Checks the token as ``LiveCaller`` does, inside the read (one statement for a person).
+    Answered as the model serialises itself: FastAPI would validate it once more first."""
     described = await me.describe(connection, caller)
     if described is None:
         raise unauthorized("session ended or token revoked")
-    return described
+    return Response(described.model_dump_json(), media_type="application/json")
 
 
 @router.post("/me/verification", tags=["me"])
