@@ -12,7 +12,8 @@ flags): this tree ("after") and ``--baseline-ref`` exported with ``git archive``
 on the same databases, NATS off (no read touches it).
 
 - PostgreSQL: wrk with ``--connections`` (16) beside the ceiling ``bench/asyncpg_ceiling.py``'s
-  ``GET /cases/{id}`` (FastAPI + asyncpg, no ORM, one row by primary key as JSON). Rounds
+  ``GET /cases/{id}`` (FastAPI + asyncpg, no ORM, one row by primary key as JSON), and the same
+  app's ``/healthz`` (a bare FastAPI endpoint, no database: issue 15's first comparison). Rounds
   interleave the ceiling, then every read after and before; each figure is the median over the
   rounds; the ratio is the read's req/s over the ceiling's. Target: ≥ 0.5 for every read.
 - SQLite (``make run``'s default): wrk with one connection, p50. Target: ≤ 2 ms for every read.
@@ -244,6 +245,9 @@ def main() -> int:
                         runs.setdefault("ceiling", []).append(
                             measure(base + "/cases/1", process.pid, script(work, "ceiling"), connections, args.duration)
                         )
+                        runs.setdefault("bare", []).append(
+                            measure(base + "/healthz", process.pid, script(work, "bare"), connections, args.duration)
+                        )
                     for read, (service, _) in READS.items():
                         path, wrk_script = reads[read]
                         for version in trees:
@@ -279,18 +283,19 @@ def report(results: dict) -> None:
     """Markdown tables for docs/benchmarks.md."""
     pg, lite = results.get("postgresql"), results.get("sqlite")
     if pg:
-        ceiling = pg["ceiling"]
+        ceiling, bare = pg["ceiling"], pg["bare"]
         print(f"\nPostgreSQL, c={results['args']['connections']}: ceiling {ceiling['rps']:.0f} req/s, "
-              f"CPU {ceiling['cpu_ms_per_request']:.2f} ms/req, machine busy {ceiling['machine_busy']:.0%}\n")  # fmt: skip
-        print("| read | before req/s | ratio | CPU ms/req | after req/s | ratio | CPU ms/req | ≥ 0.5 |")
-        print("|---|---:|---:|---:|---:|---:|---:|---|")
+              f"CPU {ceiling['cpu_ms_per_request']:.2f} ms/req, machine busy {ceiling['machine_busy']:.0%}; "
+              f"bare FastAPI {bare['rps']:.0f} req/s, CPU {bare['cpu_ms_per_request']:.2f} ms/req\n")  # fmt: skip
+        print("| read | before req/s | ratio | CPU ms/req | after req/s | ratio | CPU ms/req | non-2xx | ≥ 0.5 |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for read, (_, label) in READS.items():
             after, before = pg[f"{read}:after"], pg.get(f"{read}:before")
             ratio = after["rps"] / ceiling["rps"]
             old = (f"{before['rps']:.0f} | {before['rps'] / ceiling['rps']:.2f} | {before['cpu_ms_per_request']:.2f}"
                    if before else "— | — | —")  # fmt: skip
             print(f"| {label} | {old} | {after['rps']:.0f} | **{ratio:.2f}** | {after['cpu_ms_per_request']:.2f} | "
-                  f"{'met' if ratio >= 0.5 else '**missed**'} |")  # fmt: skip
+                  f"{after['non2xx']} | {'met' if ratio >= 0.5 else '**missed**'} |")  # fmt: skip
     if lite:
         print("\nSQLite, c=1\n")
         print("| read | before p50 ms | CPU ms/req | after p50 ms | CPU ms/req | req/s | ≤ 2 ms |")
