@@ -8,14 +8,14 @@ case detail (``GET /cases/{case_no}``, the applicant) and worklist (``GET /workl
 acceptor); catalog's matter detail (``GET /matters/{code}``, 2,000 synthetic matters); licence's
 wallet lookup (``GET /licences``, the holder) and online verification (``POST /licences/verify``
 by identifier and number). Each service runs twice, one uvicorn worker each (the bench's usual
-flags): this tree ("after") and ``--baseline-ref`` exported with ``git archive`` ("before"), both
-on the same databases, NATS off (no read touches it).
+flags): this tree ("after") and ``--baseline-ref`` exported with ``git archive`` ("before"), one
+version's four services at a time on the same databases, NATS off (no read touches it).
 
 - PostgreSQL: wrk with ``--connections`` (16) beside the ceiling ``bench/asyncpg_ceiling.py``'s
   ``GET /cases/{id}`` (FastAPI + asyncpg, no ORM, one row by primary key as JSON), and the same
   app's ``/healthz`` (a bare FastAPI endpoint, no database: issue 15's first comparison). Rounds
-  interleave the ceiling, then every read after and before; each figure is the median over the
-  rounds; the ratio is the read's req/s over the ceiling's. Target: ≥ 0.5 for every read.
+  interleave the ceiling with every read of the version running; each figure is the median over
+  the rounds; the ratio is the read's req/s over the ceiling's in the same phase. Target: ≥ 0.5.
 - SQLite (``make run``'s default): wrk with one connection, p50. Target: ≤ 2 ms for every read.
 - Both: the server's own CPU per request (/proc, steadier than req/s on a shared machine) and how
   busy the whole machine was (every process, other people's too).
@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -89,14 +90,16 @@ def export_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def start_from(procs: Processes, tree: Path, name: str, target: str, env: dict[str, str]) -> tuple[str, int]:
+def start_from(
+    procs: Processes, tree: Path, name: str, target: str, env: dict[str, str]
+) -> tuple[str, subprocess.Popen]:
     """A service under uvicorn from ``tree`` (its own imports: the tree is the working directory)."""
     port = free_port()
     log = open(procs.log_dir / f"{name}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(uvicorn_args(target, port), cwd=tree, env={**os.environ, **env}, stdout=log,
                                stderr=log, start_new_session=True)  # fmt: skip
     procs.started.append(process)
-    return f"http://127.0.0.1:{port}", process.pid
+    return f"http://127.0.0.1:{port}", process
 
 
 def service_env(service: str, url: str, work: Path, jwks_url: str) -> dict[str, str]:
@@ -152,12 +155,13 @@ def requests_for(bases: dict[str, str], key_file: Path, work: Path) -> dict[str,
                          files={"file": ("lease.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 2048, "image/jpeg")})  # fmt: skip
         body = {"matter_code": "SCJG-BENCH-001", "form": {"business_scope": "餐饮服务"},
                 "materials": [{"name": "经营场所租赁合同", "blob_id": blob.json()["id"]}], "delivery": {"method": "window"}}  # fmt: skip
-        case = None
+        cases = []
         for _ in range(30):  # a worklist page of 20 and more
             submitted = http.post(caseflow + "/cases", json=body, headers={"Authorization": f"Bearer {person}",
                                                                            "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
             assert submitted.status_code == 201, submitted.text
-            case = case or submitted.json()
+            cases.append(submitted.json())
+        case, other = cases[0], cases[1]
         issued = http.post(bases["licence"] + "/licences", headers={"Authorization": f"Bearer {issuer}"}, json={
             "licence_type": "food_business_licence", "holder": COMPANY, "holder_name": "德州某某餐饮有限公司",
             "data": {"enterprise_name": "德州某某餐饮有限公司", "address": "德州市德城区新华路1号",
@@ -168,6 +172,7 @@ def requests_for(bases: dict[str, str], key_file: Path, work: Path) -> dict[str,
     return {
         "me": ("/me", script(work, "me", token=own)),
         "progress": (f"/progress/{case['case_no']}?code={case['query_code']}", script(work, "progress")),
+        "progress@before": (f"/progress/{other['case_no']}?code={other['query_code']}", script(work, "progress")),
         "case": (f"/cases/{case['case_no']}", script(work, "case", token=person)),
         "worklist": ("/worklist", script(work, "worklist", token=officer)),
         "matter": ("/matters/SYN-SCJGJ-0000008", script(work, "matter")),
@@ -187,6 +192,7 @@ def measure(target: str, pid: int, wrk_script: Path, connections: int, seconds: 
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop what was started, drop the databases
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
@@ -221,15 +227,6 @@ def main() -> int:
                     else:
                         urls[service] = f"sqlite+aiosqlite:///{work / (service + '.db')}"
                     prepare(service, urls[service], service_env(service, urls[service], work, jwks_url))
-                servers: dict[tuple[str, str], tuple[str, int]] = {}
-                for version, tree in trees.items():
-                    for service in SERVICES:
-                        env = service_env(service, urls[service], work, jwks_url)
-                        servers[service, version] = start_from(procs, tree, f"{backend}-{service}-{version}",
-                                                               f"services.{service}.main:create_app", env)  # fmt: skip
-                for base, _ in servers.values():
-                    wait_http(base + "/healthz")
-                reads = requests_for({s: servers[s, "after"][0] for s in SERVICES}, key_file, work)
                 runs: dict[str, list[dict]] = {}
                 ceiling = None
                 if backend == "postgresql":
@@ -239,22 +236,41 @@ def main() -> int:
                     ceiling_url = make_url(pg).set(drivername="postgresql+asyncpg", database=name)
                     ceiling = start_ceiling(procs, ceiling_url.render_as_string(hide_password=False))
                 connections = args.connections if backend == "postgresql" else 1
-                for _ in range(args.rounds):
-                    if ceiling is not None:
-                        base, process = ceiling
-                        runs.setdefault("ceiling", []).append(
-                            measure(base + "/cases/1", process.pid, script(work, "ceiling"), connections, args.duration)
-                        )
-                        runs.setdefault("bare", []).append(
-                            measure(base + "/healthz", process.pid, script(work, "bare"), connections, args.duration)
-                        )
-                    for read, (service, _) in READS.items():
-                        path, wrk_script = reads[read]
-                        for version in trees:
-                            base, pid = servers[service, version]
+                reads: dict[str, tuple[str, Path]] = {}
+                # One version's services at a time (16 connections' pools of eight services at once
+                # were more than PostgreSQL's 100 connections), each phase beside its own ceiling runs.
+                for version, tree in trees.items():
+                    servers = {
+                        service: start_from(procs, tree, f"{backend}-{service}-{version}",
+                                            f"services.{service}.main:create_app",
+                                            service_env(service, urls[service], work, jwks_url))
+                        for service in SERVICES
+                    }  # fmt: skip
+                    for base, _ in servers.values():
+                        wait_http(base + "/healthz")
+                    reads = reads or requests_for({s: servers[s][0] for s in SERVICES}, key_file, work)
+                    for _ in range(args.rounds):
+                        if ceiling is not None:
+                            base, process = ceiling
+                            runs.setdefault(f"ceiling:{version}", []).append(
+                                measure(base + "/cases/1", process.pid, script(work, "ceiling"), connections,
+                                        args.duration)
+                            )  # fmt: skip
+                            runs.setdefault(f"bare:{version}", []).append(
+                                measure(base + "/healthz", process.pid, script(work, "bare"), connections,
+                                        args.duration)
+                            )  # fmt: skip
+                        for read, (service, _) in READS.items():
+                            # Progress: a case of each version's own (the old one takes a guess slot
+                            # for every try, so its 429s under 16 connections would reach the other).
+                            path, wrk_script = reads.get(f"{read}@{version}", reads[read])
+                            base, process = servers[service]
                             runs.setdefault(f"{read}:{version}", []).append(
-                                measure(base + path, pid, wrk_script, connections, args.duration)
+                                measure(base + path, process.pid, wrk_script, connections, args.duration)
                             )
+                    for _, process in servers.values():
+                        process.terminate()
+                        process.wait(timeout=30)
                 results[backend] = {key: summary(values) for key, values in runs.items()}
                 results[backend + "_rounds"] = runs
                 print(json.dumps({backend: results[backend]}), flush=True)
@@ -283,16 +299,18 @@ def report(results: dict) -> None:
     """Markdown tables for docs/benchmarks.md."""
     pg, lite = results.get("postgresql"), results.get("sqlite")
     if pg:
-        ceiling, bare = pg["ceiling"], pg["bare"]
+        ceiling, bare = pg["ceiling:after"], pg["bare:after"]
+        old_ceiling = pg.get("ceiling:before", ceiling)
         print(f"\nPostgreSQL, c={results['args']['connections']}: ceiling {ceiling['rps']:.0f} req/s, "
               f"CPU {ceiling['cpu_ms_per_request']:.2f} ms/req, machine busy {ceiling['machine_busy']:.0%}; "
-              f"bare FastAPI {bare['rps']:.0f} req/s, CPU {bare['cpu_ms_per_request']:.2f} ms/req\n")  # fmt: skip
+              f"bare FastAPI {bare['rps']:.0f} req/s, CPU {bare['cpu_ms_per_request']:.2f} ms/req; "
+              f"ceiling in the before phase {old_ceiling['rps']:.0f} req/s\n")  # fmt: skip
         print("| read | before req/s | ratio | CPU ms/req | after req/s | ratio | CPU ms/req | non-2xx | ≥ 0.5 |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for read, (_, label) in READS.items():
             after, before = pg[f"{read}:after"], pg.get(f"{read}:before")
             ratio = after["rps"] / ceiling["rps"]
-            old = (f"{before['rps']:.0f} | {before['rps'] / ceiling['rps']:.2f} | {before['cpu_ms_per_request']:.2f}"
+            old = (f"{before['rps']:.0f} | {before['rps'] / old_ceiling['rps']:.2f} | {before['cpu_ms_per_request']:.2f}"
                    if before else "— | — | —")  # fmt: skip
             print(f"| {label} | {old} | {after['rps']:.0f} | **{ratio:.2f}** | {after['cpu_ms_per_request']:.2f} | "
                   f"{after['non2xx']} | {'met' if ratio >= 0.5 else '**missed**'} |")  # fmt: skip
