@@ -14,7 +14,7 @@ from kit.auth import KeyFetcher, TokenVerifier, http_jwks_fetcher
 from kit.bodyguard import JsonBodyGuard
 from kit.bus import Bus, stream_name_for
 from kit.consumer import EventConsumer
-from kit.db import async_database_url, is_sqlite, make_engine, make_sessionmaker
+from kit.db import async_database_url, is_sqlite, make_engine, make_sessionmaker, read_engine
 from kit.errors import install_problem_handlers
 from kit.logs import configure_logging
 from kit.observability import install_observability
@@ -51,6 +51,8 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_engine = read_engine(engine)  # kit.deps.ReadConnection and ReadSession
+        app.state.read_sessionmaker = async_sessionmaker(app.state.read_engine, expire_on_commit=False)
         # The relay and the consumers get a pool of their own: under a burst of requests every
         # request queues for a connection, and a consumer queued behind them fell a minute behind
         # (docs/benchmarks.md, Approve → shipment). Same session class: its commits wake the relay.

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, TypeDecorator, event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
@@ -84,6 +84,27 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads that change nothing: on PostgreSQL in autocommit, so a SELECT is one
+    round trip with no BEGIN and COMMIT around it; SQLite as it is (pysqlite opens no transaction
+    for a SELECT, and switching its isolation level costs aiosqlite a hop to its thread)."""
+    return engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """FastAPI dependency for hot read paths: one pooled connection on ``read_engine``, for Core
+    statements — no ORM session, unit of work or commit (nothing is written through it)."""
+    async with request.app.state.read_engine.connect() as connection:
+        yield connection
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency for reads that load ORM objects: a session on ``read_engine``, never
+    committed (closing it is all), so on PostgreSQL no BEGIN and COMMIT round trips."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
 
 
 class UtcDateTime(TypeDecorator):

@@ -1,4 +1,5 @@
-"""Annotated dependencies routers use: ``session: DbSession``, ``caller: Caller``, ``settings: Settings``,
+"""Annotated dependencies routers use: ``session: DbSession``, for hot reads ``connection: ReadConnection``
+or ``session: ReadSession``, ``caller: Caller``, ``settings: Settings``,
 and :func:`from_app_state` for the context a service builds once at start-up.
 
 Every service keeps what its handlers need besides the session (settings, keys, adapters, clocks)
@@ -12,16 +13,18 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.auth import Principal, current_principal
-from kit.db import request_session
+from kit.db import read_connection, read_session, request_session
 from kit.errors import Problem
 from kit.settings import ServiceSettings
 
 T = TypeVar("T")
 
 DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
+ReadConnection = Annotated[AsyncConnection, Depends(read_connection)]
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
 Caller = Annotated[Principal, Depends(current_principal)]
 
 

@@ -51,14 +51,16 @@ def page_size_problem(limit: int) -> Problem:
     )
 
 
-def page_query(
+async def page_query(
     request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based")] = 1,
     page_size: Annotated[int, Query(ge=1, description="at most the service's max_page_size (100 by default)")] = (
         DEFAULT_PAGE_SIZE
     ),
 ) -> PageQuery:
-    """FastAPI dependency: the bounded page; the limit is ``app.state.settings.max_page_size``."""
+    """FastAPI dependency: the bounded page; the limit is ``app.state.settings.max_page_size``.
+    (``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a hop that cost every list request more than the rest of this function.)"""
     limit: int = request.app.state.settings.max_page_size
     if page_size > limit:
         raise page_size_problem(limit)

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from kit.app import ServiceParts, create_service_app
 from kit.auth import KeyFetcher
-from kit.db import make_sessionmaker
 from services.catalog.api.routes import router
 from services.catalog.models import outbox
 from services.catalog.search_index import IndexCache
@@ -33,13 +32,6 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
     settings = settings or Settings()
 
     async def start(app: FastAPI) -> None:
-        # PostgreSQL reads run in autocommit: one round trip per query, no BEGIN/COMMIT around a
-        # SELECT. (pysqlite opens no transaction for a SELECT anyway, and switching the isolation
-        # level costs aiosqlite a hop to its thread on every checkout.)
-        engine = app.state.engine
-        if engine.dialect.name != "sqlite":
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.read_sessionmaker = make_sessionmaker(engine)
         app.state.search_index = IndexCache() if settings.search_index else None
         app.state.index_warmup = None
         if app.state.search_index is not None:

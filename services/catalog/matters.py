@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contracts.events.catalog import MatterPublished, MatterRetired
 from kit.auth import Principal
@@ -40,7 +41,7 @@ def guide_of(row: MatterVersion) -> Guide:
     return Guide.model_validate_json(row.guide)
 
 
-def version_out(row: MatterVersion, *, with_guide: bool = True) -> dict[str, Any]:
+def version_out(row: MatterVersion | Row[Any], *, with_guide: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "code": row.code,
         "version": row.version,
@@ -275,9 +276,18 @@ async def detail(session: AsyncSession, *, code: str) -> dict[str, Any]:
     return version_out(row)
 
 
-async def detail_json(session: AsyncSession, *, code: str) -> bytes:
-    """``detail`` as JSON bytes, built without parsing the stored guide."""
-    row = await current_version(session, code=code)
+# ``current_version`` as one Core statement built once, for the public detail (issue 15).
+_PUBLISHED = (
+    select(MatterVersion.__table__)
+    .where(MatterVersion.code == bindparam("code"), MatterVersion.status == "published")
+    .order_by(MatterVersion.version.desc())
+    .limit(1)
+)
+
+
+async def detail_json(connection: AsyncConnection, *, code: str) -> bytes:
+    """``detail`` as JSON bytes, built without parsing the stored guide (a read connection)."""
+    row = (await connection.execute(_PUBLISHED, {"code": code})).first()
     if row is None:
         raise not_found(f"published matter {code}")
     head = json.dumps(version_out(row, with_guide=False), ensure_ascii=False)

@@ -14,8 +14,8 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.auth import Principal, unauthorized
 from kit.errors import Problem
@@ -284,29 +284,44 @@ async def logout(session: AsyncSession, identity: Identity, caller: Principal) -
         )
 
 
-async def token_revoked(session: AsyncSession, caller: Principal) -> bool:
+# Built once: checked on every request identity answers for a caller (its own endpoints).
+_SESSION_REVOKED_AT = select(LoginSession.revoked_at).where(LoginSession.id == bindparam("session_id"))
+_OFFICER_DISABLED_AT = select(Officer.disabled_at).where(Officer.login == bindparam("login"))
+_REPRESENTATIVE = select(Enterprise.legal_representative).where(Enterprise.uscc == bindparam("uscc"))
+_MANDATE_TERMS = select(Mandate.expires_at, Mandate.revoked_at).where(
+    Mandate.enterprise_uscc == bindparam("uscc"), Mandate.agent_id_number == bindparam("person")
+)
+
+
+async def token_revoked(db: AsyncSession | AsyncConnection, caller: Principal) -> bool:
     """What identity itself knows at once, for its own endpoints: the session ended, the officer
     was changed or disabled (their sessions end with it), an act-as token's mandate is gone, the
-    officer who made a counter token logged out or was disabled."""
+    officer who made a counter token logged out or was disabled.
+
+    Core statements, so a request's session or a read connection (``GET /me``) can ask."""
     if caller.helper:
         helper_session = (caller.claims.get("hlp") or {}).get("sid")
-        if helper_session:
-            officer_session = await session.get(LoginSession, str(helper_session))
-            if officer_session is None or officer_session.revoked_at is not None:
-                return True
-        helper = await session.get(Officer, caller.helper.removeprefix("officer:"))
-        if helper is None or helper.disabled_at is not None:
+        if helper_session and await _session_ended(db, str(helper_session)):
             return True
-    if caller.session_id:
-        login_session = await session.get(LoginSession, caller.session_id)
-        if login_session is None or login_session.revoked_at is not None:
+        if await _officer_gone(db, caller.helper.removeprefix("officer:")):
             return True
+    if caller.session_id and await _session_ended(db, caller.session_id):
+        return True
     if caller.kind == "officer":
-        officer = await session.get(Officer, caller.subject.removeprefix("officer:"))
-        return officer is None or officer.disabled_at is not None
+        return await _officer_gone(db, caller.subject.removeprefix("officer:"))
     if caller.kind == "enterprise" and caller.actor:
-        return not await _may_act_for(session, caller.actor, caller.subject)
+        return not await _may_act_for(db, caller.actor, caller.subject)
     return False
+
+
+async def _session_ended(db: AsyncSession | AsyncConnection, session_id: str) -> bool:
+    row = (await db.execute(_SESSION_REVOKED_AT, {"session_id": session_id})).first()
+    return row is None or row.revoked_at is not None
+
+
+async def _officer_gone(db: AsyncSession | AsyncConnection, login: str) -> bool:
+    row = (await db.execute(_OFFICER_DISABLED_AT, {"login": login})).first()
+    return row is None or row.disabled_at is not None
 
 
 async def _usable_mandates(session: AsyncSession, person: str, uscc: str) -> list[Mandate]:
@@ -323,11 +338,15 @@ async def _usable_mandates(session: AsyncSession, person: str, uscc: str) -> lis
     return [m for m in mandates if mandate_usable(expires_at=m.expires_at, revoked_at=m.revoked_at, now=current)]
 
 
-async def _may_act_for(session: AsyncSession, person: str, uscc: str) -> bool:
-    enterprise = await session.get(Enterprise, uscc)
-    if enterprise is None:
+async def _may_act_for(db: AsyncSession | AsyncConnection, person: str, uscc: str) -> bool:
+    representative = (await db.execute(_REPRESENTATIVE, {"uscc": uscc})).scalar_one_or_none()
+    if representative is None:
         return False
-    return enterprise.legal_representative == person or bool(await _usable_mandates(session, person, uscc))
+    if representative == person:
+        return True
+    current = now()
+    terms = (await db.execute(_MANDATE_TERMS, {"uscc": uscc, "person": person})).all()
+    return any(mandate_usable(expires_at=t.expires_at, revoked_at=t.revoked_at, now=current) for t in terms)
 
 
 async def act_as(session: AsyncSession, identity: Identity, caller: Principal, uscc: str) -> TokenPair:

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.auth import Principal
 from kit.masking import mask_id_number
@@ -20,8 +21,9 @@ from services.licence.domain import access
 from services.licence.models import AccessEntry, Licence
 
 
-def licence_view(licence: Licence) -> dict[str, Any]:
-    """A licence as its holder (or the issuing department) sees it: GB/T 36903 metadata and data."""
+def licence_view(licence: Licence | Row[Any]) -> dict[str, Any]:
+    """A licence as its holder (or the issuing department) sees it: GB/T 36903 metadata and data
+    (a ``Licence``, or a row of the licences table)."""
     return {
         "identifier": licence.identifier,
         "name": licence.name,
@@ -124,20 +126,35 @@ async def read_one(session: AsyncSession, ctx: Context, principal: Principal, id
     return licence_view(licence)
 
 
-async def wallet(session: AsyncSession, principal: Principal, *, licence_type: str | None, status: str | None,
-                 page: PageQuery) -> dict[str, Any]:  # fmt: skip
-    """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate)."""
+async def wallet(connection: AsyncConnection, principal: Principal, *, licence_type: str | None,
+                 status: str | None, page: PageQuery) -> dict[str, Any]:  # fmt: skip
+    """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate).
+
+    A hot read (issue 15): Core on a read connection, and the page carries the total (a window
+    count; a holder has a handful of licences), so one statement unless the page is past the end."""
     access.check("wallet.list", access.wallet_relation(principal), principal.roles)
-    query = select(Licence).where(Licence.holder == principal.subject)
+    conditions = [Licence.holder == principal.subject]
     covered = access.covered_types(principal)
     if covered is not None:
-        query = query.where(Licence.type_code.in_(sorted(covered)))
+        conditions.append(Licence.type_code.in_(sorted(covered)))
     if licence_type:
-        query = query.where(Licence.type_code == licence_type)
+        conditions.append(Licence.type_code == licence_type)
     if status:
-        query = query.where(Licence.status == status)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(Licence.id.desc()).offset(page.offset).limit(page.limit))).scalars()
+        conditions.append(Licence.status == status)
+    query = (
+        select(Licence.__table__, func.count().over().label("wallet_total"))
+        .where(*conditions)
+        .order_by(Licence.id.desc())
+        .offset(page.offset)
+        .limit(page.limit)
+    )
+    rows = (await connection.execute(query)).all()
+    if rows:
+        total = rows[0].wallet_total
+    elif page.offset:
+        total = (await connection.execute(select(func.count()).where(*conditions))).scalar_one()
+    else:
+        total = 0
     return page.answer(total, [licence_view(row) for row in rows])
 
 

@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
-from kit.deps import Caller, DbSession, from_app_state
+from kit.deps import Caller, DbSession, ReadConnection, ReadSession, from_app_state
 from kit.errors import Problem
 from kit.pagination import Page, Pagination
+from kit.responses import json_answer
 from services.caseflow import blobs, calendars, cases, notifications, supervision
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
 from services.caseflow.cases import (
@@ -132,11 +133,11 @@ async def my_cases(
 
 
 @router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
-async def case_detail(case_no: CaseNo, response: Response, session: DbSession, caller: Caller) -> dict[str, Any]:
+async def case_detail(case_no: CaseNo, session: ReadSession, caller: Caller) -> Response:
     """One case as the caller may see it; 404 for anyone who may not."""
     case = await visible_case(session, caller, case_no)
-    _with_etag(response, case)
-    return await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+    detail = await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
+    return json_answer(detail, headers={"ETag": f'"{case.version}"'})
 
 
 @router.post("/cases/{case_no}/actions", tags=["officers"], response_model=CaseDetail,
@@ -256,30 +257,30 @@ async def print_case(case_no: CaseNo, request: Request, session: DbSession, call
 
 @router.get("/progress/{case_no}", tags=["public"], response_model=ProgressOut)
 async def public_progress(
-    case_no: CaseNo, request: Request, session: DbSession,
+    case_no: CaseNo, request: Request, connection: ReadConnection,
     code: Annotated[str, Query(min_length=4, max_length=12, pattern=r"^[A-Za-z0-9]+$")],
-) -> dict[str, Any]:  # fmt: skip
+) -> Response:  # fmt: skip
     """Progress with the query code sent at submission; wrong codes are limited per case (429)."""
-    return await reading.progress(session, request.app.state.sessionmaker, context(request), case_no, code)
+    return json_answer(await reading.progress(connection, context(request), case_no, code))
 
 
 @router.get("/worklist", tags=["officers"], response_model=Worklist)
 async def worklist(
     request: Request,
-    session: DbSession,
+    connection: ReadConnection,
     caller: Caller,
     pages: Pagination,
     state: States | None = None,
     matter_code: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool = False,
     due_before: date | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """The cases the officer's roles act on in its department (and its pending branches)."""
-    return await reading.worklist(
-        session, caller, state=state, matter_code=matter_code,
+    return json_answer(await reading.worklist(
+        connection, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
         pages=pages,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 DEPARTMENT_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a NUL or a surrogate is a 422, never a query

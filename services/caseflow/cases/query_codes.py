@@ -1,12 +1,16 @@
 """A per-case limit on query-code guesses for the public progress page.
 
-Counted in the database, so every replica shares the count: each try at a case number takes one
-slot of its window (``query_code_attempts`` per ``query_code_window_seconds``) BEFORE the code is
-compared, in a transaction of its own (the request's is rolled back with its 404), by one atomic
-upsert; a right code gives its slot back. Once the slots are taken every try — right or wrong —
-is 429 with Retry-After until the window ends, so a burst in parallel gets no more comparisons
-than the limit. Unknown case numbers are counted the same way: the answer never tells whether a
-case exists. The code itself is never stored or logged here.
+Counted in the database, so every replica shares the count: each wrong try at a case number takes
+one slot of its window (``query_code_attempts`` per ``query_code_window_seconds``), by one atomic
+upsert committed on its own before the answer (a 404 keeps its slot); a right code takes none.
+Whether the code is right is decided inside that statement, so the count and the comparison are
+one step: a burst in parallel gets no more wrong comparisons than the limit. Once the slots are
+taken every try — right or wrong — is 429 with Retry-After until the window ends (a right code is
+refused when it would have been one try too many). Unknown case numbers are counted the same way:
+the answer never tells whether a case exists. The code itself is never stored or logged here.
+
+(Until issue 15 every try took a slot in a transaction of its own and a right code gave it back in
+another: two commits on every public read. ADR 0034.)
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import case, exists
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.errors import Problem
-from services.caseflow.cases.common import Context, _insert
-from services.caseflow.models import QueryCodeAttempt
+from services.caseflow.cases.common import Context
+from services.caseflow.models import Case, QueryCodeAttempt
 
 _TABLE = QueryCodeAttempt.__table__
 
@@ -31,43 +37,36 @@ def too_many(retry_after: int) -> Problem:
                    headers={"Retry-After": str(retry_after)})  # fmt: skip
 
 
-async def _take_slot(session: AsyncSession, case_no: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
-    """One more attempt in the case's current window (a new window once the old one ended)."""
-    expired = _TABLE.c.window_start <= now - window
+async def count_wrong_try(connection: AsyncConnection, ctx: Context, case_no: str, code: str) -> tuple[int, datetime]:
+    """Take a slot of the case number's current window (a new window once the old one ended) if
+    ``code`` is not its query code, and commit: the wrong tries in the window and its start."""
+    now = ctx.current_time()
+    expired = _TABLE.c.window_start <= now - timedelta(seconds=ctx.settings.query_code_window_seconds)
+    wrong = case((exists().where(Case.case_no == case_no, Case.query_code == code), 0), else_=1)
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        _insert(session)(_TABLE)
-        .values(case_no=case_no, window_start=now, attempts=1)
+        insert(_TABLE)
+        .values(case_no=case_no, window_start=now, attempts=wrong)
         .on_conflict_do_update(
             index_elements=["case_no"],
             set_={
-                "attempts": case((expired, 1), else_=_TABLE.c.attempts + 1),
+                "attempts": case((expired, wrong), else_=_TABLE.c.attempts + wrong),
                 "window_start": case((expired, now), else_=_TABLE.c.window_start),
             },
         )
         .returning(_TABLE.c.attempts, _TABLE.c.window_start)
     )
-    attempts, start = (await session.execute(statement)).one()
+    attempts, start = (await connection.execute(statement)).one()
+    await connection.commit()
+    if start.tzinfo is None:  # SQLite hands back naive UTC
+        start = start.replace(tzinfo=now.tzinfo)
     return attempts, start
 
 
-async def count_attempt(sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, case_no: str) -> None:
-    """Take a slot for one try at ``case_no``'s code; 429 (with Retry-After) when none is left."""
-    settings = ctx.settings
-    window = timedelta(seconds=settings.query_code_window_seconds)
-    now = ctx.current_time()
-    async with sessionmaker() as session, session.begin():
-        attempts, start = await _take_slot(session, case_no, now, window)
-    if attempts > settings.query_code_attempts:
-        if start.tzinfo is None:  # SQLite hands back naive UTC
-            start = start.replace(tzinfo=now.tzinfo)
-        raise too_many(max(1, math.ceil((start + window - now).total_seconds())))
-
-
-async def forget_attempt(sessionmaker: async_sessionmaker[AsyncSession], case_no: str) -> None:
-    """A right code: its slot is given back (only wrong codes count)."""
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(QueryCodeAttempt)
-            .where(QueryCodeAttempt.case_no == case_no, QueryCodeAttempt.attempts > 0)
-            .values(attempts=QueryCodeAttempt.attempts - 1)
-        )
+def check_limit(ctx: Context, tries: int, window_start: datetime) -> None:
+    """429 (with Retry-After) when ``tries`` — the wrong ones in the window and this one — are
+    more than the limit."""
+    if tries > ctx.settings.query_code_attempts:
+        window = timedelta(seconds=ctx.settings.query_code_window_seconds)
+        left = (window_start + window - ctx.current_time()).total_seconds()
+        raise too_many(max(1, math.ceil(left)))

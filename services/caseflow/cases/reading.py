@@ -8,9 +8,9 @@ import json
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, exists, func, or_, select, text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.auth import Principal
 from kit.masking import mask_name
@@ -26,14 +26,24 @@ from services.caseflow.cases.pickups import pickup_out, public_shipment_out, shi
 from services.caseflow.cases.transitions import case_facts
 from services.caseflow.domain import access, states
 from services.caseflow.domain.case_number import valid_case_number
-from services.caseflow.models import OPEN_CASES, Case, CaseBranch, CaseEvent, CasePause, CaseShipment, Evaluation
+from services.caseflow.models import (
+    OPEN_CASES,
+    Case,
+    CaseBranch,
+    CaseEvent,
+    CaseLicence,
+    CasePause,
+    CaseShipment,
+    Evaluation,
+)
 
 # Timeline lines that are records, not steps of the case: not on the public progress page.
 NOT_STEPS = frozenset({"material_read", "printed"})
 
 
-def summary_out(case: Case) -> dict[str, Any]:
-    """A case in a list: number, matter, state, version and the running clock."""
+def summary_out(case: Case | Row[Any]) -> dict[str, Any]:
+    """A case in a list: number, matter, state, version and the running clock (a ``Case``, or a
+    row of ``SUMMARY_COLUMNS``)."""
     return {
         "case_no": case.case_no,
         "matter": {"code": case.matter_code, "version": case.matter_version, "name": case.matter_name},
@@ -46,6 +56,13 @@ def summary_out(case: Case) -> dict[str, Any]:
         "due_provisional": case.due_provisional,
         "updated_at": case.updated_at.isoformat(),
     }
+
+
+# What summary_out reads: a list selects these rather than whole cases (issue 15).
+SUMMARY_COLUMNS = (
+    Case.case_no, Case.matter_code, Case.matter_version, Case.matter_name, Case.department, Case.state,
+    Case.version, Case.received_on, Case.clock_step, Case.due_on, Case.due_provisional, Case.updated_at,
+)  # fmt: skip
 
 
 def offered_actions(case: Case, matter: dict[str, Any], *, relation: str, roles: tuple[str, ...],
@@ -159,19 +176,49 @@ def detail_of(
     return out
 
 
-async def progress(
-    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, case_no: str, code: str
-) -> dict[str, Any]:
+# The public progress page in one statement (a row per timeline line, oldest first), and the two
+# rarer parts read only when the case has them. Built once (issue 15).
+_PROGRESS = (
+    select(
+        Case.id, Case.case_no, Case.query_code, Case.matter_name, Case.department, Case.applicant_name,
+        Case.state, Case.received_on, Case.due_on, Case.decided_on,
+        exists().where(CaseShipment.case_id == Case.id).label("shipped"),
+        CaseEvent.at, CaseEvent.action, CaseEvent.to_state,
+    )
+    .outerjoin(CaseEvent, CaseEvent.case_id == Case.id)
+    .where(Case.case_no == bindparam("case_no"))
+    .order_by(CaseEvent.id)
+)  # fmt: skip
+_PUBLIC_LICENCE = (
+    select(CaseLicence.identifier, CaseLicence.licence_type)
+    .where(CaseLicence.case_id == bindparam("case_id"))
+    .order_by(CaseLicence.id.desc())
+    .limit(1)
+)
+_PUBLIC_SHIPMENTS = (
+    select(CaseShipment.kind, CaseShipment.waybill, CaseShipment.status, CaseShipment.updated_at)
+    .where(CaseShipment.case_id == bindparam("case_id"))
+    .order_by(CaseShipment.id)
+)
+
+
+async def progress(connection: AsyncConnection, ctx: Context, case_no: str, code: str) -> dict[str, Any]:
     """Public progress (J7): case number plus query code; no personal data beyond a masked name.
     Wrong codes are counted per case number (query_codes); past the limit every try is refused."""
     if not valid_case_number(case_no):
         raise not_found()
-    await query_codes.count_attempt(sessionmaker, ctx, case_no)
-    query = select(Case).options(joinedload(Case.timeline)).where(Case.case_no == case_no)
-    case = (await session.execute(query)).unique().scalar_one_or_none()
-    if case is None or not hmac.compare_digest(case.query_code.encode(), code.upper().encode()):
+    code = code.upper()
+    wrong_tries, window_start = await query_codes.count_wrong_try(connection, ctx, case_no, code)
+    rows = (await connection.execute(_PROGRESS, {"case_no": case_no})).all()
+    right = bool(rows) and hmac.compare_digest(rows[0].query_code.encode(), code.encode())
+    query_codes.check_limit(ctx, wrong_tries + right, window_start)  # this try counts, right or wrong
+    if not right:
         raise not_found()
-    await query_codes.forget_attempt(sessionmaker, case_no)  # a right code is no guess
+    case = rows[0]
+    licence = None
+    if case.decided_on:
+        licence = (await connection.execute(_PUBLIC_LICENCE, {"case_id": case.id})).first()
+    shipments = (await connection.execute(_PUBLIC_SHIPMENTS, {"case_id": case.id})).all() if case.shipped else []
     return {
         "case_no": case.case_no,
         "matter": case.matter_name,
@@ -180,12 +227,12 @@ async def progress(
         "state": case.state,
         "received_on": case.received_on.isoformat(),
         "due_on": case.due_on.isoformat() if case.due_on else None,
-        "licence": public_licence_out(await issued_licence(session, case.id)) if case.decided_on else None,
-        "shipments": [public_shipment_out(s) for s in await shipments_of(session, case.id)],
+        "licence": public_licence_out(licence),
+        "shipments": [public_shipment_out(s) for s in shipments],
         "steps": [
             {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
-            for e in case.timeline
-            if e.action not in NOT_STEPS
+            for e in rows
+            if e.action is not None and e.action not in NOT_STEPS
         ],  # fmt: skip
     }
 
@@ -222,7 +269,7 @@ WORK_OF_ROLE = {
 
 
 async def worklist(
-    session: AsyncSession,
+    connection: AsyncConnection,
     principal: Principal,
     *,
     state: str | None,
@@ -231,13 +278,14 @@ async def worklist(
     due_before: date | None,
     pages: PageQuery,
 ) -> dict[str, Any]:
-    """The officer's department's cases their roles act on, nearest deadline first."""
+    """The officer's department's cases their roles act on, nearest deadline first (a read
+    connection: the columns a list shows, no ORM)."""
     relation = access.require(principal, "worklist.read")
     wanted = sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())})
     if state:
         wanted = [s for s in wanted if s == state]
     # The literal open-cases predicate lets both databases use the partial worklist index.
-    query = select(Case).where(text(OPEN_CASES), Case.state.in_(wanted))
+    query = select(*SUMMARY_COLUMNS).where(text(OPEN_CASES), Case.state.in_(wanted))
     if not access.sees_every_department(relation):
         own = Case.department == principal.department
         if "decider" in principal.roles:  # and the parallel branches waiting for this department
@@ -254,10 +302,17 @@ async def worklist(
         query = query.where(Case.due_on <= due_before)
     # Counting a department's whole backlog on every page costs more than the page; past
     # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
+    # The count rides on the page as a column (one statement; both databases evaluate the
+    # uncorrelated subquery once) and is asked alone only when the page is past the end.
     capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
-    total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
-    ordered = query.order_by(Case.due_on.asc().nulls_last(), Case.id)
-    rows = (await session.execute(ordered.offset(pages.offset).limit(pages.limit))).scalars()
+    counted = select(func.count()).select_from(capped)
+    ordered = query.add_columns(counted.scalar_subquery().label("worklist_total"))
+    ordered = ordered.order_by(Case.due_on.asc().nulls_last(), Case.id)
+    rows = (await connection.execute(ordered.offset(pages.offset).limit(pages.limit))).all()
+    if rows:
+        total = rows[0].worklist_total
+    else:
+        total = (await connection.execute(counted)).scalar_one() if pages.offset else 0
     return pages.answer(
         min(total, WORKLIST_COUNT_CAP), [summary_out(c) for c in rows], total_capped=total > WORKLIST_COUNT_CAP
     )

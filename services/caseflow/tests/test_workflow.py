@@ -283,6 +283,19 @@ async def test_worklist_orders_by_deadline_and_filters(caseflow):
     assert (await caseflow.get("/worklist", headers=person())).status_code == 403
 
 
+async def test_worklist_counts_on_its_pages_and_past_the_last(caseflow):
+    cases = [await submit(caseflow) for _ in range(2)]
+    for case in cases:
+        await act(caseflow, case, ACCEPTOR, "accept")
+    pages = [
+        (await caseflow.get("/worklist", params={"page_size": 1, "page": page}, headers=REVIEWER)).json()
+        for page in (1, 2, 3)
+    ]
+    assert [p["total"] for p in pages] == [2, 2, 2]  # the count rides on a page; past the end it is asked alone
+    assert [len(p["items"]) for p in pages] == [1, 1, 0] and not any(p["total_capped"] for p in pages)
+    assert (await caseflow.get("/worklist", headers=ACCEPTOR)).json()["total"] == 0
+
+
 async def test_fee_mismatch_is_an_anomaly(caseflow):
     fees = [{"item": "工本费", "amount_yuan": "10.00"}]
     await add_matter(caseflow, matter_definition("FEE-1", fees=fees, materials=[], steps=[]))

@@ -5,14 +5,12 @@ Reads are public; writes need an officer with the admin role of the matter's dep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
-from kit.deps import Caller, DbSession
+from kit.deps import Caller, DbSession, ReadConnection, ReadSession
 from kit.pagination import Page, Pagination
 from kit.text import Line
 from services.catalog import directory, matters
@@ -31,13 +29,6 @@ async def some_admin(caller: Caller) -> Principal:
 Admin = Annotated[Principal, Depends(some_admin)]
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for public reads: autocommit, nothing to commit or roll back."""
-    async with request.app.state.read_sessionmaker() as session:
-        yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
 # Version numbers are stored as 32-bit integers: a larger one (a number past 64 bits included) is a
 # 422 problem naming the parameter, never an overflow in the database driver.
 MAX_VERSION = 2_147_483_647
@@ -87,9 +78,9 @@ async def create_matter(guide: Guide, session: DbSession, caller: Admin) -> dict
 
 
 @router.get("/matters/{code}", tags=["matters"], response_model=dict[str, Any])
-async def matter_detail(code: MatterCode, session: ReadSession) -> Response:
+async def matter_detail(code: MatterCode, connection: ReadConnection) -> Response:
     # The stored guide is already JSON: splice it in rather than parse and re-encode it.
-    return Response(await matters.detail_json(session, code=code), media_type="application/json")
+    return Response(await matters.detail_json(connection, code=code), media_type="application/json")
 
 
 @router.get("/matters/{code}/versions", tags=["versions"])

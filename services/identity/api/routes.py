@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from kit.auth import Principal, unauthorized
-from kit.deps import Caller, DbSession
+from kit.deps import Caller, DbSession, ReadConnection
 from kit.errors import Problem
 from kit.masking import mask_id_number
 from services.identity import (
@@ -127,9 +127,14 @@ async def act_as(body: ActAsRequest, caller: LiveCaller, request: Request, sessi
     return await sessions.act_as(session, identity_of(request), caller, body.enterprise)
 
 
-@router.get("/me", tags=["me"])
-async def get_me(caller: LiveCaller, session: DbSession) -> Me:
-    return await me.describe(session, caller)
+@router.get("/me", tags=["me"], response_model=Me)
+async def get_me(caller: Caller, connection: ReadConnection) -> Response:
+    """Checks the token as ``LiveCaller`` does, inside the read (one statement for a person).
+    Answered as the model serialises itself: FastAPI would validate it once more first."""
+    described = await me.describe(connection, caller)
+    if described is None:
+        raise unauthorized("session ended or token revoked")
+    return Response(described.model_dump_json(), media_type="application/json")
 
 
 @router.post("/me/verification", tags=["me"])

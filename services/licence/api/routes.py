@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from kit.deps import Caller, DbSession
+from kit.deps import Caller, DbSession, ReadConnection
 from kit.errors import Problem
 from kit.pagination import PageQuery, Pagination
 from services.licence import catalogue, checks, imports, issuance, lifecycle, reading
@@ -54,14 +54,14 @@ async def list_types(session: DbSession) -> list[dict[str, Any]]:
 
 @router.get("/licences", tags=["wallet"], response_model=LicencePage)
 async def my_licences(
-    session: DbSession,
+    connection: ReadConnection,
     caller: Caller,
     page: Pagination,
     type: Annotated[str | None, Query(pattern=CODE)] = None,  # noqa: A002 - the public parameter's name
     status: Status | None = None,
 ) -> dict[str, Any]:
     """The caller's wallet (an agent: the enterprise's licences its mandate covers)."""
-    return await reading.wallet(session, caller, licence_type=type, status=status, page=page)
+    return await reading.wallet(connection, caller, licence_type=type, status=status, page=page)
 
 
 @router.post("/licences", tags=["issuing"], status_code=201, response_model=LicenceOut)
@@ -102,11 +102,11 @@ def _limit_verification(request: Request) -> None:
 
 
 @router.post("/licences/verify", tags=["verification"], response_model=VerifyOut)
-async def verify(request: Request, session: DbSession, body: VerifyRequest) -> dict[str, Any]:
+async def verify(request: Request, connection: ReadConnection, body: VerifyRequest) -> dict[str, Any]:
     """Public: the status of a licence from its QR text, or from its identifier and number."""
     _limit_verification(request)
     return await request.app.state.credentials.verify(
-        session, _ctx(request), text=body.text, identifier=body.identifier, number=body.number
+        connection, _ctx(request), text=body.text, identifier=body.identifier, number=body.number
     )
 
 

@@ -123,6 +123,24 @@ async def test_wallet_read_and_access_log(licence):
     assert (await licence.get(path + "/access-log", headers=officer("SCJGJ", "reviewer"))).status_code == 403
 
 
+async def test_wallet_pages_carry_the_total_even_past_the_last(licence):
+    first = await issue(licence, holder=ZHANG_SAN, holder_name="张三")
+    second = await issue(licence, holder=ZHANG_SAN, holder_name="张三")
+    await issue(licence, holder=COMPANY, holder_name="德州某某餐饮有限公司")
+    pages = [
+        (await licence.get("/licences", params={"page": page, "page_size": 1}, headers=person(ZHANG_SAN))).json()
+        for page in (1, 2, 3)
+    ]
+    assert [p["total"] for p in pages] == [2, 2, 2]  # the count rides on a page; past the end it is asked alone
+    assert [[i["identifier"] for i in p["items"]] for p in pages] == [[second["identifier"]], [first["identifier"]], []]
+    assert (await licence.get("/licences", headers=person(LI_SI))).json() == {
+        "total": 0,
+        "page": 1,
+        "page_size": 20,
+        "items": [],
+    }
+
+
 async def test_agent_sees_the_enterprise_wallet_within_its_mandate(licence):
     food = await issue(licence)
     await issue(licence, licence_type="business_licence", data={})
