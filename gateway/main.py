@@ -18,6 +18,7 @@ import aiohttp
 import jwt
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
+from gateway.client import Timeouts, UpstreamClient
 from gateway.docs import DocsPages
 from gateway.kiosks import KioskDirectory
 from gateway.openapi import AreaSource, merge_openapi
@@ -237,8 +238,9 @@ class Gateway:
               registry=self.metrics.registry).set_function(lambda: kiosks.failures)  # fmt: skip
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.session: aiohttp.ClientSession | None = None
+        self.client: UpstreamClient | None = None
         self.forwarder: Forwarder | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[float, Timeouts] = {}
         self._openapi_cache: tuple[float, bytes] | None = None
         self._openapi_lock = asyncio.Lock()
         self.revocations = RevocationList()
@@ -276,19 +278,18 @@ class Gateway:
     async def startup(self) -> None:
         if self.configure_logs:
             configure_logging("gateway", self.settings.log_level, self.settings.log_json)
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.upstream_pool_size,
-            keepalive_timeout=self.settings.upstream_keepalive_seconds,
-            ttl_dns_cache=300,
-        )
+        # aiohttp for the gateway's own calls (JWKS, readiness, OpenAPI, partner and kiosk keys);
+        # requests to the services go through the lean client of gateway/client.py (ADR 0035).
         self.session = aiohttp.ClientSession(
-            connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to another
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             trust_env=False,
         )
-        self.forwarder = Forwarder(self.session, self.failovers)
+        self.client = UpstreamClient(
+            limit=self.settings.upstream_pool_size, keepalive_seconds=self.settings.upstream_keepalive_seconds
+        )
+        self.forwarder = Forwarder(self.client, self.failovers)
         # Warm the key cache without spending the verifier's refetch allowance: identity may
         # start after the gateway, and then the first request must still be able to fetch.
         try:
@@ -328,6 +329,9 @@ class Gateway:
             await self.revocation_feed.stop()
         if self.bus is not None:
             await self.bus.close()
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -347,10 +351,10 @@ class Gateway:
 
     # ---------------------------------------------------------------- helpers
 
-    def _timeout(self, read: float) -> aiohttp.ClientTimeout:
+    def _timeout(self, read: float) -> Timeouts:
         timeout = self._timeouts.get(read)
         if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.connect_timeout_seconds, sock_read=read)
+            timeout = Timeouts(self.settings.connect_timeout_seconds, read)
             self._timeouts[read] = timeout
         return timeout
 
