@@ -219,13 +219,13 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         length = response.header(b"content-length")
         response.content_length = int(length) if length is not None and length.isdigit() else None
+        waiter = self.head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self.head_request:
             # The parser would wait for the body a HEAD answer announces but never has.
             self.fresh_parser_needed = True
             self._complete(response)
-        waiter = self.head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         response = self.response
@@ -253,6 +253,10 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        waiter = self.head_waiter
+        if waiter is not None and not waiter.done():
+            # Ended (failed, or a message without a status line of its own) before its headers.
+            waiter.set_exception(response._error or UpstreamBroken("the answer ended before its headers"))
         response._wake()
         self._wake_drain()
 
@@ -263,9 +267,6 @@ class _Connection(asyncio.Protocol):
             return
         response._error = error
         self._complete(response)
-        waiter = self.head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
 
     def resume(self) -> None:
         if self.paused_reading and self.transport is not None and not self.closed:
