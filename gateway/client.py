@@ -399,7 +399,11 @@ class UpstreamClient:
                 if not retry:
                     raise
                 connection = await self._connection(origin, timeouts.connect, reuse=False)
-                response = await connection.send(method, head, data, timeouts.read)
+                try:
+                    response = await connection.send(method, head, data, timeouts.read)
+                except BaseException:
+                    connection.close()  # the handler below does not see what is raised in this one
+                    raise
             except BaseException:
                 connection.close()
                 raise

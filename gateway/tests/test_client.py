@@ -32,6 +32,7 @@ class ScriptedServer:
     def __init__(self, *answers: Answer) -> None:
         self.answers = list(answers)
         self.connections = 0
+        self.ended = 0  # connections over: closed by either side
         self.requests: list[tuple[bytes, bytes]] = []
         self.server: asyncio.Server | None = None
         self.origin: Origin | None = None
@@ -51,6 +52,7 @@ class ScriptedServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         writer.close()
+        self.ended += 1
 
     async def start(self) -> ScriptedServer:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
@@ -83,8 +85,10 @@ def run(loop_factory: Callable[[], asyncio.AbstractEventLoop], test: Callable[[]
         runner.run(test())
 
 
-async def fetch(client: UpstreamClient, origin: Origin, method: str = "GET", data=None) -> tuple[int, bytes]:
-    response = await client.request(method, origin, "/x?q=1", [("x-test", "yes")], data, TIMEOUTS)
+async def fetch(
+    client: UpstreamClient, origin: Origin, method: str = "GET", data=None, timeouts: Timeouts = TIMEOUTS
+) -> tuple[int, bytes]:
+    response = await client.request(method, origin, "/x?q=1", [("x-test", "yes")], data, timeouts)
     try:
         return response.status, await response.read()
     finally:
@@ -185,6 +189,36 @@ def test_a_kept_connection_the_service_closed_is_retried_only_for_idempotent_met
         await client.close()
         server.close()
         assert len(server.requests) == (3 if retried else 2) and server.connections == (2 if retried else 1)
+
+    run(loop_factory, test)
+
+
+@LOOPS
+def test_a_resend_given_up_closes_its_connection(loop_factory):
+    """The request is cancelled (the gateway shutting down) while its resend waits for an answer."""
+
+    async def test() -> None:
+        silent = ScriptedServer(lambda h, b: ok(), lambda h, b: None, lambda h, b: b"")  # the resend: no answer
+        server = await silent.start()
+        client = UpstreamClient(limit=8, keepalive_seconds=5)
+        assert server.origin is not None
+        assert await fetch(client, server.origin) == (200, b"hello")
+        # A read timeout far away, so only closing the connection can end it within the test.
+        waiting = asyncio.create_task(fetch(client, server.origin, timeouts=Timeouts(connect=1.0, read=600.0)))
+        while len(server.requests) < 3:  # the resend reached the server
+            await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+        async def closed() -> None:
+            while server.ended < 2:  # the server sees the resend's connection closed
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(closed(), 30)
+        assert server.connections == 2
+        await client.close()
+        server.close()
 
     run(loop_factory, test)
 
