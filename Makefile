@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python -m bench.identity_bench
 	$(BIN)/python -m bench.catalog_bench
 	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.workers_bench
 	$(BIN)/python -m bench.caseflow_bench
 	$(BIN)/python -m bench.replicas_bench
 	$(BIN)/python -m bench.licence_bench

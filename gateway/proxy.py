@@ -1,4 +1,4 @@
-"""Streaming forwarding to a service over one pooled aiohttp session.
+"""Streaming forwarding to a service over the gateway's keep-alive client (gateway/client.py).
 
 Request bodies stream from the ASGI ``receive`` to the service (a single-message body is passed
 as bytes); responses stream back, small ones in one message. A replica that cannot be connected
@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-import aiohttp
 from prometheus_client import Counter
-from yarl import URL
 
+from gateway.client import Timeouts, UpstreamClient, UpstreamConnectError, UpstreamResponse
 from gateway.upstreams import Upstream
 from kit.errors import Problem
 from kit.logs import get_logger
@@ -125,7 +124,7 @@ def public_problem(payload: bytes, public_path: str, request_id: str) -> bytes |
     return json.dumps(document, ensure_ascii=False).encode()
 
 
-def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """A service's response headers minus hop-by-hop ones, names lower-cased for ASGI."""
     out = []
     for name, value in raw:
@@ -192,14 +191,9 @@ async def _stream_body(
             return
 
 
-# Failures of the connection itself: the replica never saw the request (aiohttp raises these only
-# from connecting), so any method may go to another replica.
-_CONNECT_FAILURES = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
 def upstream_problem(exc: BaseException, area: str, timeout: float) -> Problem:
     """What the client sees when the service did not answer properly."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+    if isinstance(exc, UpstreamConnectError):
         return Problem(
             503, "service-unavailable", "Service unavailable", f"the {area} service cannot be reached",
             headers={"Retry-After": "5"},
@@ -214,8 +208,8 @@ class Forwarder:
 
     BUFFER_RESPONSE_BELOW = 256 * 1024
 
-    def __init__(self, session: aiohttp.ClientSession, failovers: Counter | None = None) -> None:
-        self.session = session
+    def __init__(self, client: UpstreamClient, failovers: Counter | None = None) -> None:
+        self.client = client
         # gateway_upstream_failovers_total{area}: requests handed to another replica.
         self.failovers = failovers
 
@@ -231,7 +225,7 @@ class Forwarder:
         body: bytes | None,
         has_body: bool,
         body_limit: int,
-        timeout: aiohttp.ClientTimeout,
+        timeout: Timeouts,
         extra_response_headers: list[tuple[bytes, bytes]],
         public_path: str = "",
         request_id: str = "",
@@ -262,10 +256,10 @@ class Forwarder:
                 try:
                     payload = await response.read()
                 except Exception as exc:
-                    raise upstream_problem(exc, upstream.area, timeout.sock_read or 0) from exc
-                if status >= 400 and public_path and "Content-Encoding" not in response.headers:
-                    content_type = response.headers.get("Content-Type", "")
-                    if content_type.encode("latin-1").startswith(_PROBLEM_JSON):
+                    raise upstream_problem(exc, upstream.area, timeout.read) from exc
+                if status >= 400 and public_path and response.header(b"content-encoding") is None:
+                    content_type = response.header(b"content-type") or b""
+                    if content_type.startswith(_PROBLEM_JSON):
                         rewritten = public_problem(payload, public_path, request_id)
                         if rewritten is not None:
                             payload = rewritten
@@ -277,9 +271,8 @@ class Forwarder:
             await send({"type": "http.response.start", "status": status, "headers": out_headers})
             # Past this point the status is sent: a failing service can only cut the body short,
             # which the exception propagating to the server does (it closes the connection).
-            content = response.content
             while True:
-                chunk = await content.readany()
+                chunk = await response.readany()
                 if not chunk:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -295,9 +288,9 @@ class Forwarder:
         target: str,
         headers: list[tuple[str, str]],
         data: bytes | AsyncIterator[bytes] | None,
-        timeout: aiohttp.ClientTimeout,
+        timeout: Timeouts,
         state: _StreamState,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         """The response of the first replica that takes the request.
 
         Replicas are taken from the area's turn on, those cooling after a failed connection only
@@ -320,17 +313,15 @@ class Forwarder:
                     self.failovers.labels(upstream.area).inc()
                 tried |= 1 << index
                 try:
-                    response = await self.session.request(
-                        method, URL(replica.url + target, encoded=True), headers=headers, data=data,
-                        timeout=timeout, allow_redirects=False,
-                    )  # fmt: skip
+                    response = await self.client.request(method, replica.endpoint, target, headers, data, timeout)
                 except Exception as exc:
                     if state.too_large:
                         raise BodyTooLarge() from exc
                     if state.client_gone:
                         raise ClientGone() from exc
-                    if not isinstance(exc, _CONNECT_FAILURES) or state.started:
-                        raise upstream_problem(exc, upstream.area, timeout.sock_read or 0) from exc
+                    # Only a failed connection means the replica never saw the request.
+                    if not isinstance(exc, UpstreamConnectError) or state.started:
+                        raise upstream_problem(exc, upstream.area, timeout.read) from exc
                     if not replica.cooling(now) and count > 1:
                         log.warning("replica unreachable, skipped for a while", area=upstream.area,
                                     replica=replica.origin, error=type(exc).__name__,
@@ -342,4 +333,4 @@ class Forwarder:
                     replica.down_until = 0.0  # answered as the last resort: back in turn at once
                 return response
         assert failure is not None
-        raise upstream_problem(failure, upstream.area, timeout.sock_read or 0) from failure
+        raise upstream_problem(failure, upstream.area, timeout.read) from failure

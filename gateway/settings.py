@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,11 +128,16 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _replicas_share_a_prefix(cls, upstreams: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
         """Every area needs a replica, and all its replicas the same path: a request's path is
-        built before its replica is chosen, and the OpenAPI merge reads the area's prefix once."""
+        built before its replica is chosen, and the OpenAPI merge reads the area's prefix once.
+        Replicas are reached over plain http://host:port (the gateway's client, ADR 0035)."""
         for area, value in upstreams.items():
             urls = replica_urls(value)
             if not urls:
                 raise ValueError(f"upstreams[{area!r}]: at least one replica URL is required")
+            for url in urls:
+                parts = urlsplit(url)
+                if parts.scheme != "http" or not parts.hostname:
+                    raise ValueError(f"upstreams[{area!r}]: {url!r} is not an http://host[:port] URL")
             prefixes = {url_prefix(url) for url in urls}
             if len(prefixes) > 1:
                 shown = ", ".join(repr(p or "/") for p in sorted(prefixes))

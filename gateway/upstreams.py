@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from gateway.client import Origin
+
 
 def replica_urls(value: str | list[str]) -> list[str]:
     """An ``upstreams`` setting's entry as a list of replica URLs (a string is one replica)."""
@@ -23,12 +25,13 @@ def url_prefix(url: str) -> str:
 class Replica:
     """One running copy of a service; ``down_until`` (monotonic seconds) is 0 while it is not cooling."""
 
-    __slots__ = ("url", "origin", "down_until")
+    __slots__ = ("url", "origin", "endpoint", "down_until")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.url = url.rstrip("/")
         self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.endpoint = Origin(url)  # host, port and path prefix for the gateway's client
         self.down_until = 0.0
 
     def cooling(self, now: float) -> bool:

@@ -35,6 +35,9 @@ class Service:
     # services: its app lives inside a service package, it has no database, no bus, no gateway
     # area, and it is no service package of its own (ADR 0017).
     sandbox: bool = False
+    # uvicorn worker processes (``--workers``) make run starts for this service; YIWANG_WORKERS
+    # overrides it per service (ADR 0035). The gateway keeps one (its nonces are per process).
+    workers: int = 1
 
     @property
     def module(self) -> str:

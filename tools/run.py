@@ -7,7 +7,8 @@ last. Ports in the config are preferences: a busy port is replaced by a free one
 that points at it follows, because the development machines already run NATS on 4222 and
 PostgreSQL on 5432 and `make run` must never fail on a busy port. ``YIWANG_NATS_URL`` reuses a
 running NATS instead of starting one. Ctrl-C / SIGTERM stops the children in reverse order
-(SIGTERM, wait, SIGKILL), NATS last. ``--check`` (or ``YIWANG_RUN_CHECK=1``) stops everything
+(SIGTERM, wait, SIGKILL), NATS last. A service runs ``workers`` uvicorn processes (platform.toml,
+default 1; ``YIWANG_WORKERS=caseflow=2,catalog=2`` overrides, ADR 0035). ``--check`` (or ``YIWANG_RUN_CHECK=1``) stops everything
 once all are ready and exits 0: the proof that `make run` works, used by tests/deploy/test_run.py.
 """
 
@@ -75,6 +76,30 @@ class Failure(Exception):
     """A step failed; the message says which and where its log is."""
 
 
+def worker_counts(config: Platform, override: str) -> dict[str, int]:
+    """uvicorn workers per service: platform.toml's ``workers``, then ``override``
+    (``YIWANG_WORKERS``: ``name=count`` pairs separated by commas). ``Failure`` names a bad entry.
+
+    The gateway keeps one worker: its signed-request nonces and rate-limit buckets live in its
+    process (ADR 0003), so a second worker would accept a nonce the first one has already seen."""
+    counts = {entry.name: entry.workers for entry in config.entries}
+    for item in filter(None, (part.strip() for part in override.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in counts:
+            raise Failure(f"YIWANG_WORKERS: no service named {name!r} (known: {', '.join(counts)})")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise Failure(f"YIWANG_WORKERS: {item!r} needs a whole number of workers, at least 1")
+        counts[name] = int(value)
+    for entry in config.entries:
+        if entry.is_gateway and counts[entry.name] > 1:
+            raise Failure(
+                f"{entry.name}: one worker only — signed requests' nonces are remembered per process, "
+                "so a replay sent to another worker would pass (ADR 0003, ADR 0035)"
+            )
+    return counts
+
+
 def tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -94,6 +119,7 @@ class Runner:
         self.children: list[tuple[Service, subprocess.Popen]] = []
         self.rows: list[tuple[str, str, str, str, str]] = []  # name, url, pid, log, note
         self.taken: set[int] = set()
+        self.workers = worker_counts(config, os.environ.get("YIWANG_WORKERS", ""))
 
     # -- nats ---------------------------------------------------------------------------------
     def start_nats(self) -> None:
@@ -172,6 +198,14 @@ class Runner:
             str(port),
             "--no-proxy-headers",
         ]
+        workers = self.workers[entry.name]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+            if env.get(entry.env_prefix + "DATABASE_URL", "").startswith("sqlite"):
+                # Safe (WAL, busy_timeout; every background activity holds on SQLite, ADR 0030), but
+                # the workers' writes take turns on the file's single writer lock.
+                print(f"  {entry.name}: {workers} workers share one SQLite file: reads run in parallel, "
+                      "writes one at a time (use PostgreSQL for write throughput)", flush=True)  # fmt: skip
         with open(log, "ab") as out:
             out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start on {HOST}:{port} ====\n".encode())
             out.flush()
@@ -183,6 +217,8 @@ class Runner:
         url = f"http://{HOST}:{port}"
         self.wait_ready(entry, process, url + entry.ready_path, log)
         note = "" if port == entry.port else f"{entry.port} busy" if not self.any_port else "free port"
+        if workers > 1:
+            note = ", ".join(filter(None, [note, f"{workers} workers"]))
         self.rows.append((entry.name, url, str(process.pid), self.rel(log), note))
 
     def wait_ready(self, entry: Service, process: subprocess.Popen, url: str, log: Path) -> None:
@@ -301,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
 
-    runner = Runner(load_config(args.config), args.data_dir.resolve(), args.free_ports, args.ready_timeout)
+    try:
+        runner = Runner(load_config(args.config), args.data_dir.resolve(), args.free_ports, args.ready_timeout)
+    except Failure as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:

@@ -184,6 +184,8 @@ async def test_readiness_and_openapi_need_one_ready_replica_per_service(replicas
     [
         ([], "at least one replica URL is required"),
         (["http://127.0.0.1:8003", "http://127.0.0.1:8013/cases"], "replicas must share one path prefix"),
+        (["https://127.0.0.1:8003"], "is not an http://host[:port] URL"),
+        (["127.0.0.1:8003"], "is not an http://host[:port] URL"),
     ],
 )
 def test_settings_refuse_an_area_without_replicas_or_with_differing_prefixes(replicas, rule):

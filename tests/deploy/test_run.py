@@ -147,3 +147,49 @@ def test_bad_config_fails_clearly(tmp_path, bad):
     result = run_check(tmp_path / "data", "--config", str(tmp_path / "platform.toml"))
     assert result.returncode != 0
     assert "platform.toml" in result.stderr
+
+
+def test_workers_come_from_platform_toml_and_yiwang_workers_and_never_for_the_gateway(tmp_path):
+    from tools.platform import load  # noqa: PLC0415
+    from tools.run import Failure, worker_counts  # noqa: PLC0415
+
+    config = (REPO / "platform.toml").read_text(encoding="utf-8")
+    (tmp_path / "platform.toml").write_text(
+        config.replace('name = "catalog"\n', 'name = "catalog"\nworkers = 3\n'), encoding="utf-8"
+    )
+    platform = load(tmp_path / "platform.toml")
+    counts = worker_counts(platform, " caseflow=2, identity = 4 ,")
+    assert (counts["caseflow"], counts["identity"], counts["catalog"], counts["licence"]) == (2, 4, 3, 1)
+    for override, rule in [
+        ("casefow=2", "no service named 'casefow'"),
+        ("caseflow=0", "whole number of workers, at least 1"),
+        ("caseflow=two", "whole number of workers, at least 1"),
+        ("gateway=2", "nonces are remembered per process"),
+    ]:
+        with pytest.raises(Failure, match=rule):
+            worker_counts(platform, override)
+
+
+def test_a_service_runs_with_two_workers_on_sqlite_with_a_warning(tmp_path, monkeypatch):
+    """make run with YIWANG_WORKERS: identity alone, two uvicorn workers on its SQLite file."""
+    config = (REPO / "platform.toml").read_text(encoding="utf-8")
+    head, *blocks = re.split(r"(?m)^\[\[service\]\]$", config)
+    identity = next(block for block in blocks if 'name = "identity"' in block)
+    (tmp_path / "platform.toml").write_text(head + "[[service]]" + identity, encoding="utf-8")
+    monkeypatch.setenv("YIWANG_WORKERS", "identity=2")
+    data_dir = tmp_path / "data"
+    result = run_check(data_dir, "--free-ports", "--config", str(tmp_path / "platform.toml"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "identity: 2 workers share one SQLite file" in result.stdout
+    assert "2 workers" in " ".join(table_rows(result.stdout)["identity"][4:])
+    log = (data_dir / "logs" / "identity.log").read_text()
+    assert log.count("Started server process") == 2, log[-2000:]
+    assert_nothing_left(result.stdout, data_dir)
+
+
+def test_the_gateway_is_refused_a_second_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("YIWANG_WORKERS", "gateway=2")
+    result = run_check(tmp_path / "data", "--free-ports")
+    assert result.returncode == 1
+    assert "gateway: one worker only" in result.stderr
