@@ -198,7 +198,8 @@ class Runner:
             str(port),
             "--no-proxy-headers",
         ]
-        workers = self.workers[entry.name]
+        # tools.chaos renames replicas (caseflow-1): they run their block's count.
+        workers = self.workers.get(entry.name, entry.workers)
         if workers > 1:
             args += ["--workers", str(workers)]
             if env.get(entry.env_prefix + "DATABASE_URL", "").startswith("sqlite"):
