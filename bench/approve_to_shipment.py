@@ -101,7 +101,7 @@ class Chain:
         for database in self.databases.values():
             asyncio.run(create_database(self.admin, database))
         self.nats = NatsServer(self.work / "nats").start()
-        _, jwks_url, _ = start_trivial(self.procs, self.work)
+        _, jwks_url, _, _ = start_trivial(self.procs, self.work)
         self.key_file = self.work / "trivial-key.pem"
         common = lambda prefix: {f"{prefix}DATABASE_URL": self.url(prefix.rstrip("_").lower()),  # noqa: E731
                                  f"{prefix}NATS_URL": self.nats.url, f"{prefix}LOG_LEVEL": "WARNING",

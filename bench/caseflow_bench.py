@@ -280,7 +280,7 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "kit.migrate", "services.caseflow"], env={**os.environ, **env},
                            check=True, capture_output=True)  # fmt: skip
             asyncio.run(seed_matter(url(real_db), matter_without_licence()))
-            _, jwks_url, _ = start_trivial(procs, work)
+            _, jwks_url, _, _ = start_trivial(procs, work)
             key_file = work / "trivial-key.pem"
             env["CASEFLOW_JWKS_URL"] = jwks_url
             real_port, bare_port = free_port(), free_port()

@@ -137,7 +137,7 @@ def main() -> int:
         for name in databases:
             asyncio.run(create_database(admin_dsn, databases[name]))
         try:
-            _, jwks_url, _ = start_trivial(procs, work)
+            _, jwks_url, _, _ = start_trivial(procs, work)
             key_file = work / "trivial-key.pem"
             caseflow_env = {
                 "CASEFLOW_DATABASE_URL": url("caseflow"), "CASEFLOW_NATS_URL": nats.url,

@@ -213,7 +213,7 @@ def main() -> int:
             trees["before"] = export_tree(args.baseline_ref, work / "before")
         created: list[str] = []
         try:
-            _, jwks_url, _ = start_trivial(procs, work)
+            _, jwks_url, _, _ = start_trivial(procs, work)
             key_file = work / "trivial-key.pem"
             for backend in [b.strip() for b in args.only.split(",") if b.strip()]:
                 urls = {}

@@ -152,7 +152,7 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "kit.migrate", "services.caseflow"], env={**os.environ, **env},
                            check=True, capture_output=True)  # fmt: skip
             asyncio.run(seed_matter(url, matter_without_licence()))
-            _, jwks_url, _ = start_trivial(procs, work)
+            _, jwks_url, _, _ = start_trivial(procs, work)
             env["CASEFLOW_JWKS_URL"] = jwks_url
             port_a, port_b = free_port(), free_port()
             replica_a = procs.start("caseflow-a", uvicorn_args("services.caseflow.main:create_app", port_a), env)
