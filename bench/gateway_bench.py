@@ -248,6 +248,16 @@ def baseline_tree(work: Path, revision: str) -> Path:
     return tree
 
 
+def record_results(stem: str, record: dict) -> Path:
+    """The run's raw figures as bench/results/<stem>-<UTC time>.json (not committed)."""
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    print(f"\nrecorded in {out.relative_to(ROOT)}")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -343,11 +353,7 @@ def main() -> int:
             "median": summary,
             "errors": problems,
         }
-        out_dir = ROOT / "bench" / "results"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = out_dir / f"gateway-{args.backend}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-        out.write_text(json.dumps(record, indent=2, ensure_ascii=False))
-        print(f"\nrecorded in {out.relative_to(ROOT)}")
+        record_results(f"gateway-{args.backend}", record)
         return 0
     finally:
         procs.stop_all()

@@ -14,7 +14,6 @@ Needs ``wrk`` on PATH.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -25,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.gateway_bench import (
-    ROOT,
     Processes,
     cpu_seconds,
     identity_env,
+    record_results,
     start_identity,
     uvicorn_args,
     wait_http,
@@ -106,11 +105,7 @@ def main() -> int:
             "ratios": ratios,
             "errors": problems,
         }
-        out_dir = ROOT / "bench" / "results"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = out_dir / f"workers-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-        out.write_text(json.dumps(record, indent=2, ensure_ascii=False))
-        print(f"\nrecorded in {out.relative_to(ROOT)}")
+        record_results("workers", record)
         return 0
     finally:
         procs.stop_all()
