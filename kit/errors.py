@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -116,18 +117,25 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _DATA_EXCEPTION_CLASS = "22"
 
 
-def _is_data_error(exc: DBAPIError) -> bool:
-    """True when the driver refused a value the client sent (not a broken database)."""
+def _driver_errors(exc: DBAPIError) -> Iterator[tuple[BaseException, str | None]]:
+    """The driver's error and what it wraps (the adapted error wraps asyncpg's), each with its
+    SQLSTATE when it has one."""
     seen: set[int] = set()
     error: BaseException | None = exc.orig
-    while error is not None and id(error) not in seen:  # the adapted error wraps asyncpg's
+    while error is not None and id(error) not in seen:
         seen.add(id(error))
         sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_DATA_EXCEPTION_CLASS):
+        yield error, sqlstate if isinstance(sqlstate, str) else None
+        error = error.__cause__ or error.__context__
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """True when the driver refused a value the client sent (not a broken database)."""
+    for error, sqlstate in _driver_errors(exc):
+        if sqlstate and sqlstate.startswith(_DATA_EXCEPTION_CLASS):
             return True
         if type(error).__name__ == "DataError" or isinstance(error, OverflowError):
             return True
-        error = error.__cause__ or error.__context__
     return "out of int" in str(exc.orig) and "range" in str(exc.orig)
 
 
@@ -140,20 +148,12 @@ def _is_database_away(exc: DBAPIError) -> bool:
     asked for was committed): a pooled connection cut by a restart, a refused connect."""
     if exc.connection_invalidated:
         return True
-    seen: set[int] = set()
-    error: BaseException | None = exc.orig
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_STATES):
-            return True
-        if isinstance(error, ConnectionError) or type(error).__name__ in {
-            "ConnectionDoesNotExistError",
-            "InterfaceError",
-        }:
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(
+        (sqlstate and sqlstate.startswith(_UNAVAILABLE_STATES))
+        or isinstance(error, ConnectionError)
+        or type(error).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}
+        for error, sqlstate in _driver_errors(exc)
+    )
 
 
 def database_away_problem() -> Problem:

@@ -138,9 +138,11 @@ class NatsCluster:
 
         import nats
 
+        from kit.bus import server_list
+
         async def ready() -> bool:
             try:
-                nc = await nats.connect(self.url.split(","), connect_timeout=1, max_reconnect_attempts=0)
+                nc = await nats.connect(server_list(self.url), connect_timeout=1, max_reconnect_attempts=0)
             except Exception:
                 return False
             try:

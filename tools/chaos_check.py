@@ -22,6 +22,7 @@ import nats
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
+from kit.bus import server_list
 from kit.events import nats_subject_for
 from tools.chaos_load import Promises
 
@@ -121,7 +122,7 @@ async def reconcile(
     databases: dict[str, str], nats_url: str, promises: Promises, *, timeout: float
 ) -> tuple[list[Check], str]:
     """Wait for the drain, then every check; (checks, how the drain went)."""
-    nc = await nats.connect(nats_url.split(","), connect_timeout=2, max_reconnect_attempts=-1)
+    nc = await nats.connect(server_list(nats_url), connect_timeout=2, max_reconnect_attempts=-1)
     try:
         js = nc.jetstream()
         drained, pending = await wait_quiet(databases, js, timeout)
