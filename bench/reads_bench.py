@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 from bench.asyncpg_ceiling import start_ceiling
 from bench.caseflow_bench import (
     PERSON,
+    PYSPY,
     cpu_seconds,
     create_database,
     drop_database,
@@ -182,9 +183,17 @@ def requests_for(bases: dict[str, str], key_file: Path, work: Path) -> dict[str,
 
 
 def measure(target: str, pid: int, wrk_script: Path, connections: int, seconds: int) -> dict:
-    """One wrk run, with the server's own CPU per request and how busy the machine was."""
+    """One wrk run, with the server's own CPU per request and how busy the machine was.
+    ``BENCH_PYSPY=<dir>`` records the server's stacks (py-spy, collapsed) during the run."""
+    spy = None
+    if os.environ.get("BENCH_PYSPY"):
+        out = Path(os.environ["BENCH_PYSPY"]) / f"{wrk_script.stem}-{pid}-{time.monotonic_ns()}.txt"
+        spy = subprocess.Popen([PYSPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     before, (busy_before, total_before) = cpu_seconds(pid), machine_busy()
     run = run_wrk(target, wrk_script, connections, seconds)
+    if spy is not None:
+        spy.wait()
     busy_after, total_after = machine_busy()
     run["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / max(run["requests"], 1)
     run["machine_busy"] = (busy_after - busy_before) / max(total_after - total_before, 1e-9)

@@ -15,6 +15,7 @@ from kit.bodyguard import JsonBodyGuard
 from kit.bus import Bus, stream_name_for
 from kit.consumer import EventConsumer
 from kit.db import async_database_url, is_sqlite, make_engine, make_sessionmaker, read_engine
+from kit.driver import Driver
 from kit.errors import install_problem_handlers
 from kit.logs import configure_logging
 from kit.observability import install_observability
@@ -53,6 +54,9 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_engine = read_engine(engine)  # kit.deps.ReadConnection and ReadSession
         app.state.read_sessionmaker = async_sessionmaker(app.state.read_engine, expire_on_commit=False)
+        driver = Driver(engine, pool_size=settings.driver_pool_size)  # kit.deps.Db: hot paths (ADR 0036)
+        await driver.start()
+        app.state.driver = driver
         # The relay and the consumers get a pool of their own: under a burst of requests every
         # request queues for a connection, and a consumer queued behind them fell a minute behind
         # (docs/benchmarks.md, Approve → shipment). Same session class: its commits wake the relay.
@@ -96,6 +100,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
                     linger=settings.relay_linger_seconds,
                 )
                 app.state.relay = relay
+                driver.on_commit.append(relay.after_driver_commit)
                 background.append(relay)
             if parts.consumers is not None:
                 background.extend(parts.consumers(app))
@@ -111,6 +116,7 @@ def create_service_app(parts: ServiceParts) -> FastAPI:
             for hook in parts.on_shutdown:
                 await hook(app)
             await bus.close()
+            await driver.close()
             await engine.dispose()
             await background_engine.dispose()
 

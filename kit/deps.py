@@ -1,5 +1,5 @@
-"""Annotated dependencies routers use: ``session: DbSession``, for hot reads ``connection: ReadConnection``
-or ``session: ReadSession``, ``caller: Caller``, ``settings: Settings``,
+"""Annotated dependencies routers use: ``session: DbSession``, for hot paths ``db: Db`` (kit.driver),
+for reads ``connection: ReadConnection`` or ``session: ReadSession``, ``caller: Caller``, ``settings: Settings``,
 and :func:`from_app_state` for the context a service builds once at start-up.
 
 Every service keeps what its handlers need besides the session (settings, keys, adapters, clocks)
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.auth import Principal, current_principal
 from kit.db import read_connection, read_session, request_session
+from kit.driver import Driver
 from kit.errors import Problem
 from kit.settings import ServiceSettings
 
@@ -25,6 +26,14 @@ T = TypeVar("T")
 DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
 ReadConnection = Annotated[AsyncConnection, Depends(read_connection)]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+async def driver(request: Request) -> Driver:
+    """The service's ``kit.driver.Driver`` (hot paths: Core statements on the driver)."""
+    return request.app.state.driver
+
+
+Db = Annotated[Driver, Depends(driver)]
 Caller = Annotated[Principal, Depends(current_principal)]
 
 

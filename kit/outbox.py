@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     event,
     select,
     update,
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.bus import Bus, NotConnected
 from kit.db import UtcDateTime
+from kit.driver import Query, Transaction
 from kit.events import CloudEvent, nats_subject_for
 from kit.tasks import BatchLoop
 
@@ -56,10 +58,19 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._insert = table.insert()  # built once, executed with parameters (compiled once)
+        # Every column but the id: one that ``row`` leaves out goes in as NULL.
+        self._columns = [column.name for column in table.columns if column.name != "id"]
+        self._driver_insert = Query(table.insert().values({name: bindparam(name) for name in self._columns}))
 
     async def add(self, session: AsyncSession, event_: CloudEvent) -> None:
         await session.execute(self._insert, self.row(event_))
         self.touched(session)
+
+    async def add_to(self, transaction: Transaction, event_: CloudEvent) -> None:
+        """The same in a ``kit.driver`` transaction (hot paths): the relay wakes when it commits."""
+        row = self.row(event_)
+        await transaction.execute(self._driver_insert, {name: row.get(name) for name in self._columns})
+        transaction.info["outbox_dirty"] = True
 
     @staticmethod
     def row(event_: CloudEvent) -> dict:
@@ -111,6 +122,11 @@ class OutboxRelay(BatchLoop):
 
     def _after_commit(self, session) -> None:
         if session.info.pop("outbox_dirty", False):
+            self.wake()
+
+    def after_driver_commit(self, transaction: Transaction) -> None:
+        """``kit.driver.Driver.on_commit``: a hot path's transaction wrote outbox rows."""
+        if transaction.info.pop("outbox_dirty", False):
             self.wake()
 
     async def batch(self) -> int:

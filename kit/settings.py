@@ -46,6 +46,8 @@ class ServiceSettings(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1)
     # Connections of the relay's and the consumers' own pool (PostgreSQL; beside the requests' pool).
     background_pool_size: int = Field(default=8, ge=1, le=100)
+    # Connections of the hot paths' driver pool (PostgreSQL, kit.driver; opened as needed, closed idle).
+    driver_pool_size: int = Field(default=10, ge=1, le=100)
     relay_batch_size: int = Field(default=200, ge=1)
     relay_max_backoff_seconds: float = Field(default=5.0, gt=0)
     # After a batch that found events, wait this long before the next one so that under load a

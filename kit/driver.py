@@ -1,0 +1,285 @@
+"""Core statements run on the database driver itself, for hot paths (issue 15, ADR 0036).
+
+SQLAlchemy builds the statements (from the models' tables: no hand-kept SQL or column lists) and
+compiles each once per dialect; on PostgreSQL they then run on an asyncpg pool of the service's
+own, with none of SQLAlchemy's per-execution work (execution context, parameter and result
+wrapping, greenlet hops) — on this machine that work cost more CPU than the statement's round trip.
+On SQLite (``make run``) the same statements run through the engine as before: one code path for
+the service, tested on both databases.
+
+    _CASE = Query(select(cases.c.case_no, cases.c.state).where(cases.c.id == bindparam("id")))
+    row = await driver.fetchrow(_CASE, {"id": 7})          # row["case_no"], or None
+    async with driver.transaction() as tx:                   # writes: one transaction
+        await tx.execute(_INSERT, {...})
+
+Rows are read by column name (``row["state"]``) on both databases. Values are what SQLAlchemy
+would give: the bind and result processors of the statement's types (a ``TypeDecorator``, JSON)
+are applied, and asyncpg decodes JSON as SQLAlchemy's own asyncpg dialect does. A statement the
+driver cannot take as compiled (an expanding ``IN``) is refused when it is first compiled — use
+``= ANY(:array)``. Python-side column defaults (``default=``, ``onupdate=``) are SQLAlchemy's
+execution-time work and are not applied here: give every value (server defaults still apply).
+Driver errors are raised wrapped in SQLAlchemy's ``DBAPIError``, so the kit's
+handlers answer them as before (a refused value → 422 problem, a lost connection → 503).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import asyncpg
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Row = Mapping[Any, Any]  # read by column name
+_NO_VALUE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    # Per positional parameter: its name, its value when the statement fixed it, its bind processor.
+    binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+    # Per result column: its key and result processor (None when no column needs one).
+    keys: tuple[str, ...]
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, fixed, process in self.binds:
+            value = params[name] if fixed is _NO_VALUE else fixed
+            values.append(process(value) if process is not None else value)
+        return values
+
+    def row(self, record: asyncpg.Record) -> Row:
+        if self.results is None:
+            return record  # an asyncpg Record is read by column name already
+        return {
+            key: (process(value) if process is not None else value)
+            for key, process, value in zip(self.keys, self.results, record.values(), strict=True)
+        }
+
+
+class Query:
+    """A Core statement (select, insert, update, delete, with named ``bindparam``\\ s), compiled
+    once per dialect on first use."""
+
+    __slots__ = ("statement", "_compiled")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect)
+        return found
+
+
+def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
+    compiled = cast(ClauseElement, statement).compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    if "POSTCOMPILE" in compiled.string:
+        raise ValueError("an expanding IN cannot run on the driver; use = ANY(:array)")
+    if getattr(compiled, "escaped_bind_names", None):
+        raise ValueError(f"parameter names the driver cannot take: {sorted(compiled.escaped_bind_names)}")
+    binds = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.callable is not None:
+            raise ValueError(f"parameter {name!r} has a callable value; pass the value")
+        fixed = _NO_VALUE if bind.required else bind.effective_value
+        binds.append((name, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+    # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING columns (empty without one).
+    columns = list(getattr(statement, "exported_columns", ()))
+    keys = tuple(column.key for column in columns)
+    processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    return _Compiled(compiled.string, tuple(binds), keys, processors if any(processors) else None)
+
+
+def _wrapped(sql: str, error: BaseException) -> DBAPIError:
+    """As SQLAlchemy raises it, so the kit's handlers see the same error either way."""
+    return DBAPIError(sql, None, error)  # type: ignore[arg-type]
+
+
+class _Executor:
+    """fetch/fetchrow/fetchval/execute against one place statements run."""
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        rows = await self.fetch(query, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, query: Query, params: Mapping[str, Any] | None = None) -> Any:
+        row = await self.fetchrow(query, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        """Runs a statement that returns no rows; how many rows it changed."""
+        raise NotImplementedError
+
+
+class _AsyncpgExecutor(_Executor):
+    def __init__(self, connection: asyncpg.Connection | asyncpg.Pool, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        compiled = query.compiled(self._dialect)
+        try:
+            records = await self._connection.fetch(compiled.sql, *compiled.arguments(params or {}))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            raise _wrapped(compiled.sql, error) from error
+        return records if compiled.results is None else [compiled.row(record) for record in records]
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        compiled = query.compiled(self._dialect)
+        try:
+            record = await self._connection.fetchrow(compiled.sql, *compiled.arguments(params or {}))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            raise _wrapped(compiled.sql, error) from error
+        return None if record is None else compiled.row(record)
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        compiled = query.compiled(self._dialect)
+        try:
+            status = await self._connection.execute(compiled.sql, *compiled.arguments(params or {}))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            raise _wrapped(compiled.sql, error) from error
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+
+class _EngineExecutor(_Executor):
+    """SQLite: the statement through SQLAlchemy, on the transaction's connection or, outside one,
+    on a pooled connection of its own (reads; ``execute`` commits)."""
+
+    def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
+        self._engine = engine
+        self._connection = connection
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        if self._connection is not None:
+            return list((await self._connection.execute(query.statement, dict(params or {}))).mappings().all())
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query.statement, dict(params or {}))).mappings().all())
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        if self._connection is not None:
+            return max((await self._connection.execute(query.statement, dict(params or {}))).rowcount, 0)
+        async with self._engine.begin() as connection:
+            return max((await connection.execute(query.statement, dict(params or {}))).rowcount, 0)
+
+
+class Transaction(_Executor):
+    """The statements of one transaction (``Driver.transaction``); committed when the block ends
+    without an exception, rolled back otherwise."""
+
+    def __init__(self, executor: _Executor) -> None:
+        self._executor = executor
+        self.fetch = executor.fetch  # type: ignore[method-assign]
+        self.fetchrow = executor.fetchrow  # type: ignore[method-assign]
+        self.fetchval = executor.fetchval  # type: ignore[method-assign]
+        self.execute = executor.execute  # type: ignore[method-assign]
+        self.info: dict[str, Any] = {}  # what the statements' authors note for the commit hooks
+        self.after_commit: list[Callable[[], None]] = []
+
+
+class Driver(_Executor):
+    """A service's statements on its database's driver: ``app.state.driver`` (``kit.deps.Db``)."""
+
+    def __init__(self, engine: AsyncEngine, *, pool_size: int = 10) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._outer: _Executor = _EngineExecutor(engine)
+        self.on_commit: list[Callable[[Transaction], None]] = []
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect.name == "postgresql"
+
+    async def start(self) -> None:
+        if not self.is_postgresql or self._pool is not None:
+            return
+        url = self.engine.url.set(drivername="postgresql")
+        # Connections are opened as requests need them (min_size 0) and closed after a minute
+        # idle: beside the engine's pools, this one holds nothing it does not use.
+        self._pool = await asyncpg.create_pool(
+            dsn=url.render_as_string(hide_password=False),
+            min_size=0,
+            max_size=self.pool_size,
+            max_inactive_connection_lifetime=60,
+            init=_json_codecs,
+        )
+        self._outer = _AsyncpgExecutor(self._pool, self.dialect)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            self._outer = _EngineExecutor(self.engine)
+            await pool.close()
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """A read outside any transaction (autocommit on PostgreSQL: no BEGIN and COMMIT around
+        it). Statements that write go in ``transaction()`` or ``execute``."""
+        return await self._outer.fetch(query, params)
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        return await self._outer.fetchrow(query, params)
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        return await self._outer.execute(query, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction; ``on_commit`` hooks (the outbox relay's wake-up) run after it commits."""
+        if self._pool is not None:
+            try:
+                connection = await self._pool.acquire()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                raise _wrapped("connect", error) from error
+            try:
+                transaction = Transaction(_AsyncpgExecutor(connection, self.dialect))
+                tx = connection.transaction()
+                try:
+                    await tx.start()
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                    raise _wrapped("BEGIN", error) from error
+                try:
+                    yield transaction
+                except BaseException:
+                    if not connection.is_closed():
+                        await tx.rollback()
+                    raise
+                try:
+                    await tx.commit()
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                    raise _wrapped("COMMIT", error) from error
+            finally:
+                await self._pool.release(connection)
+        else:
+            async with self.engine.begin() as engine_connection:
+                transaction = Transaction(_EngineExecutor(self.engine, engine_connection))
+                yield transaction
+        for hook in self.on_commit:
+            hook(transaction)
+        for then in transaction.after_commit:
+            then()
+
+
+async def _json_codecs(connection: asyncpg.Connection) -> None:
+    """JSON as SQLAlchemy's asyncpg dialect sets it up: its JSON types serialise the value
+    themselves (bind processor), the connection decodes results."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(name, encoder=str, decoder=json.loads, schema="pg_catalog", format="text")
