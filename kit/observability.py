@@ -112,5 +112,5 @@ def health_router(metrics: Metrics, checks: Mapping[str, ReadinessCheck]) -> API
 def install_observability(app: FastAPI, service: str, checks: Mapping[str, ReadinessCheck]) -> Metrics:
     metrics = Metrics(service)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    app.include_router(health_router(metrics, checks))
+    app.router.routes.extend(health_router(metrics, checks).routes)  # as kit.app.add_routes
     return metrics
