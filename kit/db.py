@@ -45,12 +45,8 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     if is_sqlite(url):
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:
-        # Up to 30 connections as before, but 20 of them kept when returned: an overflow
-        # connection is closed on return, so 16 requests at once against a pool of 10 opened and
-        # closed ~20 connections a second (a backend each; issue 15). Connections are opened lazily:
-        # a process holds only as many as it ever used at once.
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
         # No pre-ping: it costs a round trip per request. A connection the server dropped fails
         # that one request (the client retries; nothing was accepted) and the pool replaces it.
         kwargs.setdefault("pool_recycle", 1800)
