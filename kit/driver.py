@@ -213,13 +213,15 @@ class Driver(_Executor):
         if not self.is_postgresql or self._pool is not None:
             return
         url = self.engine.url.set(drivername="postgresql")
-        # Connections are opened as requests need them (min_size 0) and closed after a minute
-        # idle: beside the engine's pools, this one holds nothing it does not use.
+        # Connections are opened as requests need them (min_size 0) and closed after 10 s idle:
+        # beside the engine's pools (which keep theirs) this one holds only what a burst uses, so
+        # many processes on one server (tests, replicas) stay within its max_connections. Under
+        # load a connection is reused long before; past max_size requests wait, never overflow.
         self._pool = await asyncpg.create_pool(
             dsn=url.render_as_string(hide_password=False),
             min_size=0,
             max_size=self.pool_size,
-            max_inactive_connection_lifetime=60,
+            max_inactive_connection_lifetime=10,
             init=_json_codecs,
         )
         self._outer = _AsyncpgExecutor(self._pool, self.dialect)
