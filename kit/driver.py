@@ -16,7 +16,9 @@ Rows are read by column name (``row["state"]``) on both databases. Values are wh
 would give: the bind and result processors of the statement's types (a ``TypeDecorator``, JSON)
 are applied, and asyncpg decodes JSON as SQLAlchemy's own asyncpg dialect does. A statement the
 driver cannot take as compiled (an expanding ``IN``) is refused when it is first compiled — use
-``= ANY(:array)``. Python-side column defaults (``default=``, ``onupdate=``) are SQLAlchemy's
+``= ANY(:array)``. Statements leave no session state behind (no ``SET`` or session advisory lock:
+``SET LOCAL`` and ``pg_advisory_xact_lock`` end with their transaction) — the pool does not reset
+a connection it gets back. Python-side column defaults (``default=``, ``onupdate=``) are SQLAlchemy's
 execution-time work and are not applied here: give every value (server defaults still apply).
 Driver errors are raised wrapped in SQLAlchemy's ``DBAPIError``, so the kit's
 handlers answer them as before (a refused value → 422 problem, a lost connection → 503).
@@ -223,6 +225,11 @@ class Driver(_Executor):
             max_size=self.pool_size,
             max_inactive_connection_lifetime=10,
             init=_json_codecs,
+            # asyncpg's default reset on release is one more round trip per request (advisory
+            # unlock, CLOSE ALL, UNLISTEN, RESET ALL). Driver statements leave no session state
+            # (only SET LOCAL and transaction-level advisory locks, which end with the
+            # transaction); asyncpg still rolls back a transaction left open.
+            reset=_no_session_state,
         )
         self._outer = _AsyncpgExecutor(self._pool, self.dialect)
 
@@ -278,6 +285,10 @@ class Driver(_Executor):
             hook(transaction)
         for then in transaction.after_commit:
             then()
+
+
+async def _no_session_state(_connection: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to reset (see ``Driver.start``)."""
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
