@@ -62,20 +62,23 @@ async def test_a_parcels_events_at_once_end_where_they_would_one_by_one(express,
 
 
 async def test_an_event_that_got_past_the_duplicate_check_is_still_a_duplicate(express, monkeypatch):
-    """Should a delivery ever read the timeline without the event already stored (the unique
-    event row is the last line of defence), it writes nothing and answers as a duplicate."""
+    """Should a delivery ever read the timeline without its event already stored (the unique
+    event row is the last line of defence), it stores nothing, moves nothing, publishes nothing
+    and answers as a duplicate."""
     shipment = await booked(express)
-    event = ems_event(shipment.waybill, "10", 0)
-    assert (await express.post("/callbacks/ems", json=event, headers=EMS)).json()["applied"] is True
+    first = ems_event(shipment.waybill, "10", 0)
+    assert (await express.post("/callbacks/ems", json=first, headers=EMS)).json()["applied"] is True
 
     async def nothing_seen(tx, row):
         return tracking.Tracking()
 
     monkeypatch.setattr(callbacks, "load_tracking", nothing_seen)
-    again = await express.post("/callbacks/ems", json=event, headers=EMS)
+    # The same event id, this time read as moving the parcel on: it must not.
+    again = await express.post("/callbacks/ems", json=ems_event(shipment.waybill, "20", 60, "ev-10-0"), headers=EMS)
     assert again.status_code == 200
     assert again.json() == {"shipment_id": shipment.id, "status": "created", "duplicate": True, "applied": False}
     assert await stored_events(express, shipment.id) == 1
-    assert len(await published(express, "updated")) == 1
+    assert [e["status"] for e in await published(express, "updated")] == ["picked_up"]
     async with express.app.state.sessionmaker() as session:
-        assert (await session.get(Shipment, shipment.id)).status == "picked_up"
+        stored = await session.get(Shipment, shipment.id)
+        assert stored.status == "picked_up" and stored.status_at.isoformat() == first["at"]
