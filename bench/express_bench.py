@@ -12,7 +12,9 @@ created and dropped by the run:
   of its parcel that moves the status (10 收寄 → 20 运输中 → 30 派送中 → 50 未妥投 → 30 → 50 …, each
   later than the one before), so every request stores an event and publishes a status change.
   Side by side, rounds interleaved: the bare insert + outbox ceiling (bench/caseflow_bare.py) with
-  the same JSON body. Target: callbacks ≥ 0.5 of the ceiling.
+  the same JSON body and, with ``--ceiling``, the plain FastAPI + asyncpg write
+  (bench/asyncpg_ceiling.py, ``POST /cases``). Target: callbacks ≥ 0.5 of the ceiling.
+  ``BENCH_PYSPY=<dir>`` records each server's stacks (py-spy, collapsed) during its runs.
 - ``delivery``: express (uvicorn) consuming ``caseflow.case.delivery_requested`` from a real
   nats-server and booking with the EMS sandbox (services/express/sandbox_ems.py, a process of its
   own); CaseDeliveryRequested envelopes published onto the CASEFLOW stream at ``--rate``/s (as
@@ -41,8 +43,10 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.caseflow_bench import LUA_POST, cpu_seconds, create_database, drop_database, run_wrk
+from bench.asyncpg_ceiling import start_ceiling
+from bench.caseflow_bench import LUA_POST, cpu_seconds, create_database, drop_database
 from bench.gateway_bench import Processes, uvicorn_args, wait_http
+from bench.reads_bench import measure
 from kit.natsd import NatsServer, free_port
 from services.express.domain import s10
 from services.express.domain.tracking import EMS_CODES
@@ -150,13 +154,15 @@ async def stored_counts(dsn: str) -> dict[str, int]:
 
 # ---- 1. callbacks per second beside the bare insert + outbox ceiling -----------------------------
 def bench_callbacks(pg: str, *, duration: int, rounds: int, connections: int, shipments: int, slice_: int,
-                    work: Path) -> dict[str, Any]:  # fmt: skip
+                    work: Path, ceiling: bool = False) -> dict[str, Any]:  # fmt: skip
     run_id = uuid.uuid4().hex[:8]
     real_db, bare_db = f"yiwang_bench_express_{run_id}", f"yiwang_bench_bare_{run_id}"
+    ceiling_db = f"yiwang_bench_ceiling_{run_id}"
+    databases = [real_db, bare_db, *([ceiling_db] if ceiling else [])]
     procs = Processes(work)
     nats = NatsServer(work / "nats-callbacks").start()
-    asyncio.run(create_database(admin_dsn(pg), real_db))
-    asyncio.run(create_database(admin_dsn(pg), bare_db))
+    for database in databases:
+        asyncio.run(create_database(admin_dsn(pg), database))
     result: dict[str, Any] = {}
     try:
         migrate(db_url(pg, real_db))
@@ -184,14 +190,15 @@ def bench_callbacks(pg: str, *, duration: int, rounds: int, connections: int, sh
             check = client.post(real + "/callbacks/ems", json=sample, headers={"X-Partner-Id": "ems"})
             assert check.status_code == 200 and check.json()["applied"], check.text
         body_json = json.dumps(sample, ensure_ascii=False)
-        pids = {"bare": bare_process.pid, "real": real_process.pid}
+        servers = {"bare": (bare, bare_process.pid), "callbacks": (real, real_process.pid)}
+        if ceiling:
+            base, ceiling_process = start_ceiling(procs, db_url(pg, ceiling_db))
+            servers["asyncpg"] = (base, ceiling_process.pid)
         runs: dict[str, list[dict]] = {}
 
-        def measure(name: str, target: str, server: str, script: Path) -> None:
-            before = cpu_seconds(pids[server])
-            run = run_wrk(target, script, connections, duration)
-            run["cpu_ms_per_request"] = (cpu_seconds(pids[server]) - before) * 1000 / max(run["requests"], 1)
-            runs.setdefault(name, []).append(run)
+        def measured(name: str, script: Path) -> None:
+            target, pid = servers[name]
+            runs.setdefault(name, []).append(measure(target, pid, script, connections, duration))
 
         texts = {f"t{code}": EMS_CODES[code].text for code in ("10", "20", "30", "50")}
         for round_no in range(rounds):
@@ -202,18 +209,20 @@ def bench_callbacks(pg: str, *, duration: int, rounds: int, connections: int, sh
             script = work / f"callbacks-{round_no}.lua"
             script.write_text(LUA_CALLBACKS.format(waybill_file=parcels, threads=2 if connections > 1 else 1,
                                                    run=f"{run_id}-{round_no}", **texts))  # fmt: skip
-            measure("bare", bare, "bare", bare_script)
-            measure("callbacks", real, "real", script)
+            if ceiling:
+                measured("asyncpg", bare_script)  # the same POST /cases with the same body
+            measured("bare", bare_script)
+            measured("callbacks", script)
         time.sleep(1.5)  # the relay publishes what the last round committed
         result["stored"] = asyncio.run(stored_counts(db_url(pg, real_db, "postgresql")))
     finally:
         procs.stop_all()
         nats.stop()
-        asyncio.run(drop_database(admin_dsn(pg), real_db))
-        asyncio.run(drop_database(admin_dsn(pg), bare_db))
-    for name in ("bare", "callbacks"):
+        for database in databases:
+            asyncio.run(drop_database(admin_dsn(pg), database))
+    for name in runs:
         result[name] = {key: statistics.median(r[key] for r in runs[name])
-                        for key in ("rps", "p50_ms", "cpu_ms_per_request", "non2xx")}  # fmt: skip
+                        for key in ("rps", "p50_ms", "cpu_ms_per_request", "non2xx", "machine_busy")}  # fmt: skip
         result[name]["rounds"] = runs[name]
     ratios = [c["rps"] / b["rps"] for c, b in zip(runs["callbacks"], runs["bare"], strict=True)]
     result["ratio"] = result["callbacks"]["rps"] / result["bare"]["rps"]
@@ -335,6 +344,7 @@ def main() -> int:
     parser.add_argument("--slice", type=int, default=1_000, help="parcels a round's callbacks go to")
     parser.add_argument("--requests", type=int, default=1_000, help="delivery requests published (after 20 warm-up)")
     parser.add_argument("--rate", type=float, default=50.0, help="delivery requests published per second")
+    parser.add_argument("--ceiling", action="store_true", help="callbacks: also the FastAPI + asyncpg write ceiling")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -345,7 +355,7 @@ def main() -> int:
         if "callbacks" in parts:
             results["callbacks"] = bench_callbacks(
                 pg, duration=args.duration, rounds=args.rounds, connections=args.connections,
-                shipments=args.shipments, slice_=args.slice, work=Path(tmp),
+                shipments=args.shipments, slice_=args.slice, work=Path(tmp), ceiling=args.ceiling,
             )  # fmt: skip
             print(json.dumps(results["callbacks"], default=str), flush=True)
         if "delivery" in parts:
@@ -367,12 +377,14 @@ def report(results: dict[str, Any]) -> None:
             f"Callbacks: medians of {len(r['round_ratios'])} interleaved rounds, c=16; {r['shipments']:,} shipments,"
             f" {r['slice']:,} parcels per round; per-round ratios {', '.join(f'{x:.2f}' for x in r['round_ratios'])}"
         )
-        print("| what | req/s | ratio | p50 ms | server CPU ms/request | non-2xx |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name in ("bare", "callbacks"):
+        print("| what | req/s | ratio to bare | p50 ms | server CPU ms/request | non-2xx | machine busy |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name in ("asyncpg", "bare", "callbacks"):
+            if name not in r:
+                continue
             x = r[name]
             print(f"| {name} | {x['rps']:,.0f} | {x['rps'] / r['bare']['rps']:.2f} | {x['p50_ms']:.1f} "
-                  f"| {x['cpu_ms_per_request']:.2f} | {x['non2xx']:.0f} |")  # fmt: skip
+                  f"| {x['cpu_ms_per_request']:.2f} | {x['non2xx']:.0f} | {x['machine_busy']:.0%} |")  # fmt: skip
         print(f"stored: {r['stored']} for {r['callback_requests']:,} counted callback requests (+1 check)")
         print()
     print("| target | measured | met |")
@@ -382,6 +394,11 @@ def report(results: dict[str, Any]) -> None:
         met = "met" if r["ratio"] >= 0.5 else "**missed**"
         print(f"| callbacks/s ≥ 0.5 of the bare insert + outbox ceiling | {r['callbacks']['rps']:,.0f} vs "
               f"{r['bare']['rps']:,.0f} req/s: **{r['ratio']:.2f}** | {met} |")  # fmt: skip
+        if "asyncpg" in r:
+            ratio = r["callbacks"]["rps"] / r["asyncpg"]["rps"]
+            met = "met" if ratio >= 0.5 else "**missed**"
+            print(f"| callbacks/s ≥ 0.5 of the FastAPI + asyncpg write ceiling | {r['callbacks']['rps']:,.0f} vs "
+                  f"{r['asyncpg']['rps']:,.0f} req/s: **{ratio:.2f}** | {met} |")  # fmt: skip
     if "delivery" in results:
         r = results["delivery"]
         e, w, b = r["created_event_ms"], r["row_written_ms"], r["waybill_stored_ms"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import express as contract
+from kit.driver import Row, Transaction
 from kit.events import EventData, envelope
 from services.express.models import Shipment, outbox
 
@@ -15,11 +17,13 @@ from services.express.models import Shipment, outbox
 UPDATED = frozenset({"picked_up", "in_transit", "out_for_delivery"})
 
 
-def event_fields(shipment: Shipment, *, status: str, at: datetime) -> dict[str, Any]:
-    """The fields every shipment event carries (no name, phone or address: contract module doc)."""
+def event_fields(shipment: Shipment | Row, *, status: str, at: datetime) -> dict[str, Any]:
+    """The fields every shipment event carries (no name, phone or address: contract module doc),
+    from the ORM object or a row read by column name (the callbacks' driver path)."""
+    get = partial(getattr, shipment) if isinstance(shipment, Shipment) else shipment.__getitem__
     return {
-        "shipment_id": shipment.id, "kind": shipment.kind, "case_no": shipment.case_no,
-        "pickup_id": shipment.pickup_id, "department": shipment.department, "carrier": shipment.carrier, "waybill": shipment.waybill,
+        "shipment_id": get("id"), "kind": get("kind"), "case_no": get("case_no"), "pickup_id": get("pickup_id"),
+        "department": get("department"), "carrier": get("carrier"), "waybill": get("waybill"),
         "status": status, "at": at,
     }  # fmt: skip
 
@@ -29,9 +33,10 @@ async def publish(session: AsyncSession, event: EventData) -> None:
     await outbox.add(session, envelope(event, subject=getattr(event, "shipment_id", None)))
 
 
-async def status_changed(session: AsyncSession, shipment: Shipment, *, status: str, at: datetime,
+async def status_changed(tx: Transaction, shipment: Row, *, status: str, at: datetime,
                          code: str, text: str, signed_by: str | None) -> None:  # fmt: skip
-    """The event for a status the shipment just reached (``tracking.advance`` said ``changed``)."""
+    """The event for a status the shipment just reached (``tracking.advance`` said ``changed``),
+    into the outbox in the callback's driver transaction (``shipment``: the locked row)."""
     fields = event_fields(shipment, status=status, at=at)
     event: Any
     if status == "signed_for":
@@ -40,4 +45,4 @@ async def status_changed(session: AsyncSession, shipment: Shipment, *, status: s
         event = contract.ShipmentFailed(**fields, reason=f"{code} {text}".strip()[:200], final=status == "returned")
     else:
         event = contract.ShipmentUpdated(**fields, carrier_code=code[:32], carrier_text=text[:200])
-    await publish(session, event)
+    await outbox.add_to(tx, envelope(event, subject=fields["shipment_id"]))
