@@ -74,11 +74,12 @@ class LoadedCase:
         return {c: getattr(case, c) for c in _UPDATABLE if getattr(case, c) != values[c]}
 
 
-async def load_case_on(db: Driver, case_no: str) -> LoadedCase | None:
-    """The case with its timeline and pauses, or None."""
+async def load_case_on(db: Driver, case_no: str, tx: Transaction | None = None) -> LoadedCase | None:
+    """The case with its timeline and pauses (read in ``tx`` when given), or None."""
     if not valid_case_number(case_no):
         return None
-    rows = await db.fetch(_CASE, {"case_no": case_no})
+    on = tx or db
+    rows = await on.fetch(_CASE, {"case_no": case_no})
     if not rows:
         return None
     first = rows[0]
@@ -91,7 +92,7 @@ async def load_case_on(db: Driver, case_no: str) -> LoadedCase | None:
     ]
     loaded = LoadedCase(case, values, timeline, bool(first["has_shipments"]), bool(first["has_licence"]))
     if first["has_pauses"]:
-        case.pauses = [CasePause(**row) for row in await db.fetch(_CASE_PAUSES, {"case_id": case.id})]
+        case.pauses = [CasePause(**row) for row in await on.fetch(_CASE_PAUSES, {"case_id": case.id})]
         loaded.pauses_ended = {pause.id: pause.ended_on for pause in case.pauses}
     return loaded
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kit.auth import Principal
-from kit.driver import Driver
+from kit.driver import Driver, Transaction
 from services.caseflow import calendars, steps
 from services.caseflow.cases import case_rows, reading
 from services.caseflow.cases.access import relation_under
@@ -43,18 +43,38 @@ class Stepped:
     version: int
 
 
+class _OnSession(Exception):
+    """Raised where the step turns out to be the session path's: nothing is written."""
+
+
 async def officer_action_on(
     db: Driver, ctx: Context, principal: Principal, case_no: str, body: ActionRequest, if_match: str | None
 ) -> Stepped | None:
-    """``transitions.officer_action`` on the driver; None when the case takes the session path."""
+    """``transitions.officer_action`` on the driver; None when the case takes the session path.
+    The case is read in the step's own transaction (one connection: one round trip fewer)."""
     version = parse_version(if_match, required=True)
-    loaded = await case_rows.load_case_on(db, case_no)
+    try:
+        async with db.transaction() as tx:
+            loaded, matter, relation = await _step(db, tx, ctx, principal, case_no, body, version)
+    except _OnSession:
+        return None
+    case = loaded.case
+    answer = reading.detail_of(case, matter=matter, relation=relation, roles=principal.roles, pauses=list(case.pauses),
+                               timeline=loaded.timeline, branches=[], with_query_code=False,
+                               **await case_rows.answer_parts(db, loaded))  # fmt: skip
+    return Stepped(answer, case.version)
+
+
+async def _step(db: Driver, tx: Transaction, ctx: Context, principal: Principal, case_no: str, body: ActionRequest,
+                version: int | None) -> tuple[case_rows.LoadedCase, dict[str, Any], str]:  # fmt: skip
+    """The step in ``tx``: the case (its timeline with the step's line), its matter, the caller's relation."""
+    loaded = await case_rows.load_case_on(db, case_no, tx)
     if loaded is None:
         raise not_found()
     case, action, actor = loaded.case, body.action, principal.subject
     matter = await matter_of_case_on(db, case)
     if matter.get("parallel_departments"):
-        return None
+        raise _OnSession
     relation = relation_under(principal, case, matter)
     access.check(f"case.{action}", relation, principal.roles)
     refuse_if_mirrored(case)
@@ -69,16 +89,12 @@ async def officer_action_on(
     case.updated_at = now
     set_clocks(await calendars.load_on(db), case, matter, list(case.pauses))
     step = step_of(case, matter, action, actor, old_state, detail, body.reason, now, [])
-    changed = loaded.changed()
-    async with db.transaction() as tx:
-        if not await steps.move_on(db, tx, case, changed, step):
-            raise version_conflict(old_state)
-        await case_rows.store_pauses(tx, loaded)
-        if anomaly:
-            await record_anomaly_on(db, tx, case_id=case.id, case_no=case.case_no, department=case.department,
-                                    step=anomaly, detail=ANOMALY_TEXT[anomaly].format(action=action, actor=actor),
-                                    at=now)  # fmt: skip
-    answer = reading.detail_of(case, matter=matter, relation=relation, roles=principal.roles, pauses=list(case.pauses),
-                               timeline=[*loaded.timeline, step.line], branches=[], with_query_code=False,
-                               **await case_rows.answer_parts(db, loaded))  # fmt: skip
-    return Stepped(answer, case.version)
+    if not await steps.move_on(db, tx, case, loaded.changed(), step):
+        raise version_conflict(old_state)
+    await case_rows.store_pauses(tx, loaded)
+    if anomaly:
+        await record_anomaly_on(db, tx, case_id=case.id, case_no=case.case_no, department=case.department,
+                                step=anomaly, detail=ANOMALY_TEXT[anomaly].format(action=action, actor=actor),
+                                at=now)  # fmt: skip
+    loaded.timeline.append(step.line)
+    return loaded, matter, relation

@@ -14,12 +14,13 @@ committed first) — that path gives the same refusal, or the case the key made.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 
 from kit.auth import Principal
-from kit.driver import Driver, Query
+from kit.driver import Driver, Query, Transaction
 from kit.errors import Problem
 from services.caseflow import calendars, steps
 from services.caseflow.adapters.licences import CheckedLicence
@@ -28,6 +29,7 @@ from services.caseflow.cases.common import Context, matter_of_case_on, set_clock
 from services.caseflow.cases.submission import (
     BLOB_OWNERS,
     BLOB_OWNERS_PG,
+    Valid,
     first_step,
     new_case,
     release,
@@ -57,12 +59,30 @@ class Created:
     version: int
 
 
-async def own_blobs_on(db: Driver, principal: Principal, materials: list[MaterialIn]) -> set[str]:
-    """``submission.own_blobs`` on the driver."""
+class _OnSession(Exception):
+    """Raised where this submission turns out to be the session path's: nothing is written."""
+
+
+@dataclass
+class _Number:
+    """The case number drawn for the submission, given back if it is not used."""
+
+    division: str
+    day: date
+    sequence: int
+
+    @property
+    def case_no(self) -> str:
+        return make_case_number(self.division, self.day, self.sequence)
+
+
+async def own_blobs_on(db: Driver, principal: Principal, materials: list[MaterialIn],
+                       tx: Transaction | None = None) -> set[str]:  # fmt: skip
+    """``submission.own_blobs`` on the driver (in ``tx`` when given)."""
     ids = [m.blob_id for m in materials if m.blob_id is not None]
     if not ids:
         return set()
-    rows = await db.fetch(_BLOB_OWNERS[db.dialect.name], {"ids": ids})
+    rows = await (tx or db).fetch(_BLOB_OWNERS[db.dialect.name], {"ids": ids})
     return {row["id"] for row in rows if row["owner"] == principal.subject}
 
 
@@ -78,39 +98,61 @@ async def submit_on(
     matter = definition.definition
     if instant.rules_of(matter):
         return None
-    try:
-        valid = valid_submission(principal, body, definition, matter, [matter["code"]],
-                                 own=await own_blobs_on(db, principal, body.materials))  # fmt: skip
-    except Problem:
-        return None
     wanted = licences.wanted(matter, body.materials)
-    if wanted and await db.fetchrow(_KEY_TAKEN, {"subject": principal.subject, "key": idempotency_key}):
-        return None  # a retry: its case is answered there without asking licence again
+    try:
+        if not wanted:  # checked and written in one transaction: one connection, one round trip fewer
+            async with db.transaction() as tx:
+                valid = _valid(principal, body, definition, await own_blobs_on(db, principal, body.materials, tx))
+                return await _insert(db, tx, ctx, principal, body, idempotency_key, valid, await _draw(ctx, matter))
+        valid = _valid(principal, body, definition, await own_blobs_on(db, principal, body.materials))
+        if await db.fetchrow(_KEY_TAKEN, {"subject": principal.subject, "key": idempotency_key}):
+            return None  # a retry: its case is answered there without asking licence again
+        number = await _draw(ctx, matter)
+        try:  # asked with no transaction open (nothing is written yet)
+            checked = await licences.check_all(ctx.licences, wanted, holder=principal.subject,
+                                               case_no=number.case_no)  # fmt: skip
+        except licences.LicencesRefused as refused:
+            release(ctx, number.division, number.day, number.sequence, read=refused.read)
+            raise refused.problem from None
+        async with db.transaction() as tx:
+            return await _insert(db, tx, ctx, principal, body, idempotency_key, valid, number, checked)
+    except _OnSession:
+        return None
+
+
+def _valid(principal: Principal, body: SubmitRequest, definition: Any, own: set[str]) -> Valid:
+    try:
+        matter = definition.definition
+        return valid_submission(principal, body, definition, matter, [matter["code"]], own=own)
+    except Problem:
+        raise _OnSession from None  # refused there, unless it is the retry of an earlier submission
+
+
+async def _draw(ctx: Context, matter: dict[str, Any]) -> _Number:
     today = ctx.today()
     division = matter.get("division_code") or ctx.settings.default_division
-    sequence = await ctx.numbers.next(division, today)
-    case_no = make_case_number(division, today, sequence)
-    checked: dict[int, CheckedLicence] = {}
-    if wanted:  # asked with no transaction open (nothing is written yet)
-        try:
-            checked = await licences.check_all(ctx.licences, wanted, holder=principal.subject, case_no=case_no)
-        except licences.LicencesRefused as refused:
-            release(ctx, division, today, sequence, read=refused.read)
-            raise refused.problem from None
-    now = ctx.current_time()
-    case = new_case(principal, body, valid, case_no=case_no, today=today, now=now, idempotency_key=idempotency_key,
-                    digest=request_hash(body), checked=checked)  # fmt: skip
+    return _Number(division, today, await ctx.numbers.next(division, today))
+
+
+async def _insert(db: Driver, tx: Transaction, ctx: Context, principal: Principal, body: SubmitRequest,
+                  idempotency_key: str, valid: Valid, number: _Number,
+                  checked: dict[int, CheckedLicence] | None = None) -> Created:  # fmt: skip
+    """Write the case in ``tx`` and answer it; a taken Idempotency-Key (a retry, or a concurrent
+    duplicate that committed first) writes nothing: the number goes back, unless licence may have
+    logged a read under it."""
+    matter, now = valid.matter, ctx.current_time()
+    case = new_case(principal, body, valid, case_no=number.case_no, today=number.day, now=now,
+                    idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {})  # fmt: skip
     set_clocks(await calendars.load_on(db), case, matter, [])
     owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
     step = first_step(case, principal, body, valid, owed, now)
-    async with db.transaction() as tx:
-        case_id = await steps.insert_case_on(db, tx, case, step)
-        if case_id is not None and owed is not None:
-            owed.case_id = case_id
-            await tx.execute(_INSERT_FEES, {f"f_{c}": getattr(owed, c) for c in _FEE_COLUMNS})
-    if case_id is None:  # the key was claimed first: nothing written, the number goes back (unless read under)
-        release(ctx, division, today, sequence, read=bool(checked))
-        return None
+    case_id = await steps.insert_case_on(db, tx, case, step)
+    if case_id is None:
+        release(ctx, number.division, number.day, number.sequence, read=bool(checked))
+        raise _OnSession
+    if owed is not None:
+        owed.case_id = case_id
+        await tx.execute(_INSERT_FEES, {f"f_{c}": getattr(owed, c) for c in _FEE_COLUMNS})
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
                                     branch_departments=[], matter_code=case.matter_code,
                                     helped_by=case.helped_by)  # fmt: skip

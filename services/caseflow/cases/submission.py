@@ -171,7 +171,7 @@ class Submitted:
 
 
 @dataclass
-class _Valid:
+class Valid:
     definition: Any  # the matter version applied for (a bundle: its lead)
     matter: dict[str, Any]
     form: dict[str, Any]
@@ -255,7 +255,7 @@ async def submit(
     return Submitted(case, created=True, timeline=lines, fees=owed)
 
 
-def new_case(principal: Principal, body: SubmitRequest, valid: _Valid, *, case_no: str, today: date, now: datetime,
+def new_case(principal: Principal, body: SubmitRequest, valid: Valid, *, case_no: str, today: date, now: datetime,
              idempotency_key: str, digest: str, checked: dict[int, CheckedLicence]) -> Case:  # fmt: skip
     """The new case as submitted (its clocks are set by the caller, from the calendar)."""
     matter = valid.matter
@@ -307,7 +307,7 @@ def new_case(principal: Principal, body: SubmitRequest, valid: _Valid, *, case_n
     )
 
 
-def first_step(case: Case, principal: Principal, body: SubmitRequest, valid: _Valid, owed: CaseFees | None,
+def first_step(case: Case, principal: Principal, body: SubmitRequest, valid: Valid, owed: CaseFees | None,
                now: datetime) -> steps.Step:  # fmt: skip
     """The submission's timeline line, message and events (with CaseFeesDue when it owes fees)."""
     submitted = contract.CaseSubmitted(
@@ -347,7 +347,7 @@ async def _bundle_of(session: AsyncSession, code: str) -> tuple[Any, dict[str, A
     return members[0], bundle_matter(bundle, [m.definition for m in members if m is not None])
 
 
-async def _validate_submission(session: AsyncSession, principal: Principal, body: SubmitRequest) -> _Valid:
+async def _validate_submission(session: AsyncSession, principal: Principal, body: SubmitRequest) -> Valid:
     """The matter version applied for (for a bundle: its lead, widened to the whole bundle), the
     form and materials as stored, or a problem naming every rule broken."""
     if body.bundle_code is not None:
@@ -365,7 +365,7 @@ async def _validate_submission(session: AsyncSession, principal: Principal, body
 
 
 def valid_submission(principal: Principal, body: SubmitRequest, definition: Any, matter: dict[str, Any],
-                     codes: list[str], *, own: set[str]) -> _Valid:  # fmt: skip
+                     codes: list[str], *, own: set[str]) -> Valid:  # fmt: skip
     """The submission checked against the matter applied for (``codes``: its code, a bundle's too)
     and the caller's own uploads among those it references (``own``)."""
     access.require(principal, "case.submit", matter_codes=codes)
@@ -383,4 +383,4 @@ def valid_submission(principal: Principal, body: SubmitRequest, definition: Any,
     errors.extend(_material_errors(matter, body.materials, own, partial=False))
     if errors:  # the form's and the materials' problems in one notice
         raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
-    return _Valid(definition, matter, form, stored_materials(matter, body.materials), channel, fees_due)
+    return Valid(definition, matter, form, stored_materials(matter, body.materials), channel, fees_due)
