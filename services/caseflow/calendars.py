@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.driver import Driver, Query
+from kit.driver import Driver, Query, Transaction
 from kit.errors import Problem, field_problem
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import matter_limits
@@ -37,12 +37,13 @@ _OVERRIDES = Query(select(CalendarOverride.day, CalendarOverride.workday))
 _YEARS = Query(select(CalendarYear.year))
 
 
-async def load_on(db: Driver) -> WorkdayCalendar:
-    """``load`` for a hot path on the driver (the same cache)."""
+async def load_on(db: Driver, tx: Transaction | None = None) -> WorkdayCalendar:
+    """``load`` for a hot path on the driver (the same cache; read in ``tx`` when the caller holds one)."""
 
     async def read() -> WorkdayCalendar:
-        overrides = {row["day"]: row["workday"] for row in await db.fetch(_OVERRIDES)}
-        years = [row["year"] for row in await db.fetch(_YEARS)]
+        on = tx or db
+        overrides = {row["day"]: row["workday"] for row in await on.fetch(_OVERRIDES)}
+        years = [row["year"] for row in await on.fetch(_YEARS)]
         return WorkdayCalendar(overrides, known_override_years=years)
 
     calendar = await cached_on(db, "calendar", "calendar", read)

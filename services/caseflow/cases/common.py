@@ -154,9 +154,11 @@ async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
     return await _matter_under(case, lambda code, version: get_matter(session, code, version, include_retired=True))
 
 
-async def matter_of_case_on(db: Driver, case: Case) -> dict[str, Any]:
-    """``matter_of_case`` for a hot path on the driver (the same cache)."""
-    return await _matter_under(case, lambda code, version: get_matter_on(db, code, version, include_retired=True))
+async def matter_of_case_on(db: Driver, case: Case, tx: Transaction | None = None) -> dict[str, Any]:
+    """``matter_of_case`` for a hot path on the driver (the same cache; read in ``tx`` when given)."""
+    return await _matter_under(
+        case, lambda code, version: get_matter_on(db, code, version, include_retired=True, tx=tx)
+    )
 
 
 async def _matter_under(case: Case, get: Callable[[str, int], Awaitable[Matter | None]]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ async def _step(db: Driver, tx: Transaction, ctx: Context, principal: Principal,
     if loaded is None:
         raise not_found()
     case, action, actor = loaded.case, body.action, principal.subject
-    matter = await matter_of_case_on(db, case)
+    matter = await matter_of_case_on(db, case, tx)
     if matter.get("parallel_departments"):
         raise _OnSession
     relation = relation_under(principal, case, matter)
@@ -87,7 +87,7 @@ async def _step(db: Driver, tx: Transaction, ctx: Context, principal: Principal,
     anomaly = effects(case, matter, action, actor, body, detail, today)
     case.state = new_state
     case.updated_at = now
-    set_clocks(await calendars.load_on(db), case, matter, list(case.pauses))
+    set_clocks(await calendars.load_on(db, tx), case, matter, list(case.pauses))
     step = step_of(case, matter, action, actor, old_state, detail, body.reason, now, [])
     if not await steps.move_on(db, tx, case, loaded.changed(), step):
         raise version_conflict(old_state)

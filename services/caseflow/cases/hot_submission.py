@@ -143,7 +143,7 @@ async def _insert(db: Driver, tx: Transaction, ctx: Context, principal: Principa
     matter, now = valid.matter, ctx.current_time()
     case = new_case(principal, body, valid, case_no=number.case_no, today=number.day, now=now,
                     idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {})  # fmt: skip
-    set_clocks(await calendars.load_on(db), case, matter, [])
+    set_clocks(await calendars.load_on(db, tx), case, matter, [])
     owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
     step = first_step(case, principal, body, valid, owed, now)
     case_id = await steps.insert_case_on(db, tx, case, step)
@@ -156,7 +156,7 @@ async def _insert(db: Driver, tx: Transaction, ctx: Context, principal: Principa
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
                                     branch_departments=[], matter_code=case.matter_code,
                                     helped_by=case.helped_by)  # fmt: skip
-    answer = reading.detail_of(case, matter=await matter_of_case_on(db, case), relation=relation,
+    answer = reading.detail_of(case, matter=await matter_of_case_on(db, case, tx), relation=relation,
                                roles=principal.roles, pauses=[], timeline=[step.line], branches=[], evaluation=None,
                                with_query_code=True, fees_row=owed)  # fmt: skip
     return Created(answer, case.version)

@@ -10,8 +10,18 @@ import json
 
 from sqlalchemy import select
 
+from services.caseflow import reference
 from services.caseflow.models import Case, Notification, outbox
-from services.caseflow.tests.conftest import add_matter, keyed, matter_definition, officer, person, submission, upload
+from services.caseflow.tests.conftest import (
+    add_matter,
+    keyed,
+    matter_definition,
+    officer,
+    person,
+    running_caseflow,
+    submission,
+    upload,
+)
 
 ACCEPTOR, REVIEWER, DECIDER = officer("acceptor"), officer("reviewer"), officer("decider")
 PLAIN = "SCJG-PLAIN"  # no e-licence material
@@ -127,3 +137,19 @@ async def test_two_officers_at_once_one_step_and_one_event(caseflow):
     assert await messages_of(caseflow, case_no) == ["submit", taken]
     stale = await step(caseflow, case_no, ACCEPTOR, "accept", 1)
     assert stale.status_code == 409 and stale.json()["version"] == 2
+
+
+async def test_what_a_step_reads_in_its_transaction_needs_no_second_connection(database_url, nats_server, tmp_path,
+                                                                               monkeypatch):  # fmt: skip
+    """With one driver connection, a submission and a step whose matter and calendar are no longer
+    cached still complete: those are read on the transaction's own connection (waiting for a second
+    one while holding the only one would wait for ever; the guard below turns that into a failure)."""
+    async with running_caseflow(database_url, nats_server.url, tmp_path, driver_pool_size=1) as client:
+        body = await plain_body(client)
+        later = reference.clock() + 3600
+        monkeypatch.setattr(reference, "clock", lambda: later)  # every cached entry has expired
+        created = await asyncio.wait_for(client.post("/cases", json=body, headers=keyed(person())), 60)
+        assert created.status_code == 201, created.text
+        monkeypatch.setattr(reference, "clock", lambda: later + 3600)
+        accepted = await asyncio.wait_for(step(client, created.json()["case_no"], ACCEPTOR, "accept", 1), 60)
+        assert accepted.status_code == 200, accepted.text
