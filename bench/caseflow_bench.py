@@ -15,7 +15,7 @@ Measures, in one run, against two ceilings (issue 15):
 The bench matter has no e-licence material (that would need a running licence service).
 Each run also records the server's own CPU per request (from /proc: steadier than req/s on a
 shared machine) and how busy the whole machine was while wrk ran. ``BENCH_PYSPY=<dir>`` records
-a py-spy flame graph (speedscope JSON) of caseflow during each of its runs.
+py-spy's collapsed stacks of caseflow during each of its runs.
 Targets (issue 15): submissions and transitions ≥ 0.5 of the asyncpg ceiling; (issue 5) p50 ≤
 15 ms; worklist and my-cases p95 ≤ 20 ms with 1 million cases.
 """
@@ -314,8 +314,8 @@ def main() -> int:
                 before, (busy_before, total_before) = cpu_seconds(pid), machine_busy()
                 spy = None
                 if os.environ.get("BENCH_PYSPY") and server == "real":
-                    spy = subprocess.Popen([PYSPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "speedscope",
-                                            "-o", f"{os.environ['BENCH_PYSPY']}/{name}-{len(runs.get(name, []))}.json"],
+                    spy = subprocess.Popen([PYSPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw",
+                                            "-o", f"{os.environ['BENCH_PYSPY']}/{name}-{len(runs.get(name, []))}.txt"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
                 run = run_wrk(target, script, connections, seconds)
                 if spy is not None:

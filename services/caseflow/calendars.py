@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.driver import Driver, Query, Transaction
 from kit.errors import Problem, field_problem
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import matter_limits
 from services.caseflow.domain.clock import compute_deadline
 from services.caseflow.matters import get_matter
 from services.caseflow.models import CalendarOverride, CalendarYear
-from services.caseflow.reference import cached, forget_on_commit
+from services.caseflow.reference import cached, cached_on, forget_on_commit
 
 
 async def load(session: AsyncSession) -> WorkdayCalendar:
@@ -28,6 +29,24 @@ async def load(session: AsyncSession) -> WorkdayCalendar:
         return WorkdayCalendar(overrides, known_override_years=years)
 
     calendar = await cached(session, "calendar", "calendar", read)
+    assert calendar is not None  # read() always makes one
+    return calendar
+
+
+_OVERRIDES = Query(select(CalendarOverride.day, CalendarOverride.workday))
+_YEARS = Query(select(CalendarYear.year))
+
+
+async def load_on(db: Driver, tx: Transaction | None = None) -> WorkdayCalendar:
+    """``load`` for a hot path on the driver (the same cache; read in ``tx`` when the caller holds one)."""
+
+    async def read() -> WorkdayCalendar:
+        on = tx or db
+        overrides = {row["day"]: row["workday"] for row in await on.fetch(_OVERRIDES)}
+        years = [row["year"] for row in await on.fetch(_YEARS)]
+        return WorkdayCalendar(overrides, known_override_years=years)
+
+    calendar = await cached_on(db, "calendar", "calendar", read)
     assert calendar is not None  # read() always makes one
     return calendar
 

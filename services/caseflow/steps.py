@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Dialect, Table, TextClause, insert, inspect, text
+from sqlalchemy import Dialect, Table, TextClause, bindparam, insert, inspect, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes
 from sqlalchemy.orm.exc import StaleDataError
 
+from kit.driver import Driver, Query, Transaction
 from kit.events import CloudEvent
 from services.caseflow.models import Case, CaseEvent, Notification, outbox
 
@@ -227,3 +228,72 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
         if step.message is not None:
             step.message["case_id"] = case_id
     return case_id
+
+
+# ---- on the driver (kit.driver): a hot path's whole transaction -------------------------------
+# The same writes, for a case held as a plain (transient) ``Case`` the caller loaded from rows:
+# on PostgreSQL the one combined statement, on SQLite the statements one by one.
+_SQLITE_INSERT_CASE = Query(SQLITE_INSERT_CASE)
+_SQLITE_LINE = Query(INSERT_LINE)
+_SQLITE_MESSAGE = Query(INSERT_MESSAGE)
+
+
+@cache
+def _step_query(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> Query:
+    return Query(_step_sql(with_message, events, case_row))
+
+
+async def _each_on(tx: Transaction, case_id: int, step: Step) -> None:
+    await tx.execute(_SQLITE_LINE, {"case_id": case_id, **{c: getattr(step.line, c) for c in _LINE_COLUMNS}})
+    if step.message is not None:
+        await tx.execute(_SQLITE_MESSAGE, {**step.message, "case_id": case_id})
+    for event in step.events:
+        await outbox.add_to(tx, event)
+
+
+async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step) -> int | None:
+    """``insert_case`` in a driver transaction: the new case's id, or None (nothing written) when
+    its (applicant, Idempotency-Key) is already taken."""
+    values = {c: getattr(case, c) for c in _CASE_COLUMNS}
+    if db.is_postgresql:
+        query = _step_query(step.message is not None, len(step.events), "new")
+        case_id = await tx.fetchval(query, {**{f"c_{k}": v for k, v in values.items()}, **_params(step)})
+        if case_id is not None and step.events:
+            tx.info["outbox_dirty"] = True  # the relay wakes at commit (kit.outbox)
+    else:
+        case_id = await tx.fetchval(_SQLITE_INSERT_CASE, values)
+        if case_id is not None:
+            await _each_on(tx, case_id, step)
+    if case_id is not None:
+        case.id = step.line.case_id = case_id
+        if step.message is not None:
+            step.message["case_id"] = case_id
+    return case_id
+
+
+async def move_on(db: Driver, tx: Transaction, case: Case, changed: dict[str, Any], step: Step) -> bool:
+    """``move`` in a driver transaction: store the ``changed`` columns of the case with its version
+    + 1, where the version is still the one loaded, and write the step. False, with nothing written,
+    when another action moved the case first."""
+    if not changed:
+        raise ValueError("a step changes the case (at least its updated_at)")
+    version = case.version
+    if db.is_postgresql:
+        params = {"case_id": case.id, "expected_version": version, "u_version": version + 1,
+                  **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+        query = _step_query(step.message is not None, len(step.events), tuple(sorted(changed)))
+        if await tx.fetchval(query, params) is None:
+            return False
+        if step.events:
+            tx.info["outbox_dirty"] = True
+    else:
+        statement = (
+            update(CASES)
+            .where(CASES.c.id == bindparam("case_id"), CASES.c.version == bindparam("expected_version"))
+            .values({**changed, "version": version + 1})
+        )
+        if not await tx.execute(Query(statement), {"case_id": case.id, "expected_version": version}):
+            return False
+        await _each_on(tx, case.id, step)
+    case.version = version + 1
+    return True

@@ -4,12 +4,14 @@ Who may call what is domain/access.py's table, asked by the use cases (cases.acc
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
-from kit.deps import Caller, DbSession, ReadConnection, ReadSession, from_app_state
+from kit.db import request_session
+from kit.deps import Caller, Db, DbSession, ReadConnection, ReadSession, from_app_state
 from kit.errors import Problem
 from kit.pagination import Page, Pagination
 from kit.responses import json_answer
@@ -22,6 +24,8 @@ from services.caseflow.cases import (
     evaluations,
     fees,
     handout,
+    hot_steps,
+    hot_submission,
     instant,
     materials,
     pickups,
@@ -71,6 +75,9 @@ IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,100}$"  # visible ASCII: what a client genera
 
 # caseflow's start-up context (settings, case numbers, clock), as every handler reaches it.
 context = from_app_state("caseflow", cases.Context)
+# The kit's session-per-request unit of work (committed when the block ends without an exception),
+# for what a hot path on the driver leaves to the session (cases/hot_submission.py, hot_steps.py).
+unit_of_work = asynccontextmanager(request_session)
 
 
 def _with_etag(response: Response, case) -> None:
@@ -100,28 +107,33 @@ async def submit_case(
     body: SubmitRequest,
     request: Request,
     response: Response,
-    session: DbSession,
+    db: Db,
     caller: Caller,
     idempotency_key: Annotated[
         str | None, Header(description="required: a retry with the same key returns the same case")
     ] = None,
-) -> dict[str, Any]:
+) -> Any:
     """Submit a case (201), or get back the one this Idempotency-Key already made (200)."""
     _check_key(idempotency_key, "case")
     assert idempotency_key is not None
-    submitted = await submission.submit(session, context(request), caller, body, idempotency_key)
-    case = submitted.case
-    _with_etag(response, case)
-    if not submitted.created:
-        response.status_code = 200
-        return await reading.detail_out(session, case, caller, with_query_code=True)
-    matter = await common.matter_of_case(session, case)
-    relation = access.case_relation(caller, applicant=case.applicant, department=case.department,
-                                    branch_departments=[], matter_code=case.matter_code,
-                                    helped_by=case.helped_by)  # fmt: skip
-    return reading.detail_of(case, matter=matter, relation=relation, roles=caller.roles, pauses=[],
-                             timeline=submitted.timeline or [], branches=[], evaluation=None,
-                             with_query_code=True, fees_row=submitted.fees)  # fmt: skip
+    ctx = context(request)
+    created = await hot_submission.submit_on(db, ctx, caller, body, idempotency_key)
+    if created is not None:
+        return json_answer(created.answer, status_code=201, headers={"ETag": f'"{created.version}"'})
+    async with unit_of_work(request) as session:
+        submitted = await submission.submit(session, ctx, caller, body, idempotency_key)
+        case = submitted.case
+        _with_etag(response, case)
+        if not submitted.created:
+            response.status_code = 200
+            return await reading.detail_out(session, case, caller, with_query_code=True)
+        matter = await common.matter_of_case(session, case)
+        relation = access.case_relation(caller, applicant=case.applicant, department=case.department,
+                                        branch_departments=[], matter_code=case.matter_code,
+                                        helped_by=case.helped_by)  # fmt: skip
+        return reading.detail_of(case, matter=matter, relation=relation, roles=caller.roles, pauses=[],
+                                 timeline=submitted.timeline or [], branches=[], evaluation=None,
+                                 with_query_code=True, fees_row=submitted.fees)  # fmt: skip
 
 
 @router.get("/cases", tags=["cases"], response_model=CaseList)
@@ -147,29 +159,34 @@ async def officer_action(
     body: ActionRequest,
     request: Request,
     response: Response,
-    session: DbSession,
+    db: Db,
     caller: Caller,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> Any:
     """An officer of the case's department takes a step (If-Match: the case version)."""
     ctx = context(request)
     try:
-        case = await transitions.officer_action(session, ctx, caller, case_no, body, if_match)
+        stepped = await hot_steps.officer_action_on(db, ctx, caller, case_no, body, if_match)
+        if stepped is not None:
+            return json_answer(stepped.answer, headers={"ETag": f'"{stepped.version}"'})
+        async with unit_of_work(request) as session:
+            case = await transitions.officer_action(session, ctx, caller, case_no, body, if_match)
+            return await _answer(session, response, case, caller)
     except transitions.SecondCorrectionRefused as refused:
-        # Refused, and counted as a process anomaly: recorded in its own transaction because the
-        # request's own is rolled back with the 409.
+        # Refused, and counted as a process anomaly: recorded in its own transaction (the step's
+        # own wrote nothing).
         async with request.app.state.sessionmaker() as other, other.begin():
             await cases.record_anomaly(
                 other, case_id=refused.case_id, case_no=refused.case_no, department=refused.department,
                 step="second_correction", detail=f"second correction request by {caller.subject}",
                 at=ctx.current_time(),
             )  # fmt: skip
+            state = (await visible_case(other, caller, case_no)).state
         raise Problem(
             409, "second-correction", "Only one correction notice",
             "the case was already sent back once for corrections (Art. 32: ALL items in ONE notice)",
-            state=(await visible_case(session, caller, case_no)).state,
+            state=state,
         ) from None  # fmt: skip
-    return await _answer(session, response, case, caller)
 
 
 @router.post("/cases/{case_no}/branches/{department}/actions", tags=["officers"], response_model=CaseDetail,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import any_, bindparam, select
@@ -28,7 +29,7 @@ from services.caseflow.domain.bundles import bundle_matter
 from services.caseflow.domain.case_number import make_case_number, make_query_code
 from services.caseflow.domain.form import FormInvalid, check_form
 from services.caseflow.matters import get_bundle, get_matter
-from services.caseflow.models import Blob, Case, CaseEvent
+from services.caseflow.models import Blob, Case, CaseEvent, CaseFees
 from services.caseflow.schemas import MaterialIn, SubmitRequest
 
 # Built once, executed with parameters: SQLAlchemy compiles it once and caches it. On PostgreSQL
@@ -135,8 +136,13 @@ async def check_materials(
 
 
 async def _material_problems(session, principal, matter, materials, *, partial: bool) -> list[dict[str, str]]:
+    return _material_errors(matter, materials, await own_blobs(session, principal, materials), partial=partial)
+
+
+def _material_errors(matter: dict[str, Any], materials: list[MaterialIn], own: set[str], *,
+                     partial: bool) -> list[dict[str, str]]:  # fmt: skip
     given = [GivenMaterial(m.name, m.blob_id, m.licence_id) for m in materials]
-    return material_errors(matter, given, own_blobs=await own_blobs(session, principal, materials), partial=partial)
+    return material_errors(matter, given, own_blobs=own, partial=partial)
 
 
 async def find_by_idempotency_key(session: AsyncSession, applicant: str, key: str) -> Case | None:
@@ -165,7 +171,7 @@ class Submitted:
 
 
 @dataclass
-class _Valid:
+class Valid:
     definition: Any  # the matter version applied for (a bundle: its lead)
     matter: dict[str, Any]
     form: dict[str, Any]
@@ -214,13 +220,47 @@ async def submit(
         try:
             checked = await licences.check_all(ctx.licences, wanted, holder=principal.subject, case_no=case_no)
         except licences.LicencesRefused as refused:
-            _release(ctx, division, today, sequence, read=refused.read)
+            release(ctx, division, today, sequence, read=refused.read)
             raise refused.problem from None
         if rules:
             holdings, holdings_unavailable = await instant.read_licences(ctx, matter, principal.subject, case_no)
     now = ctx.current_time()
+    name = verified_names(principal)[0]
+    case = new_case(principal, body, valid, case_no=case_no, today=today, now=now, idempotency_key=idempotency_key,
+                    digest=digest, checked=checked)  # fmt: skip
+    set_clocks(await calendars.load(session), case, matter, [])
+    owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
+    step = first_step(case, principal, body, valid, owed, now)
+    evaluation = None
+    if rules:  # 秒批: the verdict on verified facts; a rule that holds approves the case as it is inserted
+        evaluation = instant.evaluate_submission(matter, principal, name=name, form=valid.form, holdings=holdings,
+                                                 unavailable=holdings_unavailable, today=today)  # fmt: skip
+    approved = evaluation is not None and instant.approve_now(case, matter, evaluation, today)
+    if approved:
+        set_clocks(await calendars.load(session), case, matter, [])
+    if await steps.insert_case(session, case, step) is None:
+        # The key was claimed first: a retry, or a concurrent duplicate that committed first.
+        release(ctx, division, today, sequence, read=bool(checked) or bool(rules and instant.licence_types(matter)))
+        existing = await _earlier_submission(session, principal, idempotency_key, digest)
+        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
+            raise Problem(409, "idempotency-key-busy", "Submission in progress",
+                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
+        return Submitted(existing, created=False)
+    if owed is not None:
+        owed.case_id = case.id
+        session.add(owed)
+    lines = [step.line]
+    if evaluation is not None:  # 秒批: approved in this transaction, waiting for payment, or for officers
+        lines += await instant.record(session, ctx, case, matter, evaluation, now, approved=approved)
+    return Submitted(case, created=True, timeline=lines, fees=owed)
+
+
+def new_case(principal: Principal, body: SubmitRequest, valid: Valid, *, case_no: str, today: date, now: datetime,
+             idempotency_key: str, digest: str, checked: dict[int, CheckedLicence]) -> Case:  # fmt: skip
+    """The new case as submitted (its clocks are set by the caller, from the calendar)."""
+    matter = valid.matter
     name, agent_name = verified_names(principal)
-    case = Case(
+    return Case(
         case_no=case_no,
         query_code=make_query_code(),
         matter_code=valid.definition.code,
@@ -265,47 +305,28 @@ async def submit(
         created_at=now,
         updated_at=now,
     )
-    set_clocks(await calendars.load(session), case, matter, [])
+
+
+def first_step(case: Case, principal: Principal, body: SubmitRequest, valid: Valid, owed: CaseFees | None,
+               now: datetime) -> steps.Step:  # fmt: skip
+    """The submission's timeline line, message and events (with CaseFeesDue when it owes fees)."""
     submitted = contract.CaseSubmitted(
         **base_fields(case, "applicant", now), applicant=case.applicant, delivery=body.delivery.method,
-        received_on=today, bundle_code=body.bundle_code, channel=valid.channel.name,
+        received_on=case.received_on, bundle_code=body.bundle_code, channel=valid.channel.name,
         helped_by=valid.channel.helped_by,
     )  # fmt: skip
-    owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
     events = [envelope(submitted, subject=case.case_no)]
     if owed is not None:  # CaseFeesDue revision 1, in the submission's own statement
         events.append(envelope(fees.fees_due_event(case, owed, "applicant", now), subject=case.case_no))
-    step = steps.Step(
+    return steps.Step(
         steps.line(case, now, "submit", actor_of(principal), None, "submitted",
                    dumps({"materials": len(valid.materials), **valid.channel.line_detail()})),
         message=notifications.message(case, "submit", {}, now),
         events=events,
     )  # fmt: skip
-    evaluation = None
-    if rules:  # 秒批: the verdict on verified facts; a rule that holds approves the case as it is inserted
-        evaluation = instant.evaluate_submission(matter, principal, name=name, form=valid.form, holdings=holdings,
-                                                 unavailable=holdings_unavailable, today=today)  # fmt: skip
-    approved = evaluation is not None and instant.approve_now(case, matter, evaluation, today)
-    if approved:
-        set_clocks(await calendars.load(session), case, matter, [])
-    if await steps.insert_case(session, case, step) is None:
-        # The key was claimed first: a retry, or a concurrent duplicate that committed first.
-        _release(ctx, division, today, sequence, read=bool(checked) or bool(rules and instant.licence_types(matter)))
-        existing = await _earlier_submission(session, principal, idempotency_key, digest)
-        if existing is None:  # ON CONFLICT waited for the claimant, which committed: not expected
-            raise Problem(409, "idempotency-key-busy", "Submission in progress",
-                          "a submission with this Idempotency-Key is still in progress; retry")  # fmt: skip
-        return Submitted(existing, created=False)
-    if owed is not None:
-        owed.case_id = case.id
-        session.add(owed)
-    lines = [step.line]
-    if evaluation is not None:  # 秒批: approved in this transaction, waiting for payment, or for officers
-        lines += await instant.record(session, ctx, case, matter, evaluation, now, approved=approved)
-    return Submitted(case, created=True, timeline=lines, fees=owed)
 
 
-def _release(ctx: Context, division: str, today: Any, sequence: int, *, read: bool) -> None:
+def release(ctx: Context, division: str, today: Any, sequence: int, *, read: bool) -> None:
     """A drawn number the submission did not use goes back to be handed out next — unless the
     licence service may have logged a read of the applicant's licence under it: the holder's access
     log must never name a case number that becomes someone else's case, so that one is a gap."""
@@ -326,7 +347,7 @@ async def _bundle_of(session: AsyncSession, code: str) -> tuple[Any, dict[str, A
     return members[0], bundle_matter(bundle, [m.definition for m in members if m is not None])
 
 
-async def _validate_submission(session: AsyncSession, principal: Principal, body: SubmitRequest) -> _Valid:
+async def _validate_submission(session: AsyncSession, principal: Principal, body: SubmitRequest) -> Valid:
     """The matter version applied for (for a bundle: its lead, widened to the whole bundle), the
     form and materials as stored, or a problem naming every rule broken."""
     if body.bundle_code is not None:
@@ -334,12 +355,19 @@ async def _validate_submission(session: AsyncSession, principal: Principal, body
         codes = [matter["code"], body.bundle_code]
     else:
         assert body.matter_code is not None  # the schema requires one of the two
-        definition = await get_matter(session, body.matter_code, body.matter_version)
-        if definition is None:
+        found = await get_matter(session, body.matter_code, body.matter_version)
+        if found is None:
             raise field_problem("matter_code", "published", "no published matter with this code and version",
                                 status=422)  # fmt: skip
-        matter = definition.definition
-        codes = [matter["code"]]
+        definition, matter, codes = found, found.definition, [found.definition["code"]]
+    return valid_submission(principal, body, definition, matter, codes,
+                            own=await own_blobs(session, principal, body.materials))  # fmt: skip
+
+
+def valid_submission(principal: Principal, body: SubmitRequest, definition: Any, matter: dict[str, Any],
+                     codes: list[str], *, own: set[str]) -> Valid:  # fmt: skip
+    """The submission checked against the matter applied for (``codes``: its code, a bundle's too)
+    and the caller's own uploads among those it references (``own``)."""
     access.require(principal, "case.submit", matter_codes=codes)
     channel = check_channel(principal, matter)
     check_applicant(kind=principal.kind, level=principal.level, matter=matter)
@@ -352,7 +380,7 @@ async def _validate_submission(session: AsyncSession, principal: Principal, body
         form = check_form(matter.get("form_fields", []), body.form, verified_name=verified_names(principal)[0])
     except FormInvalid as invalid:
         errors.extend(invalid.errors)
-    errors.extend(await _material_problems(session, principal, matter, body.materials, partial=False))
+    errors.extend(_material_errors(matter, body.materials, own, partial=False))
     if errors:  # the form's and the materials' problems in one notice
         raise Problem(422, "validation", "Request is not valid", errors[0]["message"], errors=errors)
-    return _Valid(definition, matter, form, stored_materials(matter, body.materials), channel, fees_due)
+    return Valid(definition, matter, form, stored_materials(matter, body.materials), channel, fees_due)

@@ -5,7 +5,7 @@ before anything here runs; what may happen is domain/states.py; the clocks are r
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -115,8 +115,7 @@ async def apply_action(session: AsyncSession, ctx: Context, case: Case, **kwargs
     try:
         return await _apply_action(session, ctx, case, **kwargs)
     except StaleDataError as exc:  # UPDATE … WHERE version = :loaded matched nothing
-        raise Problem(409, "version-conflict", "The case changed", "another action changed the case first",
-                      state=old_state) from exc  # fmt: skip
+        raise version_conflict(old_state) from exc
 
 
 async def _apply_action(
@@ -137,20 +136,11 @@ async def _apply_action(
     transaction. ``roles`` says which party acts (``("system",)``, ``("applicant",)`` or an
     officer's roles, already checked against domain/access.py). A stale ``expected_version`` (or a
     concurrent winner) gives 409."""
-    if expected_version is not None and case.version != expected_version:
-        raise Problem(409, "version-conflict", "The case changed",
-                      f"the case is at version {case.version}, not {expected_version}", state=case.state,
-                      version=case.version)  # fmt: skip
+    check_version(case, expected_version)
     matter = await matter_of_case(session, case)
     await case.awaitable_attrs.pauses  # loaded before any change (no lazy load half-way)
     pending = await branches.pending_departments(session, case.id) if action == "approve" else []
-    try:
-        new_state = states.transition(case.state, action, party_of(roles), **case_facts(case, matter, pending))
-    except states.SecondCorrection as exc:
-        raise SecondCorrectionRefused(case.id, case.case_no, case.department) from exc
-    except states.TransitionError as exc:
-        raise _refusal(exc, case) from exc
-    fees.guard(case, matter, action)  # 网上缴费: the step waits for the fees (ADR 0026)
+    new_state = next_state(case, matter, action, roles, pending)
 
     # One UPDATE of the case row, at the flush below: no autoflush half-way (each would bump the version).
     with session.no_autoflush:
@@ -158,9 +148,9 @@ async def _apply_action(
         today = ctx.today()
         old_state = case.state
         detail: dict[str, Any] = dict(system_detail or {})
-        reason = getattr(body, "reason", None)
-        anomaly = await _effects(session, ctx, case, matter, action, actor, body, principal, detail, today,
-                                 checked_licences)  # fmt: skip
+        if action == "resubmit":
+            await _resubmit(session, ctx, case, matter, body, principal, detail, today, checked_licences)
+        anomaly = effects(case, matter, action, actor, body, detail, today)
         case.state = new_state
         case.updated_at = now
         await recompute_clocks(session, await calendars.load(session), case, matter)
@@ -174,16 +164,7 @@ async def _apply_action(
         for branch in await branches.branches_of(session, case.id):
             if branch.state == "pending":
                 branch.state = "cancelled"
-    deadlines = json.loads(case.deadlines)
-    if action == "extend" and "decision" in deadlines:
-        detail["new_due"] = deadlines["decision"]["due"]
-
-    events = _events(case, matter, action, base_fields(case, actor, now), reason, detail, deadlines, made)
-    step = steps.Step(
-        steps.line(case, now, action, actor, old_state, new_state, dumps(detail)),
-        message=notifications.message(case, action, detail, now),
-        events=[envelope(data, subject=case.case_no) for data in events],
-    )
+    step = step_of(case, matter, action, actor, old_state, detail, getattr(body, "reason", None), now, made)
     await steps.move(session, case, step)  # UPDATE … WHERE version = :loaded: a concurrent winner → 409
     if anomaly:
         await record_anomaly(session, case_id=case.id, case_no=case.case_no, department=case.department,
@@ -191,10 +172,49 @@ async def _apply_action(
     return case
 
 
-async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict[str, Any], action: str, actor: str,
-                   body: Any, principal: Principal | None, detail: dict[str, Any], today: date,
-                   checked_licences: dict[int, CheckedLicence] | None = None) -> str | None:  # fmt: skip
-    """What the action changes on the case besides its state; the anomaly it reveals, if any."""
+def check_version(case: Case, expected_version: int | None) -> None:
+    """409 when the caller's If-Match is not the case's version."""
+    if expected_version is not None and case.version != expected_version:
+        raise Problem(409, "version-conflict", "The case changed",
+                      f"the case is at version {case.version}, not {expected_version}", state=case.state,
+                      version=case.version)  # fmt: skip
+
+
+def version_conflict(state: str) -> Problem:
+    """Another action moved the case between its load and this step's version-checked write."""
+    return Problem(409, "version-conflict", "The case changed", "another action changed the case first", state=state)
+
+
+def next_state(case: Case, matter: dict[str, Any], action: str, roles: tuple[str, ...], pending: list[str]) -> str:
+    """The state the action moves the case to, or the refusal (the state machine's, the fees')."""
+    try:
+        new_state = states.transition(case.state, action, party_of(roles), **case_facts(case, matter, pending))
+    except states.SecondCorrection as exc:
+        raise SecondCorrectionRefused(case.id, case.case_no, case.department) from exc
+    except states.TransitionError as exc:
+        raise _refusal(exc, case) from exc
+    fees.guard(case, matter, action)  # 网上缴费: the step waits for the fees (ADR 0026)
+    return new_state
+
+
+def step_of(case: Case, matter: dict[str, Any], action: str, actor: str, old_state: str, detail: dict[str, Any],
+            reason: str | None, now: datetime, made: list[CaseBranch]) -> steps.Step:  # fmt: skip
+    """The step's timeline line, message and events, once the case holds its new state and clocks."""
+    deadlines = json.loads(case.deadlines)
+    if action == "extend" and "decision" in deadlines:
+        detail["new_due"] = deadlines["decision"]["due"]
+    events = _events(case, matter, action, base_fields(case, actor, now), reason, detail, deadlines, made)
+    return steps.Step(
+        steps.line(case, now, action, actor, old_state, case.state, dumps(detail)),
+        message=notifications.message(case, action, detail, now),
+        events=[envelope(data, subject=case.case_no) for data in events],
+    )
+
+
+def effects(case: Case, matter: dict[str, Any], action: str, actor: str, body: Any, detail: dict[str, Any],
+            today: date) -> str | None:  # fmt: skip
+    """What the action changes on the case besides its state (a resubmission's form and materials
+    are ``_resubmit``'s); the anomaly it reveals, if any."""
     reason = getattr(body, "reason", None)
     if action in {"reject", "deny"}:
         _require(reason, "reason", f"{'a rejection' if action == 'reject' else 'a denial'} states its reasons")
@@ -211,8 +231,6 @@ async def _effects(session: AsyncSession, ctx: Context, case: Case, matter: dict
         case.correction_items = dumps([i.model_dump() for i in items])
         case.pauses.append(CasePause(case_id=case.id, reason="correction", started_on=today))
         detail["items"] = [i.model_dump() for i in items]
-    elif action == "resubmit":
-        await _resubmit(session, ctx, case, matter, body, principal, detail, today, checked_licences)
     elif action in {"accept", "deem_accept"}:
         if action == "deem_accept":
             case.accepted_on = case.resubmitted_on or case.received_on  # Art. 32: as of receipt
