@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -242,49 +243,69 @@ class Driver(_Executor):
     async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
         """A read outside any transaction (autocommit on PostgreSQL: no BEGIN and COMMIT around
         it). Statements that write go in ``transaction()`` or ``execute``."""
+        self._outside_transaction()
         return await self._outer.fetch(query, params)
 
     async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        self._outside_transaction()
         return await self._outer.fetchrow(query, params)
 
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        self._outside_transaction()
         return await self._outer.execute(query, params)
+
+    def _outside_transaction(self) -> None:
+        if _open_transaction.get() is self:
+            # N requests each holding a connection and waiting for a second one hang the pool.
+            raise RuntimeError("a statement on the driver inside its own transaction: use the transaction's")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """One transaction; ``on_commit`` hooks (the outbox relay's wake-up) run after it commits."""
-        if self._pool is not None:
-            try:
-                connection = await self._pool.acquire()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                raise _wrapped("connect", error) from error
-            try:
-                transaction = Transaction(_AsyncpgExecutor(connection, self.dialect))
-                tx = connection.transaction()
-                try:
-                    await tx.start()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                    raise _wrapped("BEGIN", error) from error
-                try:
-                    yield transaction
-                except BaseException:
-                    if not connection.is_closed():
-                        await tx.rollback()
-                    raise
-                try:
-                    await tx.commit()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                    raise _wrapped("COMMIT", error) from error
-            finally:
-                await self._pool.release(connection)
-        else:
-            async with self.engine.begin() as engine_connection:
-                transaction = Transaction(_EngineExecutor(self.engine, engine_connection))
+        """One transaction; ``on_commit`` hooks (the outbox relay's wake-up) run after it commits.
+        Inside it, statements go through it: the driver's own ``fetch``/``execute`` refuse (a
+        second pooled connection while holding one is how a pool deadlocks under load)."""
+        token = _open_transaction.set(self)
+        try:
+            async with self._transaction() as transaction:
                 yield transaction
+        finally:
+            _open_transaction.reset(token)
         for hook in self.on_commit:
             hook(transaction)
         for then in transaction.after_commit:
             then()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        if self._pool is None:
+            async with self.engine.begin() as engine_connection:
+                yield Transaction(_EngineExecutor(self.engine, engine_connection))
+            return
+        try:
+            connection = await self._pool.acquire()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            raise _wrapped("connect", error) from error
+        try:
+            tx = connection.transaction()
+            try:
+                await tx.start()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                raise _wrapped("BEGIN", error) from error
+            try:
+                yield Transaction(_AsyncpgExecutor(connection, self.dialect))
+            except BaseException:
+                if not connection.is_closed():
+                    await tx.rollback()
+                raise
+            try:
+                await tx.commit()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                raise _wrapped("COMMIT", error) from error
+        finally:
+            await self._pool.release(connection)
+
+
+_open_transaction: ContextVar[Driver | None] = ContextVar("kit_driver_open_transaction", default=None)
 
 
 async def _no_session_state(_connection: asyncpg.Connection) -> None:

@@ -117,3 +117,12 @@ async def test_outbox_rows_written_in_a_transaction_wake_the_hook(driver):
         rows = (await connection.execute(select(outbox.table))).mappings().all()
     assert [(r["event_id"], r["event_type"], r["published_at"]) for r in rows] == [(event.id, event.type, None)]
     assert seen == [True]
+
+
+async def test_inside_a_transaction_the_driver_itself_refuses_statements(driver):
+    async with driver.transaction() as tx:
+        await tx.fetchval(ADD, {"name": "a", "at": None, "data": None})
+        with pytest.raises(RuntimeError, match="use the transaction's"):
+            await driver.fetch(NEW_NAMES)  # a second pooled connection while holding one
+        assert [row["name"] for row in await tx.fetch(NEW_NAMES)] == ["a"]
+    assert [row["name"] for row in await driver.fetch(NEW_NAMES)] == ["a"]  # and after it, again
