@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.catalog import BundlePublished, MatterPublished, MatterRetired
+from kit.driver import Driver, Query
 from kit.events import CloudEvent
 from services.caseflow.models import BundleDefinition, MatterDefinition
-from services.caseflow.reference import cached, forget_on_commit
+from services.caseflow.reference import cached, cached_on, forget_on_commit
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,45 @@ async def get_matter(
         if not include_retired:
             query = query.where(MatterDefinition.retired.is_(False))
         row = (await session.execute(query.order_by(MatterDefinition.version.desc()).limit(1))).scalar_one_or_none()
-        if row is None:
-            return None
-        return Matter(code=row.code, version=row.version, name=row.name, department=row.department,
-                      retired=row.retired, definition=json.loads(row.definition))  # fmt: skip
+        return None if row is None else _matter(row.code, row.version, row.name, row.department, row.retired,
+                                                row.definition)  # fmt: skip
 
     return await cached(session, "matters", (code, version, include_retired), read)
+
+
+def _matter(code: str, version: int, name: str, department: str, retired: bool, definition: str) -> Matter:
+    return Matter(code=code, version=version, name=name, department=department, retired=retired,
+                  definition=json.loads(definition))  # fmt: skip
+
+
+_MATTERS = MatterDefinition.__table__
+# get_matter's statement for the driver, per (version given, retired included): built once each.
+_MATTER_ON = {
+    (versioned, include_retired): Query(
+        select(_MATTERS)
+        .where(_MATTERS.c.code == bindparam("matter_code"))
+        .where(*([_MATTERS.c.version == bindparam("matter_version")] if versioned else []))
+        .where(*([] if include_retired else [_MATTERS.c.retired.is_(False)]))
+        .order_by(_MATTERS.c.version.desc())
+        .limit(1)
+    )
+    for versioned in (False, True)
+    for include_retired in (False, True)
+}
+
+
+async def get_matter_on(db: Driver, code: str, version: int | None = None, *,
+                        include_retired: bool = False) -> Matter | None:  # fmt: skip
+    """``get_matter`` for a hot path on the driver (the same cache)."""
+
+    async def read() -> Matter | None:
+        query = _MATTER_ON[version is not None, include_retired]
+        row = await db.fetchrow(query, {"matter_code": code, "matter_version": version})
+        if row is None:
+            return None
+        return _matter(row["code"], row["version"], row["name"], row["department"], row["retired"], row["definition"])
+
+    return await cached_on(db, "matters", (code, version, include_retired), read)
 
 
 async def on_bundle_published(session: AsyncSession, event: CloudEvent) -> None:

@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.driver import Driver
+
 TTL_SECONDS = 5.0
 T = TypeVar("T")
 
@@ -57,7 +59,10 @@ _caches: weakref.WeakKeyDictionary[Engine, dict[str, Expiring]] = weakref.WeakKe
 
 def cache_for(session: AsyncSession, name: str) -> Expiring:
     """The named cache of the database this session talks to (see ``changed_in``)."""
-    engine = session.get_bind()
+    return _cache_of(session.get_bind(), name)
+
+
+def _cache_of(engine: Engine, name: str) -> Expiring:
     named = _caches.setdefault(engine, {})
     cache = named.get(name)
     if cache is None:
@@ -93,10 +98,19 @@ async def cached(session: AsyncSession, name: str, key: Hashable, load: Callable
     own writes and caches nothing."""
     if changed_in(session, name):
         return await load()
-    cache = cache_for(session, name)
+    return await _through(cache_for(session, name), key, load)
+
+
+async def _through(cache: Expiring, key: Hashable, load: Callable[[], Awaitable[T | None]]) -> T | None:
     value = cache.get(key)
     if value is None:
         value = await load()
         if value is not None:
             cache.put(key, value)
     return value
+
+
+async def cached_on(db: Driver, name: str, key: Hashable, load: Callable[[], Awaitable[T | None]]) -> T | None:
+    """``cached`` for a hot path on the driver (kit.driver): the same cache as the sessions on its
+    database. Such a path writes no reference data, so it never has its own writes to read."""
+    return await _through(_cache_of(db.engine.sync_engine, name), key, load)

@@ -50,10 +50,20 @@ def mandate_codes(case: Case) -> list[str]:
 
 async def relation_to(session: AsyncSession, principal: Principal, case: Case) -> str:
     """The caller's relation to the case (domain/access.py names them)."""
+    matter = None
+    if principal.kind == "officer" and principal.department != case.department:
+        matter = await matter_of_case(session, case)
+    return relation_under(principal, case, matter)
+
+
+def relation_under(principal: Principal, case: Case, matter: dict | None) -> str:
+    """``relation_to`` given the matter the case runs under (``matter_of_case``), which only
+    an officer of another department needs (None for anyone else)."""
     branches: list[str] = []
     if principal.kind == "officer" and principal.department != case.department:
         # Parallel departments are the pinned matter's (a bundle's: its members'), known from submission.
-        branches = list((await matter_of_case(session, case)).get("parallel_departments", []))
+        assert matter is not None
+        branches = list(matter.get("parallel_departments", []))
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
                                     branch_departments=branches, matter_code=case.matter_code,
                                     helped_by=case.helped_by)  # fmt: skip

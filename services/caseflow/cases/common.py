@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import caseflow as contract
+from kit.driver import Driver
 from kit.errors import Problem
 from kit.events import envelope
 from services.caseflow.adapters.licences import LicenceService, SandboxLicences
@@ -21,7 +23,7 @@ from services.caseflow.domain.bundles import bundle_matter
 from services.caseflow.domain.calendar import WorkdayCalendar
 from services.caseflow.domain.case_clock import STEP_OF_STATE, case_deadlines, deadline_json
 from services.caseflow.domain.clock import Pause
-from services.caseflow.matters import get_matter
+from services.caseflow.matters import Matter, get_matter, get_matter_on
 from services.caseflow.models import Case, CasePause, SupervisionWarning, outbox
 from services.caseflow.settings import Settings
 
@@ -132,10 +134,19 @@ async def record_anomaly(session: AsyncSession, *, case_id: int, case_no: str, d
 
 async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
     """The matter a case runs under: its pinned version, widened to its bundle for a bundle case."""
+    return await _matter_under(case, lambda code, version: get_matter(session, code, version, include_retired=True))
+
+
+async def matter_of_case_on(db: Driver, case: Case) -> dict[str, Any]:
+    """``matter_of_case`` for a hot path on the driver (the same cache)."""
+    return await _matter_under(case, lambda code, version: get_matter_on(db, code, version, include_retired=True))
+
+
+async def _matter_under(case: Case, get: Callable[[str, int], Awaitable[Matter | None]]) -> dict[str, Any]:
     if case.bundle:
         pinned = json.loads(case.bundle)
-        members = [await get_matter(session, m["code"], m["version"], include_retired=True) for m in pinned["matters"]]
+        members = [await get(m["code"], m["version"]) for m in pinned["matters"]]
         if all(members):
             return bundle_matter(pinned, [m.definition for m in members if m is not None])
-    definition = await get_matter(session, case.matter_code, case.matter_version, include_retired=True)
+    definition = await get(case.matter_code, case.matter_version)
     return definition.definition if definition else {}

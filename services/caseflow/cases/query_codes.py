@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, exists
+from sqlalchemy import String, bindparam, case, exists
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kit.db import UtcDateTime
+from kit.driver import Driver, Query
 from kit.errors import Problem
 from services.caseflow.cases.common import Context
 from services.caseflow.models import Case, QueryCodeAttempt
@@ -37,16 +38,16 @@ def too_many(retry_after: int) -> Problem:
                    headers={"Retry-After": str(retry_after)})  # fmt: skip
 
 
-async def count_wrong_try(connection: AsyncConnection, ctx: Context, case_no: str, code: str) -> tuple[int, datetime]:
-    """Take a slot of the case number's current window (a new window once the old one ended) if
-    ``code`` is not its query code, and commit: the wrong tries in the window and its start."""
-    now = ctx.current_time()
-    expired = _TABLE.c.window_start <= now - timedelta(seconds=ctx.settings.query_code_window_seconds)
-    wrong = case((exists().where(Case.case_no == case_no, Case.query_code == code), 0), else_=1)
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = (
+def _take_slot(insert) -> Query:
+    """The upsert, built once per dialect (both have ON CONFLICT ... RETURNING); its parameters are
+    named apart from the columns it sets, as the driver needs."""
+    now = bindparam("now", type_=UtcDateTime())
+    expired = _TABLE.c.window_start <= bindparam("expired_before", type_=UtcDateTime())
+    right = exists().where(Case.case_no == bindparam("number", type_=String()), Case.query_code == bindparam("code"))
+    wrong = case((right, 0), else_=1)
+    return Query(
         insert(_TABLE)
-        .values(case_no=case_no, window_start=now, attempts=wrong)
+        .values(case_no=bindparam("number", type_=String()), window_start=now, attempts=wrong)
         .on_conflict_do_update(
             index_elements=["case_no"],
             set_={
@@ -56,11 +57,25 @@ async def count_wrong_try(connection: AsyncConnection, ctx: Context, case_no: st
         )
         .returning(_TABLE.c.attempts, _TABLE.c.window_start)
     )
-    attempts, start = (await connection.execute(statement)).one()
-    await connection.commit()
-    if start.tzinfo is None:  # SQLite hands back naive UTC
-        start = start.replace(tzinfo=now.tzinfo)
-    return attempts, start
+
+
+_TAKE_SLOT = {"postgresql": _take_slot(pg_insert), "sqlite": _take_slot(sqlite_insert)}
+
+
+async def count_wrong_try(db: Driver, ctx: Context, case_no: str, code: str) -> tuple[int, datetime]:
+    """Take a slot of the case number's current window (a new window once the old one ended) if
+    ``code`` is not its query code, and commit: the wrong tries in the window and its start."""
+    now = ctx.current_time()
+    params = {"number": case_no, "code": code, "now": now,
+              "expired_before": now - timedelta(seconds=ctx.settings.query_code_window_seconds)}  # fmt: skip
+    query = _TAKE_SLOT[db.dialect.name]
+    if db.is_postgresql:  # outside a transaction the driver runs in autocommit: one statement, committed
+        row = await db.fetchrow(query, params)
+    else:
+        async with db.transaction() as tx:
+            row = await tx.fetchrow(query, params)
+    assert row is not None  # an upsert with RETURNING always answers a row
+    return row["attempts"], row["window_start"]
 
 
 def check_limit(ctx: Context, tries: int, window_start: datetime) -> None:
