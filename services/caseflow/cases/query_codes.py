@@ -16,14 +16,16 @@ another: two commits on every public read. ADR 0034.)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import String, bindparam, case, exists
+from sqlalchemy import Insert, Select, String, bindparam, case, exists, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kit.db import UtcDateTime
-from kit.driver import Driver, Query
+from kit.driver import Driver, Query, Row
 from kit.errors import Problem
 from services.caseflow.cases.common import Context
 from services.caseflow.models import Case, QueryCodeAttempt
@@ -38,14 +40,14 @@ def too_many(retry_after: int) -> Problem:
                    headers={"Retry-After": str(retry_after)})  # fmt: skip
 
 
-def _take_slot(insert) -> Query:
-    """The upsert, built once per dialect (both have ON CONFLICT ... RETURNING); its parameters are
-    named apart from the columns it sets, as the driver needs."""
+def _take_slot(insert) -> Insert:
+    """The upsert (both databases have ON CONFLICT ... RETURNING); its parameters are named apart
+    from the columns it sets, as the driver needs."""
     now = bindparam("now", type_=UtcDateTime())
     expired = _TABLE.c.window_start <= bindparam("expired_before", type_=UtcDateTime())
     right = exists().where(Case.case_no == bindparam("number", type_=String()), Case.query_code == bindparam("code"))
     wrong = case((right, 0), else_=1)
-    return Query(
+    return (
         insert(_TABLE)
         .values(case_no=bindparam("number", type_=String()), window_start=now, attempts=wrong)
         .on_conflict_do_update(
@@ -59,23 +61,41 @@ def _take_slot(insert) -> Query:
     )
 
 
-_TAKE_SLOT = {"postgresql": _take_slot(pg_insert), "sqlite": _take_slot(sqlite_insert)}
+_TAKE_SLOT = Query(_take_slot(sqlite_insert))
 
 
-async def count_wrong_try(db: Driver, ctx: Context, case_no: str, code: str) -> tuple[int, datetime]:
-    """Take a slot of the case number's current window (a new window once the old one ended) if
-    ``code`` is not its query code, and commit: the wrong tries in the window and its start."""
-    now = ctx.current_time()
-    params = {"number": case_no, "code": code, "now": now,
-              "expired_before": now - timedelta(seconds=ctx.settings.query_code_window_seconds)}  # fmt: skip
-    query = _TAKE_SLOT[db.dialect.name]
-    if db.is_postgresql:  # outside a transaction the driver runs in autocommit: one statement, committed
-        row = await db.fetchrow(query, params)
-    else:
+class GuardedRead:
+    """A read behind a slot of the case number's window: on PostgreSQL one statement, the upsert
+    as a data-modifying CTE (run once, committed with the statement) beside every row of the read
+    — one round trip for the public page, not two; on SQLite (no DML in WITH) the upsert in its own
+    transaction, then the read. ``present`` names a column of the read never NULL in its rows;
+    ``order_by`` the column its rows come in order of."""
+
+    def __init__(self, read: Select, *, present: str, order_by: str) -> None:
+        self._present = present
+        self._read = Query(read.order_by(read.selected_columns[order_by]))
+        slot = _take_slot(pg_insert).cte("slot")
+        found = read.subquery("found")
+        self._with_slot = Query(
+            select(slot.c.attempts, slot.c.window_start, found)
+            .select_from(slot.outerjoin(found, true()))  # one row even when the read has none
+            .order_by(found.c[order_by])
+        )
+
+    async def fetch(self, db: Driver, ctx: Context, case_no: str, code: str,
+                    params: Mapping[str, Any]) -> tuple[int, datetime, list[Row]]:  # fmt: skip
+        """Take the slot if ``code`` is not the case number's query code, and read: the wrong tries
+        in the window, its start, and the read's rows."""
+        now = ctx.current_time()
+        params = {**params, "number": case_no, "code": code, "now": now,
+                  "expired_before": now - timedelta(seconds=ctx.settings.query_code_window_seconds)}  # fmt: skip
+        if db.is_postgresql:
+            rows = await db.fetch(self._with_slot, params)
+            return rows[0]["attempts"], rows[0]["window_start"], [r for r in rows if r[self._present] is not None]
         async with db.transaction() as tx:
-            row = await tx.fetchrow(query, params)
-    assert row is not None  # an upsert with RETURNING always answers a row
-    return row["attempts"], row["window_start"]
+            slot = await tx.fetchrow(_TAKE_SLOT, params)
+        assert slot is not None  # an upsert with RETURNING always answers a row
+        return slot["attempts"], slot["window_start"], await db.fetch(self._read, params)
 
 
 def check_limit(ctx: Context, tries: int, window_start: datetime) -> None:

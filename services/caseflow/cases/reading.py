@@ -12,7 +12,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ARRAY, Date, Integer, String, bindparam, exists, func, or_, select, text
+from sqlalchemy import Date, Integer, bindparam, exists, false, func, or_, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -187,18 +187,18 @@ def detail_of(
     return out
 
 
-# The public progress page in one statement (a row per timeline line, oldest first), and the two
-# rarer parts read only when the case has them. Built once (issue 15).
-_PROGRESS = Query(
+# The public progress page in one statement (a row per timeline line, oldest first, behind the
+# query-code slot), and the two rarer parts read only when the case has them. Built once (issue 15).
+_PROGRESS = query_codes.GuardedRead(
     select(
         Case.id, Case.case_no, Case.query_code, Case.matter_name, Case.department, Case.applicant_name,
         Case.state, Case.received_on, Case.due_on, Case.decided_on,
         exists().where(CaseShipment.case_id == Case.id).label("shipped"),
-        CaseEvent.at, CaseEvent.action, CaseEvent.to_state,
+        CaseEvent.id.label("event_id"), CaseEvent.at, CaseEvent.action, CaseEvent.to_state,
     )
     .outerjoin(CaseEvent, CaseEvent.case_id == Case.id)
-    .where(Case.case_no == bindparam("case_no"))
-    .order_by(CaseEvent.id)
+    .where(Case.case_no == bindparam("case_no")),
+    present="id", order_by="event_id",
 )  # fmt: skip
 _PUBLIC_LICENCE = Query(
     select(CaseLicence.identifier, CaseLicence.licence_type)
@@ -219,8 +219,7 @@ async def progress(db: Driver, ctx: Context, case_no: str, code: str) -> dict[st
     if not valid_case_number(case_no):
         raise not_found()
     code = code.upper()
-    wrong_tries, window_start = await query_codes.count_wrong_try(db, ctx, case_no, code)
-    rows = await db.fetch(_PROGRESS, {"case_no": case_no})
+    wrong_tries, window_start, rows = await _PROGRESS.fetch(db, ctx, case_no, code, {"case_no": case_no})
     right = bool(rows) and hmac.compare_digest(rows[0]["query_code"].encode(), code.encode())
     query_codes.check_limit(ctx, wrong_tries + right, window_start)  # this try counts, right or wrong
     if not right:
@@ -283,7 +282,7 @@ WORK_OF_ROLE = {
 class _WorklistShape:
     """Which filters a worklist statement has (its parameters carry the values)."""
 
-    postgresql: bool
+    states: tuple[str, ...]  # what the caller's roles work on (and the state asked for)
     own_department: bool  # an officer of one department (oversight sees every department)
     with_branches: bool  # a decider: also the pending parallel branches of its department
     matter_code: bool
@@ -299,11 +298,9 @@ class _WorklistQueries:
 
 @cache
 def _worklist_queries(shape: _WorklistShape) -> _WorklistQueries:
-    """The worklist's statements for one shape, built once (a handful of shapes exist)."""
-    if shape.postgresql:  # the driver takes no expanding IN on PostgreSQL: one array parameter
-        in_states = Case.state == func.any(bindparam("states", type_=ARRAY(String())))
-    else:
-        in_states = Case.state.in_(bindparam("states", expanding=True))
+    """The worklist's statements for one shape, built once: a handful of shapes exist, the states
+    coming from the roles (an expanding IN does not run on the driver; these are fixed values)."""
+    in_states = or_(false(), *(Case.state == state for state in shape.states))
     # The literal open-cases predicate lets both databases use the partial worklist index.
     query = select(*SUMMARY_COLUMNS).where(text(OPEN_CASES), in_states)
     if shape.own_department:
@@ -348,16 +345,16 @@ async def worklist(
     """The officer's department's cases their roles act on, nearest deadline first (the columns a
     list shows, on the driver)."""
     relation = access.require(principal, "worklist.read")
-    wanted = sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())})
+    wanted = tuple(sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())}))
     if state:
-        wanted = [s for s in wanted if s == state]
+        wanted = tuple(s for s in wanted if s == state)
     own_department = not access.sees_every_department(relation)
     queries = _worklist_queries(_WorklistShape(
-        postgresql=db.is_postgresql, own_department=own_department,
+        states=wanted, own_department=own_department,
         with_branches=own_department and "decider" in principal.roles, matter_code=bool(matter_code),
         overdue=bool(overdue_on), due_before=bool(due_before),
     ))  # fmt: skip
-    params = {"states": wanted, "department": principal.department, "matter_code": matter_code,
+    params = {"department": principal.department, "matter_code": matter_code,
               "overdue_on": overdue_on, "due_before": due_before, "offset": pages.offset, "limit": pages.limit}  # fmt: skip
     rows = await db.fetch(queries.page, params)
     if rows:
