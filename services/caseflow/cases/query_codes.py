@@ -2,7 +2,7 @@
 
 Counted in the database, so every replica shares the count: each wrong try at a case number takes
 one slot of its window (``query_code_attempts`` per ``query_code_window_seconds``), by one atomic
-upsert committed on its own before the answer (a 404 keeps its slot); a right code takes none.
+upsert committed before the answer (a 404 keeps its slot); a right code takes none.
 Whether the code is right is decided inside that statement, so the count and the comparison are
 one step: a burst in parallel gets no more wrong comparisons than the limit. Once the slots are
 taken every try — right or wrong — is 429 with Retry-After until the window ends (a right code is
@@ -67,8 +67,8 @@ _TAKE_SLOT = Query(_take_slot(sqlite_insert))
 class GuardedRead:
     """A read behind a slot of the case number's window: on PostgreSQL one statement, the upsert
     as a data-modifying CTE (run once, committed with the statement) beside every row of the read
-    — one round trip for the public page, not two; on SQLite (no DML in WITH) the upsert in its own
-    transaction, then the read. ``present`` names a column of the read never NULL in its rows;
+    — one round trip for the public page, not two; on SQLite (no DML in WITH) the upsert, then the
+    read, in one transaction. ``present`` names a column of the read never NULL in its rows;
     ``order_by`` the column its rows come in order of."""
 
     def __init__(self, read: Select, *, present: str, order_by: str) -> None:
@@ -94,8 +94,9 @@ class GuardedRead:
             return rows[0]["attempts"], rows[0]["window_start"], [r for r in rows if r[self._present] is not None]
         async with db.transaction() as tx:
             slot = await tx.fetchrow(_TAKE_SLOT, params)
+            rows = await tx.fetch(self._read, params)
         assert slot is not None  # an upsert with RETURNING always answers a row
-        return slot["attempts"], slot["window_start"], await db.fetch(self._read, params)
+        return slot["attempts"], slot["window_start"], rows
 
 
 def check_limit(ctx: Context, tries: int, window_start: datetime) -> None:
