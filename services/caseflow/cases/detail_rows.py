@@ -94,7 +94,7 @@ _PARTS = _parts_statement()
 
 
 def _part(row: Mapping[str, Any], table: Table) -> SimpleNamespace:
-    return SimpleNamespace(**{column.key: row[_in_part(table, column.key)] for column in table.c})
+    return row_view({column.key: row[_in_part(table, column.key)] for column in table.c})
 
 
 async def read_detail(
@@ -106,7 +106,7 @@ async def read_detail(
     if not rows:
         raise not_found()
     first = rows[0]
-    case = SimpleNamespace(**{key: first[key] for key in _CASE_KEYS})
+    case = row_view({key: first[key] for key in _CASE_KEYS})
     matter = await matter_of_case_on(db, case)
     relation = relation_under(principal, case, matter)
     access.check("case.read", relation, principal.roles)
