@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.catalog import BundlePublished, MatterPublished, MatterRetired
-from kit.driver import Driver, Query
+from kit.driver import Driver, Query, Transaction
 from kit.events import CloudEvent
 from services.caseflow.models import BundleDefinition, MatterDefinition
 from services.caseflow.reference import cached, cached_on, forget_on_commit
@@ -105,13 +105,14 @@ _MATTER_ON = {
 }
 
 
-async def get_matter_on(db: Driver, code: str, version: int | None = None, *,
-                        include_retired: bool = False) -> Matter | None:  # fmt: skip
-    """``get_matter`` for a hot path on the driver (the same cache)."""
+async def get_matter_on(db: Driver, code: str, version: int | None = None, *, include_retired: bool = False,
+                        tx: Transaction | None = None) -> Matter | None:  # fmt: skip
+    """``get_matter`` for a hot path on the driver (the same cache), read in ``tx`` when the caller
+    holds one: a second pooled connection, waited for while holding the first, could wait for ever."""
 
     async def read() -> Matter | None:
         query = _MATTER_ON[version is not None, include_retired]
-        row = await db.fetchrow(query, {"matter_code": code, "matter_version": version})
+        row = await (tx or db).fetchrow(query, {"matter_code": code, "matter_version": version})
         if row is None:
             return None
         return _matter(row["code"], row["version"], row["name"], row["department"], row["retired"], row["definition"])

@@ -9,14 +9,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import caseflow as contract
-from kit.driver import Driver
+from kit.driver import Driver, Query, Transaction
 from kit.errors import Problem
-from kit.events import envelope
+from kit.events import CloudEvent, envelope
 from services.caseflow.adapters.licences import LicenceService, SandboxLicences
 from services.caseflow.case_numbers import CaseNumberBlocks
 from services.caseflow.domain.bundles import bundle_matter
@@ -109,27 +110,43 @@ async def record_anomaly(session: AsyncSession, *, case_id: int, case_no: str, d
                          detail: str, at: datetime) -> bool:  # fmt: skip
     """Write a process anomaly to the supervision ledger once per case and kind; emit it if new."""
     insert = _insert(session)
-    result = await session.execute(
-        insert(SupervisionWarning)
-        .values(
-            case_id=case_id,
-            case_no=case_no,
-            department=department,
-            step=step,
-            level="anomaly",
-            due_on=None,
-            raised_at=at,
-            detail=detail,
-        )  # fmt: skip
-        .on_conflict_do_nothing()
-    )
+    values = _anomaly_row(case_id=case_id, case_no=case_no, department=department, step=step, detail=detail, at=at)
+    result = await session.execute(insert(SupervisionWarning).values(values).on_conflict_do_nothing())
     if result.rowcount:
-        event = contract.SupervisionWarning(
-            case_no=case_no, department=department, step=step, level="anomaly", due=None, raised_at=at
-        )
-        await outbox.add(session, envelope(event, subject=case_no))
+        await outbox.add(session, _anomaly_event(values))
         return True
     return False
+
+
+_WARNINGS = SupervisionWarning.__table__
+_WARNING_COLUMNS = [c.key for c in _WARNINGS.columns if not c.primary_key]
+# record_anomaly's insert for the driver, per dialect (parameters named apart from the columns).
+_ANOMALY_ON = {
+    name: Query(insert(_WARNINGS).values({c: bindparam(f"w_{c}") for c in _WARNING_COLUMNS}).on_conflict_do_nothing())
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+async def record_anomaly_on(db: Driver, tx: Transaction, *, case_id: int, case_no: str, department: str, step: str,
+                            detail: str, at: datetime) -> bool:  # fmt: skip
+    """``record_anomaly`` in a hot path's transaction on the driver."""
+    values = _anomaly_row(case_id=case_id, case_no=case_no, department=department, step=step, detail=detail, at=at)
+    if await tx.execute(_ANOMALY_ON[db.dialect.name], {f"w_{c}": values[c] for c in _WARNING_COLUMNS}):
+        await outbox.add_to(tx, _anomaly_event(values))
+        return True
+    return False
+
+
+def _anomaly_row(*, case_id: int, case_no: str, department: str, step: str, detail: str,
+                 at: datetime) -> dict[str, Any]:  # fmt: skip
+    return {"case_id": case_id, "case_no": case_no, "department": department, "step": step, "level": "anomaly",
+            "due_on": None, "raised_at": at, "detail": detail}  # fmt: skip
+
+
+def _anomaly_event(row: dict[str, Any]) -> CloudEvent:
+    event = contract.SupervisionWarning(case_no=row["case_no"], department=row["department"], step=row["step"],
+                                        level="anomaly", due=None, raised_at=row["raised_at"])  # fmt: skip
+    return envelope(event, subject=row["case_no"])
 
 
 async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
@@ -137,9 +154,11 @@ async def matter_of_case(session: AsyncSession, case: Case) -> dict[str, Any]:
     return await _matter_under(case, lambda code, version: get_matter(session, code, version, include_retired=True))
 
 
-async def matter_of_case_on(db: Driver, case: Case) -> dict[str, Any]:
-    """``matter_of_case`` for a hot path on the driver (the same cache)."""
-    return await _matter_under(case, lambda code, version: get_matter_on(db, code, version, include_retired=True))
+async def matter_of_case_on(db: Driver, case: Case, tx: Transaction | None = None) -> dict[str, Any]:
+    """``matter_of_case`` for a hot path on the driver (the same cache; read in ``tx`` when given)."""
+    return await _matter_under(
+        case, lambda code, version: get_matter_on(db, code, version, include_retired=True, tx=tx)
+    )
 
 
 async def _matter_under(case: Case, get: Callable[[str, int], Awaitable[Matter | None]]) -> dict[str, Any]:
