@@ -66,8 +66,9 @@ _TAKE_SLOT = Query(_take_slot(sqlite_insert))
 
 class GuardedRead:
     """A read behind a slot of the case number's window: on PostgreSQL one statement, the upsert
-    as a data-modifying CTE (run once, committed with the statement) beside every row of the read
-    — one round trip for the public page, not two; on SQLite (no DML in WITH) the upsert, then the
+    as a data-modifying CTE (run once; the driver runs a statement outside ``transaction()`` in
+    autocommit, so it is committed when the rows come back) beside every row of the read — one
+    round trip for the public page, not two; on SQLite (no DML in WITH) the upsert, then the
     read, in one transaction. ``present`` names a column of the read never NULL in its rows;
     ``order_by`` the column its rows come in order of."""
 
