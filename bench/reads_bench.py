@@ -97,7 +97,7 @@ def start_from(
     """A service under uvicorn from ``tree`` (its own imports: the tree is the working directory)."""
     port = free_port()
     log = open(procs.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(uvicorn_args(target, port), cwd=tree, env={**os.environ, **env}, stdout=log,
+    process = subprocess.Popen(uvicorn_args(target, port, app_dir=tree), cwd=tree, env={**os.environ, **env}, stdout=log,
                                stderr=log, start_new_session=True)  # fmt: skip
     procs.started.append(process)
     return f"http://127.0.0.1:{port}", process

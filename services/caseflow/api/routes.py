@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
 
 from kit.db import request_session
-from kit.deps import Caller, Db, DbSession, ReadConnection, ReadSession, from_app_state
+from kit.deps import Caller, Db, DbSession, from_app_state
 from kit.errors import Problem
 from kit.pagination import Page, Pagination
 from kit.responses import json_answer
@@ -21,6 +21,7 @@ from services.caseflow.cases import (
     branch_actions,
     common,
     counter,
+    detail_rows,
     evaluations,
     fees,
     handout,
@@ -145,11 +146,10 @@ async def my_cases(
 
 
 @router.get("/cases/{case_no}", tags=["cases"], response_model=CaseDetail, response_model_exclude_unset=True)
-async def case_detail(case_no: CaseNo, session: ReadSession, caller: Caller) -> Response:
+async def case_detail(case_no: CaseNo, db: Db, caller: Caller) -> Response:
     """One case as the caller may see it; 404 for anyone who may not."""
-    case = await visible_case(session, caller, case_no)
-    detail = await reading.detail_out(session, case, caller, with_query_code=caller.kind != "officer")
-    return json_answer(detail, headers={"ETag": f'"{case.version}"'})
+    detail, version = await detail_rows.read_detail(db, caller, case_no, with_query_code=caller.kind != "officer")
+    return json_answer(detail, headers={"ETag": f'"{version}"'})
 
 
 @router.post("/cases/{case_no}/actions", tags=["officers"], response_model=CaseDetail,
@@ -274,17 +274,17 @@ async def print_case(case_no: CaseNo, request: Request, session: DbSession, call
 
 @router.get("/progress/{case_no}", tags=["public"], response_model=ProgressOut)
 async def public_progress(
-    case_no: CaseNo, request: Request, connection: ReadConnection,
+    case_no: CaseNo, request: Request, db: Db,
     code: Annotated[str, Query(min_length=4, max_length=12, pattern=r"^[A-Za-z0-9]+$")],
 ) -> Response:  # fmt: skip
     """Progress with the query code sent at submission; wrong codes are limited per case (429)."""
-    return json_answer(await reading.progress(connection, context(request), case_no, code))
+    return json_answer(await reading.progress(db, context(request), case_no, code))
 
 
 @router.get("/worklist", tags=["officers"], response_model=Worklist)
 async def worklist(
     request: Request,
-    connection: ReadConnection,
+    db: Db,
     caller: Caller,
     pages: Pagination,
     state: States | None = None,
@@ -294,7 +294,7 @@ async def worklist(
 ) -> Response:
     """The cases the officer's roles act on in its department (and its pending branches)."""
     return json_answer(await reading.worklist(
-        connection, caller, state=state, matter_code=matter_code,
+        db, caller, state=state, matter_code=matter_code,
         overdue_on=context(request).today() if overdue else None, due_before=due_before,
         pages=pages,
     ))  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,10 +138,11 @@ def licence_out(row: CaseLicence | None) -> dict[str, Any] | None:
     }
 
 
-def public_licence_out(row: CaseLicence | None) -> dict[str, Any] | None:
-    """What the public progress page shows: the identifier and type, not the number (number and
-    identifier together let anyone verify the licence and see its disclosed claims)."""
-    return None if row is None else {"identifier": row.identifier, "licence_type": row.licence_type}
+def public_licence_out(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the public progress page shows (from a row read by column name): the identifier and
+    type, not the number (number and identifier together let anyone verify the licence and see its
+    disclosed claims)."""
+    return None if row is None else {"identifier": row["identifier"], "licence_type": row["licence_type"]}
 
 
 async def issued_licence(session: AsyncSession, case_id: int) -> CaseLicence | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -141,6 +142,7 @@ def pickup_out(row: CaseShipment, relation: str) -> dict[str, Any]:
     }
 
 
-def public_shipment_out(row: CaseShipment) -> dict[str, Any]:
-    """The public progress page: the waybill and its status only."""
-    return {"kind": row.kind, "waybill": row.waybill, "status": row.status, "updated_at": row.updated_at.isoformat()}
+def public_shipment_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The public progress page (from a row read by column name): the waybill and its status only."""
+    return {"kind": row["kind"], "waybill": row["waybill"], "status": row["status"],
+            "updated_at": row["updated_at"].isoformat()}  # fmt: skip

@@ -2,7 +2,7 @@
 
 Counted in the database, so every replica shares the count: each wrong try at a case number takes
 one slot of its window (``query_code_attempts`` per ``query_code_window_seconds``), by one atomic
-upsert committed on its own before the answer (a 404 keeps its slot); a right code takes none.
+upsert committed before the answer (a 404 keeps its slot); a right code takes none.
 Whether the code is right is decided inside that statement, so the count and the comparison are
 one step: a burst in parallel gets no more wrong comparisons than the limit. Once the slots are
 taken every try — right or wrong — is 429 with Retry-After until the window ends (a right code is
@@ -16,13 +16,16 @@ another: two commits on every public read. ADR 0034.)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, exists
+from sqlalchemy import Insert, Select, String, bindparam, case, exists, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kit.db import UtcDateTime
+from kit.driver import Driver, Query, Row
 from kit.errors import Problem
 from services.caseflow.cases.common import Context
 from services.caseflow.models import Case, QueryCodeAttempt
@@ -37,16 +40,16 @@ def too_many(retry_after: int) -> Problem:
                    headers={"Retry-After": str(retry_after)})  # fmt: skip
 
 
-async def count_wrong_try(connection: AsyncConnection, ctx: Context, case_no: str, code: str) -> tuple[int, datetime]:
-    """Take a slot of the case number's current window (a new window once the old one ended) if
-    ``code`` is not its query code, and commit: the wrong tries in the window and its start."""
-    now = ctx.current_time()
-    expired = _TABLE.c.window_start <= now - timedelta(seconds=ctx.settings.query_code_window_seconds)
-    wrong = case((exists().where(Case.case_no == case_no, Case.query_code == code), 0), else_=1)
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = (
+def _take_slot(insert) -> Insert:
+    """The upsert (both databases have ON CONFLICT ... RETURNING); its parameters are named apart
+    from the columns it sets, as the driver needs."""
+    now = bindparam("now", type_=UtcDateTime())
+    expired = _TABLE.c.window_start <= bindparam("expired_before", type_=UtcDateTime())
+    right = exists().where(Case.case_no == bindparam("number", type_=String()), Case.query_code == bindparam("code"))
+    wrong = case((right, 0), else_=1)
+    return (
         insert(_TABLE)
-        .values(case_no=case_no, window_start=now, attempts=wrong)
+        .values(case_no=bindparam("number", type_=String()), window_start=now, attempts=wrong)
         .on_conflict_do_update(
             index_elements=["case_no"],
             set_={
@@ -56,11 +59,45 @@ async def count_wrong_try(connection: AsyncConnection, ctx: Context, case_no: st
         )
         .returning(_TABLE.c.attempts, _TABLE.c.window_start)
     )
-    attempts, start = (await connection.execute(statement)).one()
-    await connection.commit()
-    if start.tzinfo is None:  # SQLite hands back naive UTC
-        start = start.replace(tzinfo=now.tzinfo)
-    return attempts, start
+
+
+_TAKE_SLOT = Query(_take_slot(sqlite_insert))
+
+
+class GuardedRead:
+    """A read behind a slot of the case number's window: on PostgreSQL one statement, the upsert
+    as a data-modifying CTE (run once; the driver runs a statement outside ``transaction()`` in
+    autocommit, so it is committed when the rows come back) beside every row of the read — one
+    round trip for the public page, not two; on SQLite (no DML in WITH) the upsert, then the
+    read, in one transaction. ``present`` names a column of the read never NULL in its rows;
+    ``order_by`` the column its rows come in order of."""
+
+    def __init__(self, read: Select, *, present: str, order_by: str) -> None:
+        self._present = present
+        self._read = Query(read.order_by(read.selected_columns[order_by]))
+        slot = _take_slot(pg_insert).cte("slot")
+        found = read.subquery("found")
+        self._with_slot = Query(
+            select(slot.c.attempts, slot.c.window_start, found)
+            .select_from(slot.outerjoin(found, true()))  # one row even when the read has none
+            .order_by(found.c[order_by])
+        )
+
+    async def fetch(self, db: Driver, ctx: Context, case_no: str, code: str,
+                    params: Mapping[str, Any]) -> tuple[int, datetime, list[Row]]:  # fmt: skip
+        """Take the slot if ``code`` is not the case number's query code, and read: the wrong tries
+        in the window, its start, and the read's rows."""
+        now = ctx.current_time()
+        params = {**params, "number": case_no, "code": code, "now": now,
+                  "expired_before": now - timedelta(seconds=ctx.settings.query_code_window_seconds)}  # fmt: skip
+        if db.is_postgresql:
+            rows = await db.fetch(self._with_slot, params)
+            return rows[0]["attempts"], rows[0]["window_start"], [r for r in rows if r[self._present] is not None]
+        async with db.transaction() as tx:
+            slot = await tx.fetchrow(_TAKE_SLOT, params)
+            rows = await tx.fetch(self._read, params)
+        assert slot is not None  # an upsert with RETURNING always answers a row
+        return slot["attempts"], slot["window_start"], rows
 
 
 def check_limit(ctx: Context, tries: int, window_start: datetime) -> None:

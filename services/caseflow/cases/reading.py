@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, or_, select, text
+from sqlalchemy import Date, Integer, bindparam, exists, false, func, or_, select, text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
+from kit.driver import Driver, Query
 from kit.masking import mask_name
 from kit.pagination import PageQuery
 from services.caseflow.branches import branch_out, branches_of
@@ -41,7 +46,13 @@ from services.caseflow.models import (
 NOT_STEPS = frozenset({"material_read", "printed"})
 
 
-def summary_out(case: Case | Row[Any]) -> dict[str, Any]:
+def row_view(row: Mapping[str, Any]) -> SimpleNamespace:
+    """A row the driver read (by column name) as the ``*_out`` functions read the ORM's objects:
+    by attribute. One answer for both, so the JSON cannot drift between the two paths."""
+    return SimpleNamespace(**row)
+
+
+def summary_out(case: Case | Row[Any] | SimpleNamespace) -> dict[str, Any]:
     """A case in a list: number, matter, state, version and the running clock (a ``Case``, or a
     row of ``SUMMARY_COLUMNS``)."""
     return {
@@ -176,63 +187,62 @@ def detail_of(
     return out
 
 
-# The public progress page in one statement (a row per timeline line, oldest first), and the two
-# rarer parts read only when the case has them. Built once (issue 15).
-_PROGRESS = (
+# The public progress page in one statement (a row per timeline line, oldest first, behind the
+# query-code slot), and the two rarer parts read only when the case has them. Built once (issue 15).
+_PROGRESS = query_codes.GuardedRead(
     select(
         Case.id, Case.case_no, Case.query_code, Case.matter_name, Case.department, Case.applicant_name,
         Case.state, Case.received_on, Case.due_on, Case.decided_on,
         exists().where(CaseShipment.case_id == Case.id).label("shipped"),
-        CaseEvent.at, CaseEvent.action, CaseEvent.to_state,
+        CaseEvent.id.label("event_id"), CaseEvent.at, CaseEvent.action, CaseEvent.to_state,
     )
     .outerjoin(CaseEvent, CaseEvent.case_id == Case.id)
-    .where(Case.case_no == bindparam("case_no"))
-    .order_by(CaseEvent.id)
+    .where(Case.case_no == bindparam("case_no")),
+    present="id", order_by="event_id",
 )  # fmt: skip
-_PUBLIC_LICENCE = (
+_PUBLIC_LICENCE = Query(
     select(CaseLicence.identifier, CaseLicence.licence_type)
     .where(CaseLicence.case_id == bindparam("case_id"))
     .order_by(CaseLicence.id.desc())
     .limit(1)
 )
-_PUBLIC_SHIPMENTS = (
+_PUBLIC_SHIPMENTS = Query(
     select(CaseShipment.kind, CaseShipment.waybill, CaseShipment.status, CaseShipment.updated_at)
     .where(CaseShipment.case_id == bindparam("case_id"))
     .order_by(CaseShipment.id)
 )
 
 
-async def progress(connection: AsyncConnection, ctx: Context, case_no: str, code: str) -> dict[str, Any]:
+async def progress(db: Driver, ctx: Context, case_no: str, code: str) -> dict[str, Any]:
     """Public progress (J7): case number plus query code; no personal data beyond a masked name.
     Wrong codes are counted per case number (query_codes); past the limit every try is refused."""
     if not valid_case_number(case_no):
         raise not_found()
     code = code.upper()
-    wrong_tries, window_start = await query_codes.count_wrong_try(connection, ctx, case_no, code)
-    rows = (await connection.execute(_PROGRESS, {"case_no": case_no})).all()
-    right = bool(rows) and hmac.compare_digest(rows[0].query_code.encode(), code.encode())
+    wrong_tries, window_start, rows = await _PROGRESS.fetch(db, ctx, case_no, code, {"case_no": case_no})
+    right = bool(rows) and hmac.compare_digest(rows[0]["query_code"].encode(), code.encode())
     query_codes.check_limit(ctx, wrong_tries + right, window_start)  # this try counts, right or wrong
     if not right:
         raise not_found()
     case = rows[0]
     licence = None
-    if case.decided_on:
-        licence = (await connection.execute(_PUBLIC_LICENCE, {"case_id": case.id})).first()
-    shipments = (await connection.execute(_PUBLIC_SHIPMENTS, {"case_id": case.id})).all() if case.shipped else []
+    if case["decided_on"]:
+        licence = await db.fetchrow(_PUBLIC_LICENCE, {"case_id": case["id"]})
+    shipments = await db.fetch(_PUBLIC_SHIPMENTS, {"case_id": case["id"]}) if case["shipped"] else []
     return {
-        "case_no": case.case_no,
-        "matter": case.matter_name,
-        "department": case.department,
-        "applicant": mask_name(case.applicant_name) if case.applicant_name else None,
-        "state": case.state,
-        "received_on": case.received_on.isoformat(),
-        "due_on": case.due_on.isoformat() if case.due_on else None,
+        "case_no": case["case_no"],
+        "matter": case["matter_name"],
+        "department": case["department"],
+        "applicant": mask_name(case["applicant_name"]) if case["applicant_name"] else None,
+        "state": case["state"],
+        "received_on": case["received_on"].isoformat(),
+        "due_on": case["due_on"].isoformat() if case["due_on"] else None,
         "licence": public_licence_out(licence),
         "shipments": [public_shipment_out(s) for s in shipments],
         "steps": [
-            {"at": e.at.isoformat(), "action": e.action, "to_state": e.to_state}
+            {"at": e["at"].isoformat(), "action": e["action"], "to_state": e["to_state"]}
             for e in rows
-            if e.action is not None and e.action not in NOT_STEPS
+            if e["action"] is not None and e["action"] not in NOT_STEPS
         ],  # fmt: skip
     }
 
@@ -268,8 +278,62 @@ WORK_OF_ROLE = {
 }
 
 
+@dataclass(frozen=True)
+class _WorklistShape:
+    """Which filters a worklist statement has (its parameters carry the values)."""
+
+    states: tuple[str, ...]  # what the caller's roles work on (and the state asked for)
+    own_department: bool  # an officer of one department (oversight sees every department)
+    with_branches: bool  # a decider: also the pending parallel branches of its department
+    matter_code: bool
+    overdue: bool
+    due_before: bool
+
+
+@dataclass(frozen=True)
+class _WorklistQueries:
+    page: Query  # the page, with the (capped) total as a column of every row
+    count: Query  # the total alone, for a page past the end
+
+
+@cache
+def _worklist_queries(shape: _WorklistShape) -> _WorklistQueries:
+    """The worklist's statements for one shape, built once: a handful of shapes exist, the states
+    coming from the roles (an expanding IN does not run on the driver; these are fixed values)."""
+    in_states = or_(false(), *(Case.state == state for state in shape.states))
+    # The literal open-cases predicate lets both databases use the partial worklist index.
+    query = select(*SUMMARY_COLUMNS).where(text(OPEN_CASES), in_states)
+    if shape.own_department:
+        own = Case.department == bindparam("department")
+        if shape.with_branches:
+            branch_cases = select(CaseBranch.case_id).where(
+                CaseBranch.department == bindparam("department"), CaseBranch.state == "pending"
+            )
+            own = or_(own, Case.id.in_(branch_cases))
+        query = query.where(own)
+    if shape.matter_code:
+        query = query.where(Case.matter_code == bindparam("matter_code"))
+    if shape.overdue:
+        query = query.where(Case.due_on < bindparam("overdue_on", type_=Date()))
+    if shape.due_before:
+        query = query.where(Case.due_on <= bindparam("due_before", type_=Date()))
+    # Counting a department's whole backlog on every page costs more than the page; past
+    # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
+    # The count rides on the page as a column (one statement; both databases evaluate the
+    # uncorrelated subquery once) and is asked alone only when the page is past the end.
+    capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
+    counted = select(func.count().label("worklist_total")).select_from(capped)
+    page = (
+        query.add_columns(counted.scalar_subquery().label("worklist_total"))
+        .order_by(Case.due_on.asc().nulls_last(), Case.id)
+        .offset(bindparam("offset", type_=Integer()))
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    return _WorklistQueries(Query(page), Query(counted))
+
+
 async def worklist(
-    connection: AsyncConnection,
+    db: Driver,
     principal: Principal,
     *,
     state: str | None,
@@ -278,41 +342,26 @@ async def worklist(
     due_before: date | None,
     pages: PageQuery,
 ) -> dict[str, Any]:
-    """The officer's department's cases their roles act on, nearest deadline first (a read
-    connection: the columns a list shows, no ORM)."""
+    """The officer's department's cases their roles act on, nearest deadline first (the columns a
+    list shows, on the driver)."""
     relation = access.require(principal, "worklist.read")
-    wanted = sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())})
+    wanted = tuple(sorted({s for role in principal.roles for s in WORK_OF_ROLE.get(role, ())}))
     if state:
-        wanted = [s for s in wanted if s == state]
-    # The literal open-cases predicate lets both databases use the partial worklist index.
-    query = select(*SUMMARY_COLUMNS).where(text(OPEN_CASES), Case.state.in_(wanted))
-    if not access.sees_every_department(relation):
-        own = Case.department == principal.department
-        if "decider" in principal.roles:  # and the parallel branches waiting for this department
-            branch_cases = select(CaseBranch.case_id).where(
-                CaseBranch.department == principal.department, CaseBranch.state == "pending"
-            )
-            own = or_(own, Case.id.in_(branch_cases))
-        query = query.where(own)
-    if matter_code:
-        query = query.where(Case.matter_code == matter_code)
-    if overdue_on:
-        query = query.where(Case.due_on < overdue_on)
-    if due_before:
-        query = query.where(Case.due_on <= due_before)
-    # Counting a department's whole backlog on every page costs more than the page; past
-    # WORKLIST_COUNT_CAP the total is reported as that cap with "total_capped": true.
-    # The count rides on the page as a column (one statement; both databases evaluate the
-    # uncorrelated subquery once) and is asked alone only when the page is past the end.
-    capped = query.with_only_columns(Case.id).limit(WORKLIST_COUNT_CAP + 1).subquery()
-    counted = select(func.count()).select_from(capped)
-    ordered = query.add_columns(counted.scalar_subquery().label("worklist_total"))
-    ordered = ordered.order_by(Case.due_on.asc().nulls_last(), Case.id)
-    rows = (await connection.execute(ordered.offset(pages.offset).limit(pages.limit))).all()
+        wanted = tuple(s for s in wanted if s == state)
+    own_department = not access.sees_every_department(relation)
+    queries = _worklist_queries(_WorklistShape(
+        states=wanted, own_department=own_department,
+        with_branches=own_department and "decider" in principal.roles, matter_code=bool(matter_code),
+        overdue=bool(overdue_on), due_before=bool(due_before),
+    ))  # fmt: skip
+    params = {"department": principal.department, "matter_code": matter_code,
+              "overdue_on": overdue_on, "due_before": due_before, "offset": pages.offset, "limit": pages.limit}  # fmt: skip
+    rows = await db.fetch(queries.page, params)
     if rows:
-        total = rows[0].worklist_total
+        total = rows[0]["worklist_total"]
     else:
-        total = (await connection.execute(counted)).scalar_one() if pages.offset else 0
+        total = await db.fetchval(queries.count, params) if pages.offset else 0
     return pages.answer(
-        min(total, WORKLIST_COUNT_CAP), [summary_out(c) for c in rows], total_capped=total > WORKLIST_COUNT_CAP
-    )
+        min(total, WORKLIST_COUNT_CAP), [summary_out(row_view(c)) for c in rows],
+        total_capped=total > WORKLIST_COUNT_CAP,
+    )  # fmt: skip
