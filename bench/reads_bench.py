@@ -94,10 +94,11 @@ def export_tree(ref: str, into: Path) -> Path:
 def start_from(
     procs: Processes, tree: Path, name: str, target: str, env: dict[str, str]
 ) -> tuple[str, subprocess.Popen]:
-    """A service under uvicorn from ``tree`` (its own imports: the tree is the working directory)."""
+    """A service under uvicorn from ``tree`` (its own imports: the working directory and uvicorn's
+    ``--app-dir``, which goes first on sys.path — left at its default, "before" ran this tree)."""
     port = free_port()
     log = open(procs.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(uvicorn_args(target, port), cwd=tree, env={**os.environ, **env}, stdout=log,
+    process = subprocess.Popen(uvicorn_args(target, port, app_dir=tree), cwd=tree, env={**os.environ, **env}, stdout=log,
                                stderr=log, start_new_session=True)  # fmt: skip
     procs.started.append(process)
     return f"http://127.0.0.1:{port}", process
