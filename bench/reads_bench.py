@@ -94,7 +94,8 @@ def export_tree(ref: str, into: Path) -> Path:
 def start_from(
     procs: Processes, tree: Path, name: str, target: str, env: dict[str, str]
 ) -> tuple[str, subprocess.Popen]:
-    """A service under uvicorn from ``tree`` (its own imports: the tree is the working directory)."""
+    """A service under uvicorn from ``tree`` (its own imports: the working directory and uvicorn's
+    ``--app-dir``, which goes first on sys.path — left at its default, "before" ran this tree)."""
     port = free_port()
     log = open(procs.log_dir / f"{name}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(uvicorn_args(target, port, app_dir=tree), cwd=tree, env={**os.environ, **env}, stdout=log,

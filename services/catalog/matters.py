@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, case, delete, func, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.catalog import MatterPublished, MatterRetired
 from kit.auth import Principal
+from kit.driver import Driver, Query
 from kit.errors import Problem
 from kit.events import envelope
 from services.catalog.domain import completeness
@@ -41,7 +42,8 @@ def guide_of(row: MatterVersion) -> Guide:
     return Guide.model_validate_json(row.guide)
 
 
-def version_out(row: MatterVersion | Row[Any], *, with_guide: bool = True) -> dict[str, Any]:
+def version_out(row: MatterVersion | SimpleNamespace, *, with_guide: bool = True) -> dict[str, Any]:
+    """A version as the API shows it (a ``MatterVersion``, or a driver's row as a namespace)."""
     out: dict[str, Any] = {
         "code": row.code,
         "version": row.version,
@@ -276,8 +278,8 @@ async def detail(session: AsyncSession, *, code: str) -> dict[str, Any]:
     return version_out(row)
 
 
-# ``current_version`` as one Core statement built once, for the public detail (issue 15).
-_PUBLISHED = (
+# ``current_version`` as one Core statement built once, run on the driver: the public detail (issue 15).
+_PUBLISHED = Query(
     select(MatterVersion.__table__)
     .where(MatterVersion.code == bindparam("code"), MatterVersion.status == "published")
     .order_by(MatterVersion.version.desc())
@@ -285,13 +287,13 @@ _PUBLISHED = (
 )
 
 
-async def detail_json(connection: AsyncConnection, *, code: str) -> bytes:
-    """``detail`` as JSON bytes, built without parsing the stored guide (a read connection)."""
-    row = (await connection.execute(_PUBLISHED, {"code": code})).first()
+async def detail_json(db: Driver, *, code: str) -> bytes:
+    """``detail`` as JSON bytes, built without parsing the stored guide (it is JSON already)."""
+    row = await db.fetchrow(_PUBLISHED, {"code": code})
     if row is None:
         raise not_found(f"published matter {code}")
-    head = json.dumps(version_out(row, with_guide=False), ensure_ascii=False)
-    return (head[:-1] + ', "guide": ' + row.guide + "}").encode()
+    head = json.dumps(version_out(SimpleNamespace(**row), with_guide=False), ensure_ascii=False, separators=(",", ":"))
+    return (head[:-1] + ',"guide":' + row["guide"] + "}").encode()
 
 
 async def list_versions(session: AsyncSession, *, code: str) -> list[dict[str, Any]]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal, unauthorized
+from kit.driver import Driver, Query, Row
 from kit.errors import Problem
 from services.identity import sms_codes
 from services.identity.adapters.wechat import WeChatCodeInvalid, WeChatUnavailable
@@ -285,20 +287,28 @@ async def logout(session: AsyncSession, identity: Identity, caller: Principal) -
 
 
 # Built once: checked on every request identity answers for a caller (its own endpoints).
-_SESSION_REVOKED_AT = select(LoginSession.revoked_at).where(LoginSession.id == bindparam("session_id"))
-_OFFICER_DISABLED_AT = select(Officer.disabled_at).where(Officer.login == bindparam("login"))
-_REPRESENTATIVE = select(Enterprise.legal_representative).where(Enterprise.uscc == bindparam("uscc"))
-_MANDATE_TERMS = select(Mandate.expires_at, Mandate.revoked_at).where(
-    Mandate.enterprise_uscc == bindparam("uscc"), Mandate.agent_id_number == bindparam("person")
+_SESSION_REVOKED_AT = Query(select(LoginSession.revoked_at).where(LoginSession.id == bindparam("session_id")))
+_OFFICER_DISABLED_AT = Query(select(Officer.disabled_at).where(Officer.login == bindparam("login")))
+_REPRESENTATIVE = Query(select(Enterprise.legal_representative).where(Enterprise.uscc == bindparam("uscc")))
+_MANDATE_TERMS = Query(
+    select(Mandate.expires_at, Mandate.revoked_at).where(
+        Mandate.enterprise_uscc == bindparam("uscc"), Mandate.agent_id_number == bindparam("person")
+    )
 )
 
 
-async def token_revoked(db: AsyncSession | AsyncConnection, caller: Principal) -> bool:
+async def _rows(db: AsyncSession | Driver, query: Query, params: dict[str, str]) -> Sequence[Row]:
+    """The statement's rows, read by column name: on the driver (``GET /me``, a hot read) or in the
+    request's session (``LiveCaller``, before the endpoint writes in it)."""
+    if isinstance(db, Driver):
+        return await db.fetch(query, params)
+    return (await db.execute(query.statement, params)).mappings().all()
+
+
+async def token_revoked(db: AsyncSession | Driver, caller: Principal) -> bool:
     """What identity itself knows at once, for its own endpoints: the session ended, the officer
     was changed or disabled (their sessions end with it), an act-as token's mandate is gone, the
-    officer who made a counter token logged out or was disabled.
-
-    Core statements, so a request's session or a read connection (``GET /me``) can ask."""
+    officer who made a counter token logged out or was disabled."""
     if caller.helper:
         helper_session = (caller.claims.get("hlp") or {}).get("sid")
         if helper_session and await _session_ended(db, str(helper_session)):
@@ -314,14 +324,14 @@ async def token_revoked(db: AsyncSession | AsyncConnection, caller: Principal) -
     return False
 
 
-async def _session_ended(db: AsyncSession | AsyncConnection, session_id: str) -> bool:
-    row = (await db.execute(_SESSION_REVOKED_AT, {"session_id": session_id})).first()
-    return row is None or row.revoked_at is not None
+async def _session_ended(db: AsyncSession | Driver, session_id: str) -> bool:
+    rows = await _rows(db, _SESSION_REVOKED_AT, {"session_id": session_id})
+    return not rows or rows[0]["revoked_at"] is not None
 
 
-async def _officer_gone(db: AsyncSession | AsyncConnection, login: str) -> bool:
-    row = (await db.execute(_OFFICER_DISABLED_AT, {"login": login})).first()
-    return row is None or row.disabled_at is not None
+async def _officer_gone(db: AsyncSession | Driver, login: str) -> bool:
+    rows = await _rows(db, _OFFICER_DISABLED_AT, {"login": login})
+    return not rows or rows[0]["disabled_at"] is not None
 
 
 async def _usable_mandates(session: AsyncSession, person: str, uscc: str) -> list[Mandate]:
@@ -338,15 +348,15 @@ async def _usable_mandates(session: AsyncSession, person: str, uscc: str) -> lis
     return [m for m in mandates if mandate_usable(expires_at=m.expires_at, revoked_at=m.revoked_at, now=current)]
 
 
-async def _may_act_for(db: AsyncSession | AsyncConnection, person: str, uscc: str) -> bool:
-    representative = (await db.execute(_REPRESENTATIVE, {"uscc": uscc})).scalar_one_or_none()
-    if representative is None:
+async def _may_act_for(db: AsyncSession | Driver, person: str, uscc: str) -> bool:
+    representatives = await _rows(db, _REPRESENTATIVE, {"uscc": uscc})
+    if not representatives:
         return False
-    if representative == person:
+    if representatives[0]["legal_representative"] == person:
         return True
     current = now()
-    terms = (await db.execute(_MANDATE_TERMS, {"uscc": uscc, "person": person})).all()
-    return any(mandate_usable(expires_at=t.expires_at, revoked_at=t.revoked_at, now=current) for t in terms)
+    terms = await _rows(db, _MANDATE_TERMS, {"uscc": uscc, "person": person})
+    return any(mandate_usable(expires_at=t["expires_at"], revoked_at=t["revoked_at"], now=current) for t in terms)
 
 
 async def act_as(session: AsyncSession, identity: Identity, caller: Principal, uscc: str) -> TokenPair:

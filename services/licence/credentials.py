@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.driver import Driver, Query
 from services.licence.context import Context
 from services.licence.domain import states
 from services.licence.domain.credential import decode_and_verify, default_claims, encode
@@ -150,10 +151,10 @@ class Credentials:
         self._status_list = (time.monotonic(), document)
         return document
 
-    async def verify(self, connection: AsyncConnection, ctx: Context, *, text: str | None,
+    async def verify(self, db: Driver, ctx: Context, *, text: str | None,
                      identifier: str | None, number: str | None) -> dict[str, Any]:  # fmt: skip
-        """POST /licences/verify: the licence's status now and what it discloses to a verifier (a
-        hot public read: one statement built once, on a read connection)."""
+        """POST /licences/verify: the licence's status now and what it discloses to a verifier, as
+        plain JSON data (a hot public read: one statement built once, on the driver)."""
         disclosed: dict[str, Any] = {}
         if text is not None:
             try:
@@ -169,28 +170,33 @@ class Credentials:
             parse_identifier(identifier or "")
         except InvalidIdentifier as exc:
             return {"status": "unknown", "claims": {}, "reason": f"{exc.rule}: {exc.message}"}
-        licence = (await connection.execute(_VERIFIED, {"identifier": identifier})).first()
+        licence = await db.fetchrow(_VERIFIED, {"identifier": identifier})
         # Identifier and number must both match: an identifier alone (printed, guessable) says nothing.
-        if licence is None or (number is not None and licence.number != number):
+        if licence is None or (number is not None and licence["number"] != number):
             return {"status": "unknown", "claims": {}, "reason": "no licence with this identifier and number"}
-        status = licence.status
-        if status == states.VALID and licence.valid_until is not None and licence.valid_until < ctx.today():
+        status = licence["status"]
+        valid_until = licence["valid_until"]
+        if status == states.VALID and valid_until is not None and valid_until < ctx.today():
             status = states.EXPIRED
         if not disclosed:
             disclosed = {
-                "identifier": licence.identifier, "type_name": licence.name, "licence_number": licence.number,
-                "holder_name": _masked_name(licence.holder_name, licence.holder_code_type),
-                "issuer_name": licence.issuer_name, "issued_on": licence.issued_on.isoformat(),
-                "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
+                "identifier": licence["identifier"], "type_name": licence["name"], "licence_number": licence["number"],
+                "holder_name": _masked_name(licence["holder_name"], licence["holder_code_type"]),
+                "issuer_name": licence["issuer_name"], "issued_on": licence["issued_on"].isoformat(),
+                "valid_until": valid_until.isoformat() if valid_until else None,
             }  # fmt: skip
-        return {"status": status, "claims": disclosed, "reason": licence.status_reason if status != "valid" else None}
+        return {
+            "status": status,
+            "claims": disclosed,
+            "reason": licence["status_reason"] if status != "valid" else None,
+        }
 
 
 # What verification reads and discloses of a licence.
-_VERIFIED = select(
+_VERIFIED = Query(select(
     Licence.identifier, Licence.number, Licence.name, Licence.status, Licence.status_reason, Licence.valid_until,
     Licence.holder_name, Licence.holder_code_type, Licence.issuer_name, Licence.issued_on,
-).where(Licence.identifier == bindparam("identifier"))  # fmt: skip
+).where(Licence.identifier == bindparam("identifier")))  # fmt: skip
 
 
 def _masked_name(name: str, code_type: str) -> str:

@@ -7,13 +7,15 @@ Every read by anyone but the holder's side (an officer of the issuing department
 from __future__ import annotations
 
 import json
+from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
+from kit.driver import Driver, Query
 from kit.masking import mask_id_number
 from kit.pagination import PageQuery
 from services.licence.context import Context
@@ -21,9 +23,9 @@ from services.licence.domain import access
 from services.licence.models import AccessEntry, Licence
 
 
-def licence_view(licence: Licence | Row[Any]) -> dict[str, Any]:
+def licence_view(licence: Licence | SimpleNamespace) -> dict[str, Any]:
     """A licence as its holder (or the issuing department) sees it: GB/T 36903 metadata and data
-    (a ``Licence``, or a row of the licences table)."""
+    (a ``Licence``, or a driver's row of the licences table as a namespace)."""
     return {
         "identifier": licence.identifier,
         "name": licence.name,
@@ -126,36 +128,69 @@ async def read_one(session: AsyncSession, ctx: Context, principal: Principal, id
     return licence_view(licence)
 
 
-async def wallet(connection: AsyncConnection, principal: Principal, *, licence_type: str | None,
+async def wallet(db: Driver, principal: Principal, *, licence_type: str | None,
                  status: str | None, page: PageQuery) -> dict[str, Any]:  # fmt: skip
-    """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate).
+    """GET /licences: the caller's own licences (an agent: the enterprise's, within its mandate),
+    as plain JSON data (``LicencePage``).
 
-    A hot read (issue 15): Core on a read connection, and the page carries the total (a window
-    count; a holder has a handful of licences), so one statement unless the page is past the end."""
+    A hot read (issue 15): a statement built once per filter, on the driver, and the page carries
+    the total (a window count; a holder has a handful of licences), so one statement unless the
+    page is past the end."""
     access.check("wallet.list", access.wallet_relation(principal), principal.roles)
-    conditions = [Licence.holder == principal.subject]
     covered = access.covered_types(principal)
-    if covered is not None:
-        conditions.append(Licence.type_code.in_(sorted(covered)))
-    if licence_type:
-        conditions.append(Licence.type_code == licence_type)
-    if status:
-        conditions.append(Licence.status == status)
-    query = (
-        select(Licence.__table__, func.count().over().label("wallet_total"))
-        .where(*conditions)
-        .order_by(Licence.id.desc())
-        .offset(page.offset)
-        .limit(page.limit)
+    page_query, count_query = _wallet_queries(
+        db.is_postgresql, covered=covered is not None, by_type=bool(licence_type), by_status=bool(status)
     )
-    rows = (await connection.execute(query)).all()
+    params: dict[str, Any] = {
+        "holder": principal.subject, "covered": sorted(covered or ()), "wanted_type": licence_type,
+        "wanted_status": status,
+    }  # fmt: skip
+    rows = await db.fetch(page_query, {**params, "skip": page.offset, "take": page.limit})
     if rows:
-        total = rows[0].wallet_total
+        total = rows[0]["wallet_total"]
     elif page.offset:
-        total = (await connection.execute(select(func.count()).where(*conditions))).scalar_one()
+        total = await db.fetchval(count_query, params)
     else:
         total = 0
-    return page.answer(total, [licence_view(row) for row in rows])
+    return page.answer(total, [_as_json(licence_view(SimpleNamespace(**row))) for row in rows])
+
+
+_WALLET: dict[tuple[bool, bool, bool, bool], tuple[Query, Query]] = {}
+
+
+def _wallet_queries(postgresql: bool, *, covered: bool, by_type: bool, by_status: bool) -> tuple[Query, Query]:
+    """The wallet's page and count statements for one combination of filters, built on first use.
+
+    An agent's covered types are one array parameter: ``= ANY`` on PostgreSQL (the driver takes no
+    expanding ``IN``), an expanding ``IN`` on SQLite (no arrays; it runs through SQLAlchemy)."""
+    key = (postgresql, covered, by_type, by_status)
+    found = _WALLET.get(key)
+    if found is None:
+        conditions = [Licence.holder == bindparam("holder")]
+        if covered:
+            conditions.append(
+                Licence.type_code == any_(bindparam("covered", type_=ARRAY(String)))
+                if postgresql
+                else Licence.type_code.in_(bindparam("covered", expanding=True))
+            )
+        if by_type:
+            conditions.append(Licence.type_code == bindparam("wanted_type"))
+        if by_status:
+            conditions.append(Licence.status == bindparam("wanted_status"))
+        rows = (
+            select(Licence.__table__, func.count().over().label("wallet_total"))
+            .where(*conditions)
+            .order_by(Licence.id.desc())
+            .offset(bindparam("skip"))
+            .limit(bindparam("take"))
+        )
+        found = _WALLET[key] = (Query(rows), Query(select(func.count()).where(*conditions)))
+    return found
+
+
+def _as_json(view: dict[str, Any]) -> dict[str, Any]:
+    """A ``licence_view`` as ``LicenceOut`` writes it: its dates in ISO 8601."""
+    return {key: value.isoformat() if isinstance(value, date) else value for key, value in view.items()}
 
 
 async def access_log(session: AsyncSession, principal: Principal, identifier: str, *,

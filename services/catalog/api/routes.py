@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from kit.auth import Principal
-from kit.deps import Caller, DbSession, ReadConnection, ReadSession
+from kit.deps import Caller, Db, DbSession, ReadSession
 from kit.pagination import Page, Pagination
 from kit.text import Line
 from services.catalog import directory, matters
@@ -78,9 +78,9 @@ async def create_matter(guide: Guide, session: DbSession, caller: Admin) -> dict
 
 
 @router.get("/matters/{code}", tags=["matters"], response_model=dict[str, Any])
-async def matter_detail(code: MatterCode, connection: ReadConnection) -> Response:
+async def matter_detail(code: MatterCode, db: Db) -> Response:
     # The stored guide is already JSON: splice it in rather than parse and re-encode it.
-    return Response(await matters.detail_json(connection, code=code), media_type="application/json")
+    return Response(await matters.detail_json(db, code=code), media_type="application/json")
 
 
 @router.get("/matters/{code}/versions", tags=["versions"])

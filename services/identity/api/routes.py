@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from kit.auth import Principal, unauthorized
-from kit.deps import Caller, DbSession, ReadConnection
+from kit.deps import Caller, Db, DbSession
 from kit.errors import Problem
 from kit.masking import mask_id_number
+from kit.responses import json_answer
 from services.identity import (
     agents,
     counter,
@@ -128,13 +129,13 @@ async def act_as(body: ActAsRequest, caller: LiveCaller, request: Request, sessi
 
 
 @router.get("/me", tags=["me"], response_model=Me)
-async def get_me(caller: Caller, connection: ReadConnection) -> Response:
+async def get_me(caller: Caller, db: Db) -> Response:
     """Checks the token as ``LiveCaller`` does, inside the read (one statement for a person).
-    Answered as the model serialises itself: FastAPI would validate it once more first."""
-    described = await me.describe(connection, caller)
+    Answered as built (``Me``'s JSON): FastAPI would validate it once more first."""
+    described = await me.describe(db, caller)
     if described is None:
         raise unauthorized("session ended or token revoked")
-    return Response(described.model_dump_json(), media_type="application/json")
+    return json_answer(described)
 
 
 @router.post("/me/verification", tags=["me"])

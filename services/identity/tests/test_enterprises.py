@@ -7,6 +7,7 @@ import jwt
 import pytest
 
 from services.identity.cli import DEMO_PASSWORD, demo_officers
+from services.identity.schemas import Me
 from services.identity.tests.conftest import bearer, login, register
 
 WANG = "440524188001010014"  # legal representative in the sandbox enterprise register
@@ -51,6 +52,29 @@ async def test_enterprise_needs_l2_valid_code_and_no_duplicate(identity):
     assert ok.json()["name"] == "某某餐饮有限公司"  # the registered name, not one from the body
     dup = await identity.post("/enterprises", json={"uscc": USCC}, headers=bearer(token))
     assert dup.status_code == 409
+
+
+async def test_me_lists_what_the_person_owns_and_their_usable_mandates_as_the_model_writes_them(company):
+    client, wang = company
+    expires = datetime.now(UTC) + timedelta(days=30, microseconds=1500)
+    granted = await client.post(
+        f"/enterprises/{USCC}/agents",
+        json={"agent_id_number": ZHAO, "scopes": ["caseflow:food-permit"], "expires_at": expires.isoformat()},
+        headers=bearer(wang),
+    )
+    assert granted.status_code == 201, granted.text
+    owner = (await client.get("/me", headers=bearer(wang))).json()
+    assert owner["enterprises"] == [
+        {"uscc": USCC, "name": "某某餐饮有限公司", "legal_representative": "4405**********0014",
+         "role": "legal_representative"}
+    ] and owner["mandates"] == [] and owner["id_number"] == WANG  # fmt: skip
+    agent = (await client.get("/me", headers=bearer(await token_of(client, ZHAO)))).json()
+    [mandate] = agent["mandates"]
+    assert mandate["agent"] == ZHAO and mandate["enterprise"] == USCC and mandate["scopes"] == ["caseflow:food-permit"]
+    assert mandate["active"] is True and mandate["revoked_at"] is None
+    assert datetime.fromisoformat(mandate["expires_at"]) == expires and mandate["expires_at"].endswith("Z")
+    for body in (owner, agent):  # every field, written as the response model writes it
+        assert Me.model_validate(body).model_dump(mode="json") == body
 
 
 async def test_agent_acts_for_the_enterprise_with_its_scopes(company):

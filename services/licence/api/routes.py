@@ -11,9 +11,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from kit.deps import Caller, DbSession, ReadConnection
+from kit.deps import Caller, Db, DbSession
 from kit.errors import Problem
 from kit.pagination import PageQuery, Pagination
+from kit.responses import json_answer
 from services.licence import catalogue, checks, imports, issuance, lifecycle, reading
 from services.licence.context import Context
 from services.licence.domain import access
@@ -54,14 +55,15 @@ async def list_types(session: DbSession) -> list[dict[str, Any]]:
 
 @router.get("/licences", tags=["wallet"], response_model=LicencePage)
 async def my_licences(
-    connection: ReadConnection,
+    db: Db,
     caller: Caller,
     page: Pagination,
     type: Annotated[str | None, Query(pattern=CODE)] = None,  # noqa: A002 - the public parameter's name
     status: Status | None = None,
-) -> dict[str, Any]:
-    """The caller's wallet (an agent: the enterprise's licences its mandate covers)."""
-    return await reading.wallet(connection, caller, licence_type=type, status=status, page=page)
+) -> Response:
+    """The caller's wallet (an agent: the enterprise's licences its mandate covers), answered as
+    built (``LicencePage``'s JSON): FastAPI would validate it once more first."""
+    return json_answer(await reading.wallet(db, caller, licence_type=type, status=status, page=page))
 
 
 @router.post("/licences", tags=["issuing"], status_code=201, response_model=LicenceOut)
@@ -102,11 +104,14 @@ def _limit_verification(request: Request) -> None:
 
 
 @router.post("/licences/verify", tags=["verification"], response_model=VerifyOut)
-async def verify(request: Request, connection: ReadConnection, body: VerifyRequest) -> dict[str, Any]:
-    """Public: the status of a licence from its QR text, or from its identifier and number."""
+async def verify(request: Request, db: Db, body: VerifyRequest) -> Response:
+    """Public: the status of a licence from its QR text, or from its identifier and number
+    (answered as built, ``VerifyOut``'s JSON)."""
     _limit_verification(request)
-    return await request.app.state.credentials.verify(
-        connection, _ctx(request), text=body.text, identifier=body.identifier, number=body.number
+    return json_answer(
+        await request.app.state.credentials.verify(
+            db, _ctx(request), text=body.text, identifier=body.identifier, number=body.number
+        )
     )
 
 

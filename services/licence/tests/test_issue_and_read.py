@@ -176,3 +176,20 @@ async def test_suspend_reinstate_revoke_with_reasons_and_events(licence):
     wallet = await licence.get("/licences", headers=enterprise(), params={"status": "revoked"})
     assert wallet.json()["total"] == 1
     assert date.fromisoformat(revoked.json()["issued_on"]) == date(2026, 11, 2)
+
+
+async def test_wallet_items_are_the_licence_as_read_alone_and_every_filter_counts(licence):
+    food = await issue(licence)
+    business = await issue(licence, licence_type="business_licence", data={})
+    one = (await licence.get(f"/licences/{food['identifier']}", headers=enterprise())).json()
+    wallet = (await licence.get("/licences", headers=enterprise())).json()
+    assert wallet["items"][1] == one  # written as the response model writes a licence
+    typed = await licence.get("/licences", headers=enterprise(), params={"type": "business_licence"})
+    assert [i["identifier"] for i in typed.json()["items"]] == [business["identifier"]]
+    both = {"type": "business_licence", "status": "valid"}
+    assert (await licence.get("/licences", headers=enterprise(), params=both)).json()["total"] == 1
+    agent = enterprise(actor=LI_SI, scope="licence:food_business_licence")
+    past = await licence.get("/licences", headers=agent, params={"page": 2, "page_size": 1})
+    assert past.json()["total"] == 1 and past.json()["items"] == []  # counted alone, within the mandate
+    uncovered = await licence.get("/licences", headers=agent, params={"type": "business_licence"})
+    assert uncovered.json()["total"] == 0
