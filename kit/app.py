@@ -160,5 +160,5 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     them (each route already carries its router's prefix and responses). FastAPI 0.165 keeps an
     included router as a layer of its own, matched and then matched again to dispatch: a 401 from
     caseflow's ``/worklist`` made 35 % more Python calls that way (issue 15, ADR 0036). Both ways
-    give the same OpenAPI document for every service (``kit/tests/test_app_routes.py``)."""
+    give the same OpenAPI document for every service (``tests/api/test_app_routes.py``)."""
     app.router.routes.extend(router.routes)
