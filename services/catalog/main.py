@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from fastapi import FastAPI
@@ -39,8 +40,13 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
             app.state.index_warmup = asyncio.create_task(warm_up(app), name="search-index-warmup")
 
     async def stop(app: FastAPI) -> None:
-        if app.state.index_warmup is not None:
-            app.state.index_warmup.cancel()
+        # Cancelled and waited for before the engine is disposed: a warm-up still reading was left
+        # holding its connection, whose close then never finished and hung the loop's shutdown.
+        warmup = app.state.index_warmup
+        if warmup is not None:
+            warmup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warmup
 
     return create_service_app(
         ServiceParts(
