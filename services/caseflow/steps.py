@@ -224,10 +224,15 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
         if case_id is not None:
             await _each(session, case_id, step)
     if case_id is not None:
-        case.id = step.line.case_id = case_id
-        if step.message is not None:
-            step.message["case_id"] = case_id
+        _numbered(case, step, case_id)
     return case_id
+
+
+def _numbered(case: Case, step: Step, case_id: int) -> None:
+    """The new case's id on the case and on what its step wrote (both ways of inserting)."""
+    case.id = step.line.case_id = case_id
+    if step.message is not None:
+        step.message["case_id"] = case_id
 
 
 # ---- on the driver (kit.driver): a hot path's whole transaction -------------------------------
@@ -265,9 +270,7 @@ async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step) ->
         if case_id is not None:
             await _each_on(tx, case_id, step)
     if case_id is not None:
-        case.id = step.line.case_id = case_id
-        if step.message is not None:
-            step.message["case_id"] = case_id
+        _numbered(case, step, case_id)
     return case_id
 
 
