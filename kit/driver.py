@@ -27,6 +27,7 @@ handlers answer them as before (a refused value → 422 problem, a lost connecti
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -112,11 +113,11 @@ def _wrapped(sql: str, error: BaseException) -> DBAPIError:
     return DBAPIError(sql, None, error)  # type: ignore[arg-type]
 
 
-class _Executor:
+class _Executor(ABC):
     """fetch/fetchrow/fetchval/execute against one place statements run."""
 
-    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
-        raise NotImplementedError
+    @abstractmethod
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]: ...
 
     async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.fetch(query, params)
@@ -126,9 +127,9 @@ class _Executor:
         row = await self.fetchrow(query, params)
         return None if row is None else next(iter(row.values()))
 
+    @abstractmethod
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         """Runs a statement that returns no rows; how many rows it changed."""
-        raise NotImplementedError
 
 
 class _AsyncpgExecutor(_Executor):
@@ -136,28 +137,25 @@ class _AsyncpgExecutor(_Executor):
         self._connection = connection
         self._dialect = dialect
 
-    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+    async def _run(self, method: str, query: Query, params: Mapping[str, Any] | None) -> tuple[_Compiled, Any]:
+        """The compiled statement and what the connection's ``method`` answered for it."""
         compiled = query.compiled(self._dialect)
         try:
-            records = await self._connection.fetch(compiled.sql, *compiled.arguments(params or {}))
+            answer = await getattr(self._connection, method)(compiled.sql, *compiled.arguments(params or {}))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             raise _wrapped(compiled.sql, error) from error
+        return compiled, answer
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        compiled, records = await self._run("fetch", query, params)
         return records if compiled.results is None else [compiled.row(record) for record in records]
 
     async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
-        compiled = query.compiled(self._dialect)
-        try:
-            record = await self._connection.fetchrow(compiled.sql, *compiled.arguments(params or {}))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            raise _wrapped(compiled.sql, error) from error
+        compiled, record = await self._run("fetchrow", query, params)
         return None if record is None else compiled.row(record)
 
     async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
-        compiled = query.compiled(self._dialect)
-        try:
-            status = await self._connection.execute(compiled.sql, *compiled.arguments(params or {}))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            raise _wrapped(compiled.sql, error) from error
+        _, status = await self._run("execute", query, params)
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
@@ -183,22 +181,39 @@ class _EngineExecutor(_Executor):
             return max((await connection.execute(query.statement, dict(params or {}))).rowcount, 0)
 
 
-class Transaction(_Executor):
+class _Through(_Executor):
+    """Statements run by the executor ``_through()`` names."""
+
+    @abstractmethod
+    def _through(self) -> _Executor: ...
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return await self._through().fetch(query, params)
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        return await self._through().fetchrow(query, params)
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        return await self._through().execute(query, params)
+
+
+class Transaction(_Through):
     """The statements of one transaction (``Driver.transaction``); committed when the block ends
     without an exception, rolled back otherwise."""
 
     def __init__(self, executor: _Executor) -> None:
         self._executor = executor
-        self.fetch = executor.fetch  # type: ignore[method-assign]
-        self.fetchrow = executor.fetchrow  # type: ignore[method-assign]
-        self.fetchval = executor.fetchval  # type: ignore[method-assign]
-        self.execute = executor.execute  # type: ignore[method-assign]
         self.info: dict[str, Any] = {}  # what the statements' authors note for the commit hooks
         self.after_commit: list[Callable[[], None]] = []
 
+    def _through(self) -> _Executor:
+        return self._executor
 
-class Driver(_Executor):
-    """A service's statements on its database's driver: ``app.state.driver`` (``kit.deps.Db``)."""
+
+class Driver(_Through):
+    """A service's statements on its database's driver: ``app.state.driver`` (``kit.deps.Db``).
+    Its own ``fetch``/``fetchrow`` are reads outside any transaction (autocommit on PostgreSQL: no
+    BEGIN and COMMIT around them); statements that write go in ``transaction()`` or ``execute``."""
 
     def __init__(self, engine: AsyncEngine, *, pool_size: int = 10) -> None:
         self.engine = engine
@@ -240,24 +255,11 @@ class Driver(_Executor):
             self._outer = _EngineExecutor(self.engine)
             await pool.close()
 
-    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
-        """A read outside any transaction (autocommit on PostgreSQL: no BEGIN and COMMIT around
-        it). Statements that write go in ``transaction()`` or ``execute``."""
-        self._outside_transaction()
-        return await self._outer.fetch(query, params)
-
-    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
-        self._outside_transaction()
-        return await self._outer.fetchrow(query, params)
-
-    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
-        self._outside_transaction()
-        return await self._outer.execute(query, params)
-
-    def _outside_transaction(self) -> None:
+    def _through(self) -> _Executor:
         if _open_transaction.get() is self:
             # N requests each holding a connection and waiting for a second one hang the pool.
             raise RuntimeError("a statement on the driver inside its own transaction: use the transaction's")
+        return self._outer
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
