@@ -11,6 +11,8 @@ the service, tested on both databases.
     row = await driver.fetchrow(_CASE, {"id": 7})          # row["case_no"], or None
     async with driver.transaction() as tx:                   # writes: one transaction
         await tx.execute(_INSERT, {...})
+    async with driver.single() as tx:                        # a write of one statement
+        await tx.execute(_INSERT, {...})                     # (no BEGIN and COMMIT on PostgreSQL)
 
 Rows are read by column name (``row["state"]``) on both databases. Values are what SQLAlchemy
 would give: the bind and result processors of the statement's types (a ``TypeDecorator``, JSON)
@@ -210,6 +212,36 @@ class Transaction(_Through):
         return self._executor
 
 
+class _OneStatement(_Executor):
+    """``Driver.single``'s executor: one statement, then refuses; ``ran`` once it succeeded."""
+
+    def __init__(self, executor: _Executor) -> None:
+        self._executor = executor
+        self._taken = False
+        self.ran = False
+
+    def _take(self) -> _Executor:
+        if self._taken:
+            raise RuntimeError("Driver.single() takes one statement: use transaction() for more")
+        self._taken = True
+        return self._executor
+
+    async def fetch(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+        rows = await self._take().fetch(query, params)
+        self.ran = True
+        return rows
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any] | None = None) -> Row | None:
+        row = await self._take().fetchrow(query, params)
+        self.ran = True
+        return row
+
+    async def execute(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
+        count = await self._take().execute(query, params)
+        self.ran = True
+        return count
+
+
 class Driver(_Through):
     """A service's statements on its database's driver: ``app.state.driver`` (``kit.deps.Db``).
     Its own ``fetch``/``fetchrow`` are reads outside any transaction (autocommit on PostgreSQL: no
@@ -276,6 +308,33 @@ class Driver(_Through):
             hook(transaction)
         for then in transaction.after_commit:
             then()
+
+    @asynccontextmanager
+    async def single(self) -> AsyncIterator[Transaction]:
+        """A write that is one statement (a data-modifying CTE may write several tables), atomic on
+        its own: on PostgreSQL it runs in autocommit — no BEGIN and COMMIT, two round trips fewer
+        than ``transaction()`` — and is committed when it returns; on SQLite in a transaction as
+        ``transaction()``. A second statement in the block is refused (RuntimeError). The
+        ``on_commit`` hooks run after the block once the statement succeeded, even when the block
+        then raises: what it wrote stays written on PostgreSQL (on SQLite the block's exception
+        rolls it back, and no hook runs)."""
+        if self._pool is None:
+            async with self.transaction() as transaction:
+                transaction._executor = _OneStatement(transaction._executor)
+                yield transaction
+            return
+        one = _OneStatement(_AsyncpgExecutor(self._pool, self.dialect))
+        transaction = Transaction(one)
+        token = _open_transaction.set(self)
+        try:
+            yield transaction
+        finally:
+            _open_transaction.reset(token)
+            if one.ran:
+                for hook in self.on_commit:
+                    hook(transaction)
+                for then in transaction.after_commit:
+                    then()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Transaction]:

@@ -126,3 +126,35 @@ async def test_inside_a_transaction_the_driver_itself_refuses_statements(driver)
             await driver.fetch(NEW_NAMES)  # a second pooled connection while holding one
         assert [row["name"] for row in await tx.fetch(NEW_NAMES)] == ["a"]
     assert [row["name"] for row in await driver.fetch(NEW_NAMES)] == ["a"]  # and after it, again
+
+
+async def test_single_writes_one_statement_and_wakes_the_hooks(driver):
+    woken = []
+    driver.on_commit.append(lambda tx: woken.append(tx.info.pop("mark", None)))
+    async with driver.single() as tx:
+        new_id = await tx.fetchval(ADD, {"name": "一", "at": None, "data": {"k": 1}})
+        tx.info["mark"] = "one"
+        tx.after_commit.append(lambda: woken.append("after"))
+        with pytest.raises(RuntimeError, match="one statement"):
+            await tx.execute(SET_STATE, {"thing": new_id, "new_state": "done"})
+        with pytest.raises(RuntimeError, match="use the transaction's"):
+            await driver.fetch(NEW_NAMES)
+    assert woken == ["one", "after"]
+    assert (await driver.fetchrow(BY_ID, {"id": new_id}))["state"] == "new"  # the refused UPDATE never ran
+
+
+async def test_single_after_its_statement_a_failed_block_keeps_the_write_on_postgresql_only(driver):
+    """Autocommit: the statement is committed when it returns (no BEGIN before it to roll back)."""
+    woken = []
+    driver.on_commit.append(lambda tx: woken.append("hook"))
+    with pytest.raises(LookupError):
+        async with driver.single() as tx:
+            await tx.fetchval(ADD, {"name": "written", "at": None, "data": None})
+            raise LookupError("after the statement")
+    expected = 1 if driver.is_postgresql else 0  # committed when it returned / rolled back with the block
+    assert await driver.fetchval(COUNT) == expected and woken == ["hook"] * expected
+    if driver.is_postgresql:
+        with pytest.raises(DBAPIError):  # a statement that fails: nothing written, no hook
+            async with driver.single() as tx:
+                await tx.execute(SET_SMALL, {"thing": 1, "number": 2**40})
+        assert woken == ["hook"]
