@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -38,6 +39,20 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.service = service
+        # The labelled series of each (method, route, status): labels() costs a lock and a tuple
+        # per call, twice per request; a route template set is small and fixed.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request: counted by status, timed by route."""
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = (
+                self.requests.labels(self.service, method, route, status),
+                self.latency.labels(self.service, method, route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class RequestContextMiddleware:
@@ -51,8 +66,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        request_id = sane_request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None)
+        given = None
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        request_id = sane_request_id(given)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = {"status": 500}
@@ -70,9 +89,7 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(self.metrics.service, scope["method"], template, status_holder["status"]).inc()
-            self.metrics.latency.labels(self.metrics.service, scope["method"], template).observe(elapsed)
+            self.metrics.record(scope["method"], template, status_holder["status"], time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
 
