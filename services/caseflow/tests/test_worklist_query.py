@@ -6,12 +6,14 @@ The reference is the route as it was declared before, mounted beside it in the s
 
 from __future__ import annotations
 
-from datetime import date
+import inspect
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import pytest
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy import select, update
 
 from kit.deps import Caller, Db
 from kit.pagination import Pagination
@@ -19,6 +21,7 @@ from kit.responses import json_answer
 from services.caseflow.api import query_models
 from services.caseflow.api.routes import States, WorklistFilters, context
 from services.caseflow.cases import reading
+from services.caseflow.models import Case
 from services.caseflow.schemas import Worklist
 from services.caseflow.tests.conftest import act, officer, person, submit
 
@@ -125,3 +128,28 @@ def test_read_reports_errors_as_fastapi_locates_them():
     ]  # fmt: skip
     fine = StarletteRequest({"type": "http", "query_string": b"due_before=2026-01-01&other=1"})
     assert query_models.read(WorklistFilters, fine, errors) == WorklistFilters(due_before=date(2026, 1, 1))
+
+
+async def test_the_items_are_the_orm_cases_summaries(caseflow):
+    """The worklist's items (built from the driver's rows by key) are ``summary_out`` of the ORM's
+    cases, including a case without a deadline or clock step and a timestamp without microseconds."""
+    cases = [await submit(caseflow) for _ in range(3)]
+    await act(caseflow, cases[0], ACCEPTOR, "accept")
+    async with caseflow.app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Case).where(Case.case_no == cases[1]["case_no"])
+            .values(due_on=None, clock_step=None, updated_at=datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+        )  # fmt: skip
+    answer = await caseflow.get("/worklist", headers=officer("supervisor", "JCZX"))
+    items = {item["case_no"]: item for item in answer.json()["items"]}
+    assert set(items) == {case["case_no"] for case in cases}
+    async with caseflow.app.state.sessionmaker() as session:
+        for case in (await session.execute(select(Case))).scalars():
+            assert items[case.case_no] == reading.summary_out(case), case.case_no
+    assert items[cases[1]["case_no"]]["due_on"] is None
+    assert items[cases[1]["case_no"]]["updated_at"] == "2026-11-02T02:00:00+00:00"
+
+
+def test_the_summary_takes_the_summary_columns_in_order():
+    parameters = list(inspect.signature(reading._summary).parameters)
+    assert parameters == [column.key for column in reading.SUMMARY_COLUMNS]
