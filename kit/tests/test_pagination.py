@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.openapi.utils import get_openapi
+from pydantic import ValidationError
 
-from kit.errors import install_problem_handlers
-from kit.pagination import Page, PageQuery, Pagination
+from kit.errors import Problem, install_problem_handlers
+from kit.pagination import Page, PageParams, PageQuery, Pagination, page_size_problem
 from kit.settings import ServiceSettings
 
 ROWS = [f"row-{n}" for n in range(23)]
@@ -72,3 +76,29 @@ async def test_out_of_range_pages_are_problems(client, params):
 def test_offset():
     assert PageQuery(page=3, page_size=7).offset == 14
     assert PageQuery().answer(0, []) == {"total": 0, "page": 1, "page_size": 20, "items": []}
+
+
+def test_page_params_document_what_page_query_declares():
+    async def declared(pages: Pagination) -> None: ...
+
+    async def modelled(pages: Annotated[PageParams, Query()]) -> None: ...
+
+    def parameters(endpoint) -> list:
+        router = APIRouter()
+        router.add_api_route("/rows", endpoint, methods=["GET"])
+        return get_openapi(title="t", version="0", routes=router.routes)["paths"]["/rows"]["get"]["parameters"]
+
+    assert parameters(modelled) == parameters(declared)
+    assert [p["name"] for p in parameters(modelled)] == ["page", "page_size"]
+
+
+def test_page_params_are_bounded_as_page_query_bounds_them():
+    assert PageParams().bounded(20) == PageQuery(page=1, page_size=20)
+    assert PageParams.model_validate({"page": "3", "page_size": "7"}).bounded(7).offset == 14
+    with pytest.raises(Problem) as refused:
+        PageParams(page_size=21).bounded(20)
+    assert refused.value.body() == page_size_problem(20).body()
+    assert refused.value.errors == [{"field": "query.page_size", "rule": "max", "message": "at most 20"}]
+    for bad in ({"page": "0"}, {"page": "10001"}, {"page_size": "0"}, {"page": str(2**70)}):
+        with pytest.raises(ValidationError):
+            PageParams.model_validate(bad)

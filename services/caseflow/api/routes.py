@@ -9,13 +9,16 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 
 from kit.db import request_session
 from kit.deps import Caller, Db, DbSession, from_app_state
 from kit.errors import Problem
-from kit.pagination import Page, Pagination
+from kit.pagination import Page, PageParams, PageQuery, Pagination
 from kit.responses import json_answer
 from services.caseflow import blobs, calendars, cases, notifications, supervision
+from services.caseflow.api import query_models
 from services.caseflow.calendar_schemas import FIRST_YEAR, LAST_YEAR, CalendarYearOut, DuePreview
 from services.caseflow.cases import (
     branch_actions,
@@ -281,21 +284,37 @@ async def public_progress(
     return json_answer(await reading.progress(db, context(request), case_no, code))
 
 
-@router.get("/worklist", tags=["officers"], response_model=Worklist)
-async def worklist(
-    request: Request,
-    db: Db,
-    caller: Caller,
-    pages: Pagination,
-    state: States | None = None,
-    matter_code: Annotated[str | None, Query(max_length=64)] = None,
-    overdue: bool = False,
-    due_before: date | None = None,
-) -> Response:
+class WorklistFilters(BaseModel):
+    """``GET /worklist``'s query besides the page (``query_models``: read by the route itself)."""
+
+    state: States | None = None
+    matter_code: str | None = Field(None, max_length=64)
+    overdue: bool = False
+    due_before: date | None = None
+
+
+def _worklist_query(request: Request) -> tuple[WorklistFilters, PageQuery]:
+    """The worklist's filters and page, in the order FastAPI solved them when the route declared
+    them (``Pagination`` first): a page size above the service's limit is its problem at once; other
+    bad values are one 422 listing each, the page's first."""
+    errors: list[dict[str, Any]] = []
+    page = query_models.read(PageParams, request, errors)
+    pages = page.bounded(request.app.state.settings.max_page_size) if page is not None else None
+    filters = query_models.read(WorklistFilters, request, errors)
+    if errors:
+        raise RequestValidationError(errors)
+    assert filters is not None and pages is not None
+    return filters, pages
+
+
+@router.get("/worklist", tags=["officers"], response_model=Worklist,
+            openapi_extra={"parameters": query_models.parameters(WorklistFilters, PageParams)})  # fmt: skip
+async def worklist(request: Request, db: Db, caller: Caller) -> Response:
     """The cases the officer's roles act on in its department (and its pending branches)."""
+    filters, pages = _worklist_query(request)
     return json_answer(await reading.worklist(
-        db, caller, state=state, matter_code=matter_code,
-        overdue_on=context(request).today() if overdue else None, due_before=due_before,
+        db, caller, state=filters.state, matter_code=filters.matter_code,
+        overdue_on=context(request).today() if filters.overdue else None, due_before=filters.due_before,
         pages=pages,
     ))  # fmt: skip
 

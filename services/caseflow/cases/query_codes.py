@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Select, String, bindparam, case, exists, select, true
+from sqlalchemy import Insert, Select, String, and_, bindparam, case, exists, func, literal_column, not_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,14 +42,20 @@ def too_many(retry_after: int) -> Problem:
 
 def _take_slot(insert) -> Insert:
     """The upsert (both databases have ON CONFLICT ... RETURNING); its parameters are named apart
-    from the columns it sets, as the driver needs."""
+    from the columns it sets, as the driver needs. It writes nothing — and answers no row — when it
+    would change nothing: a right code in a window that has not ended (the update would set the
+    same attempts and start); then ``_CURRENT`` is the count (issue 15: a public read that is not
+    a write — no row version, no WAL flush at commit)."""
+    number = bindparam("number", type_=String())
     now = bindparam("now", type_=UtcDateTime())
-    expired = _TABLE.c.window_start <= bindparam("expired_before", type_=UtcDateTime())
-    right = exists().where(Case.case_no == bindparam("number", type_=String()), Case.query_code == bindparam("code"))
+    expired_before = bindparam("expired_before", type_=UtcDateTime())
+    expired = _TABLE.c.window_start <= expired_before
+    right = exists().where(Case.case_no == number, Case.query_code == bindparam("code"))
     wrong = case((right, 0), else_=1)
+    unchanged = and_(right, exists().where(_TABLE.c.case_no == number, _TABLE.c.window_start > expired_before))
     return (
         insert(_TABLE)
-        .values(case_no=bindparam("number", type_=String()), window_start=now, attempts=wrong)
+        .from_select(["case_no", "window_start", "attempts"], select(number, now, wrong).where(not_(unchanged)))
         .on_conflict_do_update(
             index_elements=["case_no"],
             set_={
@@ -62,6 +68,9 @@ def _take_slot(insert) -> Insert:
 
 
 _TAKE_SLOT = Query(_take_slot(sqlite_insert))
+# The window as it is (what the upsert would have answered when it writes nothing).
+_CURRENT = select(_TABLE.c.attempts, _TABLE.c.window_start).where(_TABLE.c.case_no == bindparam("number"))
+_CURRENT_SLOT = Query(_CURRENT)
 
 
 class GuardedRead:
@@ -76,10 +85,19 @@ class GuardedRead:
         self._present = present
         self._read = Query(read.order_by(read.selected_columns[order_by]))
         slot = _take_slot(pg_insert).cte("slot")
+        # The statement's snapshot: the window before the upsert, which is what it is when the
+        # upsert wrote nothing (a data-modifying CTE's changes are not visible to the query).
+        current = _CURRENT.subquery("current")
         found = read.subquery("found")
+        one = select(literal_column("1").label("one")).subquery("one")
         self._with_slot = Query(
-            select(slot.c.attempts, slot.c.window_start, found)
-            .select_from(slot.outerjoin(found, true()))  # one row even when the read has none
+            select(
+                func.coalesce(slot.c.attempts, current.c.attempts).label("attempts"),
+                func.coalesce(slot.c.window_start, current.c.window_start).label("window_start"),
+                found,
+            )
+            # one row even when the read has none, with or without a row written
+            .select_from(one.outerjoin(slot, true()).outerjoin(current, true()).outerjoin(found, true()))
             .order_by(found.c[order_by])
         )
 
@@ -94,9 +112,9 @@ class GuardedRead:
             rows = await db.fetch(self._with_slot, params)
             return rows[0]["attempts"], rows[0]["window_start"], [r for r in rows if r[self._present] is not None]
         async with db.transaction() as tx:
-            slot = await tx.fetchrow(_TAKE_SLOT, params)
+            slot = await tx.fetchrow(_TAKE_SLOT, params) or await tx.fetchrow(_CURRENT_SLOT, params)
             rows = await tx.fetch(self._read, params)
-        assert slot is not None  # an upsert with RETURNING always answers a row
+        assert slot is not None  # written, or unchanged because it was there
         return slot["attempts"], slot["window_start"], rows
 
 

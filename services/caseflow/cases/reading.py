@@ -7,8 +7,9 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
+from operator import attrgetter, itemgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,28 +53,44 @@ def row_view(row: Mapping[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**row)
 
 
-def summary_out(case: Case | Row[Any] | SimpleNamespace) -> dict[str, Any]:
-    """A case in a list: number, matter, state, version and the running clock (a ``Case``, or a
-    row of ``SUMMARY_COLUMNS``)."""
+def _summary(case_no: str, matter_code: str, matter_version: int, matter_name: str, department: str, state: str,
+             version: int, received_on: date, clock_step: str | None, due_on: date | None, due_provisional: bool,
+             updated_at: datetime) -> dict[str, Any]:  # fmt: skip
+    """A case in a list (schemas.CaseSummary), from the values of ``SUMMARY_COLUMNS`` in their order."""
     return {
-        "case_no": case.case_no,
-        "matter": {"code": case.matter_code, "version": case.matter_version, "name": case.matter_name},
-        "department": case.department,
-        "state": case.state,
-        "version": case.version,
-        "received_on": case.received_on.isoformat(),
-        "clock_step": case.clock_step,
-        "due_on": case.due_on.isoformat() if case.due_on else None,
-        "due_provisional": case.due_provisional,
-        "updated_at": case.updated_at.isoformat(),
+        "case_no": case_no,
+        "matter": {"code": matter_code, "version": matter_version, "name": matter_name},
+        "department": department,
+        "state": state,
+        "version": version,
+        "received_on": received_on.isoformat(),
+        "clock_step": clock_step,
+        "due_on": due_on.isoformat() if due_on else None,
+        "due_provisional": due_provisional,
+        "updated_at": updated_at.isoformat(),
     }
 
 
-# What summary_out reads: a list selects these rather than whole cases (issue 15).
+# What a case in a list shows: a list selects these rather than whole cases (issue 15).
 SUMMARY_COLUMNS = (
     Case.case_no, Case.matter_code, Case.matter_version, Case.matter_name, Case.department, Case.state,
     Case.version, Case.received_on, Case.clock_step, Case.due_on, Case.due_provisional, Case.updated_at,
 )  # fmt: skip
+_SUMMARY_KEYS = tuple(column.key for column in SUMMARY_COLUMNS)
+_summary_attributes = attrgetter(*_SUMMARY_KEYS)
+_summary_values = itemgetter(*_SUMMARY_KEYS)
+
+
+def summary_out(case: Case | Row[Any] | SimpleNamespace) -> dict[str, Any]:
+    """A case in a list: number, matter, state, version and the running clock (a ``Case``, or a
+    row of ``SUMMARY_COLUMNS``)."""
+    return _summary(*_summary_attributes(case))
+
+
+def summary_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary_out`` of a row of ``SUMMARY_COLUMNS`` read by key (the driver's rows: no attribute
+    view per row on the hot lists)."""
+    return _summary(*_summary_values(row))
 
 
 def offered_actions(case: Case, matter: dict[str, Any], *, relation: str, roles: tuple[str, ...],
@@ -362,6 +379,6 @@ async def worklist(
     else:
         total = await db.fetchval(queries.count, params) if pages.offset else 0
     return pages.answer(
-        min(total, WORKLIST_COUNT_CAP), [summary_out(row_view(c)) for c in rows],
+        min(total, WORKLIST_COUNT_CAP), [summary_of_row(row) for row in rows],
         total_capped=total > WORKLIST_COUNT_CAP,
     )  # fmt: skip
