@@ -52,9 +52,9 @@ class _Compiled:
     sql: str
     # Per positional parameter: its name, its value when the statement fixed it, its bind processor.
     binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
-    # Per result column: its key and result processor (None when no column needs one).
+    # Per result column: its key; the columns whose type has a result processor (None when none has).
     keys: tuple[str, ...]
-    results: tuple[Callable[[Any], Any] | None, ...] | None
+    results: tuple[tuple[str, Callable[[Any], Any]], ...] | None
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = []
@@ -66,10 +66,10 @@ class _Compiled:
     def row(self, record: asyncpg.Record) -> Row:
         if self.results is None:
             return record  # an asyncpg Record is read by column name already
-        return {
-            key: (process(value) if process is not None else value)
-            for key, process, value in zip(self.keys, self.results, record.values(), strict=True)
-        }
+        row = dict(zip(self.keys, record.values(), strict=True))
+        for key, process in self.results:  # usually one or two columns of a row (a timestamp)
+            row[key] = process(row[key])
+        return row
 
 
 class Query:
@@ -106,8 +106,9 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING columns (empty without one).
     columns = list(getattr(statement, "exported_columns", ()))
     keys = tuple(column.key for column in columns)
-    processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-    return _Compiled(compiled.string, tuple(binds), keys, processors if any(processors) else None)
+    processors = [(column.key, column.type.dialect_impl(dialect).result_processor(dialect, None)) for column in columns]
+    processed = tuple((key, process) for key, process in processors if process is not None)
+    return _Compiled(compiled.string, tuple(binds), keys, processed or None)
 
 
 def _wrapped(sql: str, error: BaseException) -> DBAPIError:
