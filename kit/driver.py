@@ -43,6 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from kit.pgpool import Pool
+
 Row = Mapping[Any, Any]  # read by column name
 _NO_VALUE = object()
 
@@ -135,8 +137,13 @@ class _Executor(ABC):
         """Runs a statement that returns no rows; how many rows it changed."""
 
 
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
 class _AsyncpgExecutor(_Executor):
-    def __init__(self, connection: asyncpg.Connection | asyncpg.Pool, dialect: Dialect) -> None:
+    """Statements on one connection (a transaction's)."""
+
+    def __init__(self, connection: asyncpg.Connection, dialect: Dialect) -> None:
         self._connection = connection
         self._dialect = dialect
 
@@ -145,7 +152,7 @@ class _AsyncpgExecutor(_Executor):
         compiled = query.compiled(self._dialect)
         try:
             answer = await getattr(self._connection, method)(compiled.sql, *compiled.arguments(params or {}))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        except _DRIVER_ERRORS as error:
             raise _wrapped(compiled.sql, error) from error
         return compiled, answer
 
@@ -161,6 +168,39 @@ class _AsyncpgExecutor(_Executor):
         _, status = await self._run("execute", query, params)
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
+
+
+class _PoolExecutor(_AsyncpgExecutor):
+    """Statements outside a transaction (autocommit), each on a connection taken from the pool
+    for it and given back after it."""
+
+    def __init__(self, pool: Pool, dialect: Dialect) -> None:
+        self._pool = pool
+        self._dialect = dialect
+
+    async def _run(self, method: str, query: Query, params: Mapping[str, Any] | None) -> tuple[_Compiled, Any]:
+        compiled = query.compiled(self._dialect)
+        arguments = compiled.arguments(params or {})
+        connection = await _acquire(self._pool)
+        interrupted = True
+        try:
+            answer = await getattr(connection, method)(compiled.sql, *arguments)
+            interrupted = False
+        except asyncpg.PostgresError as error:  # the server refused the statement: the connection is fine
+            interrupted = False
+            raise _wrapped(compiled.sql, error) from error
+        except (asyncpg.InterfaceError, OSError) as error:
+            raise _wrapped(compiled.sql, error) from error
+        finally:
+            self._pool.release(connection, interrupted=interrupted)
+        return compiled, answer
+
+
+async def _acquire(pool: Pool) -> asyncpg.Connection:
+    try:
+        return await pool.acquire()
+    except _DRIVER_ERRORS as error:
+        raise _wrapped("connect", error) from error
 
 
 class _EngineExecutor(_Executor):
@@ -252,7 +292,7 @@ class Driver(_Through):
         self.engine = engine
         self.dialect = engine.dialect
         self.pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Pool | None = None
         self._outer: _Executor = _EngineExecutor(engine)
         self.on_commit: list[Callable[[Transaction], None]] = []
 
@@ -263,24 +303,22 @@ class Driver(_Through):
     async def start(self) -> None:
         if not self.is_postgresql or self._pool is not None:
             return
+        # Connections are opened as requests need them and closed after 10 s idle: beside the
+        # engine's pools (which keep theirs) this one holds only what a burst uses, so many
+        # processes on one server (tests, replicas) stay within its max_connections. Under load a
+        # connection is reused long before; past pool_size requests wait, never overflow.
+        self._pool = Pool(self._connect, max_size=self.pool_size, idle_seconds=10)
+        self._outer = _PoolExecutor(self._pool, self.dialect)
+
+    async def _connect(self) -> asyncpg.Connection:
         url = self.engine.url.set(drivername="postgresql")
-        # Connections are opened as requests need them (min_size 0) and closed after 10 s idle:
-        # beside the engine's pools (which keep theirs) this one holds only what a burst uses, so
-        # many processes on one server (tests, replicas) stay within its max_connections. Under
-        # load a connection is reused long before; past max_size requests wait, never overflow.
-        self._pool = await asyncpg.create_pool(
-            dsn=url.render_as_string(hide_password=False),
-            min_size=0,
-            max_size=self.pool_size,
-            max_inactive_connection_lifetime=10,
-            init=_json_codecs,
-            # asyncpg's default reset on release is one more round trip per request (advisory
-            # unlock, CLOSE ALL, UNLISTEN, RESET ALL). Driver statements leave no session state
-            # (only SET LOCAL and transaction-level advisory locks, which end with the
-            # transaction); asyncpg still rolls back a transaction left open.
-            reset=_no_session_state,
-        )
-        self._outer = _AsyncpgExecutor(self._pool, self.dialect)
+        connection = await asyncpg.connect(dsn=url.render_as_string(hide_password=False))
+        try:
+            await _json_codecs(connection)
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -324,7 +362,7 @@ class Driver(_Through):
                 transaction._executor = _OneStatement(transaction._executor)
                 yield transaction
             return
-        one = _OneStatement(_AsyncpgExecutor(self._pool, self.dialect))
+        one = _OneStatement(_PoolExecutor(self._pool, self.dialect))
         transaction = Transaction(one)
         token = _open_transaction.set(self)
         try:
@@ -343,35 +381,32 @@ class Driver(_Through):
             async with self.engine.begin() as engine_connection:
                 yield Transaction(_EngineExecutor(self.engine, engine_connection))
             return
-        try:
-            connection = await self._pool.acquire()
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            raise _wrapped("connect", error) from error
+        pool = self._pool
+        connection = await _acquire(pool)
+        interrupted = True  # until the transaction has ended one way or the other
         try:
             tx = connection.transaction()
             try:
                 await tx.start()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            except _DRIVER_ERRORS as error:
                 raise _wrapped("BEGIN", error) from error
             try:
                 yield Transaction(_AsyncpgExecutor(connection, self.dialect))
-            except BaseException:
+            except BaseException as failure:
                 if not connection.is_closed():
                     await tx.rollback()
+                    interrupted = not isinstance(failure, Exception)  # cancelled: drop the connection
                 raise
             try:
                 await tx.commit()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            except _DRIVER_ERRORS as error:
                 raise _wrapped("COMMIT", error) from error
+            interrupted = False
         finally:
-            await self._pool.release(connection)
+            pool.release(connection, interrupted=interrupted)
 
 
 _open_transaction: ContextVar[Driver | None] = ContextVar("kit_driver_open_transaction", default=None)
-
-
-async def _no_session_state(_connection: asyncpg.Connection) -> None:
-    """The pool's reset: nothing to reset (see ``Driver.start``)."""
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
