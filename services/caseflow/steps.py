@@ -97,9 +97,12 @@ def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] |
     ctes.append(f"line AS ({_insert_sql(LINES, _LINE_COLUMNS, 'l_', case_id)}{source})")
     if with_message:
         ctes.append(f"message AS ({_insert_sql(MESSAGES, _MESSAGE_COLUMNS, 'm_', case_id)}{source})")
-    for index in range(events):
-        ctes.append(f"event{index} AS (INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
-                    f"SELECT {_typed(outbox.table, _OUTBOX_COLUMNS, f'o{index}_')}{source})")  # fmt: skip
+    if events:
+        # One INSERT of every event, in the step's order (the outbox id is the relay's order): as a
+        # CTE each, PostgreSQL ran the later CTEs first, so a step's second event got the lower id.
+        rows = " UNION ALL ".join(f"SELECT {_typed(outbox.table, _OUTBOX_COLUMNS, f'o{index}_')}{source}"
+                                  for index in range(events))  # fmt: skip
+        ctes.append(f"events AS (INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) {rows})")
     return text(f"WITH {', '.join(ctes)} SELECT {'id FROM source' if case_row else '1'}")
 
 
