@@ -17,12 +17,13 @@ the session's own driver connection, inside its transaction (ADR 0033).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Dialect, Table, TextClause, bindparam, insert, inspect, text, update
+from sqlalchemy import Dialect, Table, TextClause, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -32,11 +33,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from kit.driver import Driver, Query, Transaction
 from kit.events import CloudEvent
-from services.caseflow.models import Case, CaseEvent, Notification, outbox
+from services.caseflow.models import Blob, Case, CaseEvent, CaseFees, Notification, outbox
 
 CASES = Case.__table__
 LINES = CaseEvent.__table__
 MESSAGES = Notification.__table__
+FEES = cast(Table, CaseFees.__table__)
+BLOBS = cast(Table, Blob.__table__)
 INSERT_LINE = insert(LINES)
 INSERT_MESSAGE = insert(MESSAGES)
 SQLITE_INSERT_CASE = (
@@ -47,6 +50,7 @@ _UPDATABLE = frozenset(_CASE_COLUMNS) - {"version"}
 _MAPPED = frozenset(inspect(Case).attrs.keys())  # columns and relationships
 _LINE_COLUMNS = [c.key for c in LINES.columns if c.key not in {"id", "case_id"}]
 _MESSAGE_COLUMNS = [c.key for c in MESSAGES.columns if c.key not in {"id", "case_id"}]
+_FEE_COLUMNS = [c.key for c in FEES.columns if c.key != "case_id"]
 # Every column but the id; one that Outbox.row leaves out is inserted as NULL (its default).
 _OUTBOX_COLUMNS = [c.key for c in outbox.table.columns if not c.primary_key]
 _PG = postgresql.dialect()
@@ -78,13 +82,24 @@ def _insert_sql(table: Table, columns: list[str], prefix: str, case_id: str) -> 
             f"SELECT {case_id}, {_typed(table, columns, prefix)}")  # fmt: skip
 
 
+def _owned_guard() -> str:
+    """The condition that every upload a submission references is its applicant's own."""
+    ids, owner = BLOBS.c.id, BLOBS.c.owner
+    return (f"(SELECT count(*) FROM {BLOBS.name} WHERE {ids.name} = ANY(CAST(:g_blobs AS "
+            f"{ids.type.compile(dialect=_PG)}[])) AND {owner.name} = {_typed(BLOBS, [owner.name], 'g_')}) "
+            "= CAST(:g_count AS INTEGER)")  # fmt: skip
+
+
 @cache
-def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> TextClause:
+def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] | None, *, owned: bool = False,
+              fees: bool = False) -> TextClause:  # fmt: skip
     """The step's inserts as CTEs; ``case_row`` is "new" (insert the case), the columns to update
-    (update the case, version-checked), or None (the case row is not touched)."""
+    (update the case, version-checked), or None (the case row is not touched). A new case may be
+    inserted only if its uploads are its applicant's (``owned``), and with its fees row (``fees``)."""
     if case_row == "new":
-        ctes = [f"source AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) "
-                f"VALUES ({_typed(CASES, _CASE_COLUMNS, 'c_')}) "
+        values = _typed(CASES, _CASE_COLUMNS, "c_")
+        rows = f"SELECT {values} WHERE {_owned_guard()}" if owned else f"VALUES ({values})"
+        ctes = [f"source AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) {rows} "
                 "ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id)"]  # fmt: skip
         case_id, source = "id", " FROM source"
     elif case_row:
@@ -97,6 +112,8 @@ def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] |
     ctes.append(f"line AS ({_insert_sql(LINES, _LINE_COLUMNS, 'l_', case_id)}{source})")
     if with_message:
         ctes.append(f"message AS ({_insert_sql(MESSAGES, _MESSAGE_COLUMNS, 'm_', case_id)}{source})")
+    if fees:
+        ctes.append(f"fees AS ({_insert_sql(FEES, _FEE_COLUMNS, 'f_', case_id)}{source})")
     if events:
         # One INSERT of every event, in the step's order (the outbox id is the relay's order): as a
         # CTE each, PostgreSQL ran the later CTEs first, so a step's second event got the lower id.
@@ -238,17 +255,33 @@ def _numbered(case: Case, step: Step, case_id: int) -> None:
         step.message["case_id"] = case_id
 
 
-# ---- on the driver (kit.driver): a hot path's whole transaction -------------------------------
+# ---- on the driver (kit.driver): a hot path's writes ----------------------------------------
 # The same writes, for a case held as a plain (transient) ``Case`` the caller loaded from rows:
-# on PostgreSQL the one combined statement, on SQLite the statements one by one.
+# on PostgreSQL the one combined statement — ``writing`` runs it in autocommit, with no BEGIN and
+# COMMIT round trips — on SQLite the statements one by one in a transaction.
 _SQLITE_INSERT_CASE = Query(SQLITE_INSERT_CASE)
 _SQLITE_LINE = Query(INSERT_LINE)
 _SQLITE_MESSAGE = Query(INSERT_MESSAGE)
+_SQLITE_FEES = Query(insert(FEES))
+# SQLite only (the statement runs through the engine there; the driver refuses an expanding IN).
+_SQLITE_OWNED = Query(
+    select(func.count())
+    .select_from(BLOBS)
+    .where(BLOBS.c.id.in_(bindparam("ids", expanding=True)), BLOBS.c.owner == bindparam("owner"))
+)
+
+
+def writing(db: Driver, *, one_statement: bool = True) -> AbstractAsyncContextManager[Transaction]:
+    """Where a hot path's writes go: a step whose writes are this module's one statement
+    (``one_statement``) runs it in autocommit on PostgreSQL (``Driver.single``: atomic on its own,
+    two round trips fewer); anything more, and SQLite's statements one by one, in a transaction."""
+    return db.single() if one_statement and db.is_postgresql else db.transaction()
 
 
 @cache
-def _step_query(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> Query:
-    return Query(_step_sql(with_message, events, case_row))
+def _step_query(with_message: bool, events: int, case_row: str | tuple[str, ...] | None, *, owned: bool = False,
+                fees: bool = False) -> Query:  # fmt: skip
+    return Query(_step_sql(with_message, events, case_row, owned=owned, fees=fees))
 
 
 async def _each_on(tx: Transaction, case_id: int, step: Step) -> None:
@@ -259,21 +292,39 @@ async def _each_on(tx: Transaction, case_id: int, step: Step) -> None:
         await outbox.add_to(tx, event)
 
 
-async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step) -> int | None:
-    """``insert_case`` in a driver transaction: the new case's id, or None (nothing written) when
-    its (applicant, Idempotency-Key) is already taken."""
+async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step, *, fees: CaseFees | None = None,
+                         owned: tuple[str, list[str]] | None = None) -> int | None:  # fmt: skip
+    """``insert_case`` on the driver (in ``writing(db)``), with the case's ``fees`` row when it owes
+    fees: the new case's id, or None with nothing written when its (applicant, Idempotency-Key) is
+    already taken — or when ``owned`` (owner, upload ids) names an upload that is not the owner's."""
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
+    ids = sorted(set(owned[1])) if owned is not None else []
     if db.is_postgresql:
-        query = _step_query(step.message is not None, len(step.events), "new")
-        case_id = await tx.fetchval(query, {**{f"c_{k}": v for k, v in values.items()}, **_params(step)})
+        query = _step_query(step.message is not None, len(step.events), "new", owned=owned is not None,
+                            fees=fees is not None)  # fmt: skip
+        params = _params(step)
+        for column, value in values.items():
+            params[f"c_{column}"] = value
+        if owned is not None:
+            params.update(g_blobs=ids, g_owner=owned[0], g_count=len(ids))
+        if fees is not None:
+            for column in _FEE_COLUMNS:
+                params[f"f_{column}"] = getattr(fees, column)
+        case_id = await tx.fetchval(query, params)
         if case_id is not None and step.events:
             tx.info["outbox_dirty"] = True  # the relay wakes at commit (kit.outbox)
     else:
+        if owned is not None and await tx.fetchval(_SQLITE_OWNED, {"ids": ids, "owner": owned[0]}) != len(ids):
+            return None
         case_id = await tx.fetchval(_SQLITE_INSERT_CASE, values)
         if case_id is not None:
             await _each_on(tx, case_id, step)
+            if fees is not None:
+                await tx.execute(_SQLITE_FEES, {**{c: getattr(fees, c) for c in _FEE_COLUMNS}, "case_id": case_id})
     if case_id is not None:
         _numbered(case, step, case_id)
+        if fees is not None:
+            fees.case_id = case_id
     return case_id
 
 

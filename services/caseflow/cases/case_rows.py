@@ -68,18 +68,21 @@ class LoadedCase:
     has_licence: bool
     pauses_ended: dict[int, Any] = field(default_factory=dict)  # each loaded pause's ended_on, by id
 
+    def pauses_changed(self) -> bool:
+        """Whether the step started a pause or ended one (``store_pauses`` has something to write)."""
+        return any(p.id is None or p.ended_on != self.pauses_ended[p.id] for p in self.case.pauses)
+
     def changed(self) -> dict[str, Any]:
         """The case's columns the step changed (its version is the step's write's to set)."""
         case, values = self.case, self.values
         return {c: getattr(case, c) for c in _UPDATABLE if getattr(case, c) != values[c]}
 
 
-async def load_case_on(db: Driver, case_no: str, tx: Transaction | None = None) -> LoadedCase | None:
-    """The case with its timeline and pauses (read in ``tx`` when given), or None."""
+async def load_case_on(db: Driver, case_no: str) -> LoadedCase | None:
+    """The case with its timeline and pauses (reads outside any transaction), or None."""
     if not valid_case_number(case_no):
         return None
-    on = tx or db
-    rows = await on.fetch(_CASE, {"case_no": case_no})
+    rows = await db.fetch(_CASE, {"case_no": case_no})
     if not rows:
         return None
     first = rows[0]
@@ -92,13 +95,13 @@ async def load_case_on(db: Driver, case_no: str, tx: Transaction | None = None) 
     ]
     loaded = LoadedCase(case, values, timeline, bool(first["has_shipments"]), bool(first["has_licence"]))
     if first["has_pauses"]:
-        case.pauses = [CasePause(**row) for row in await on.fetch(_CASE_PAUSES, {"case_id": case.id})]
+        case.pauses = [CasePause(**row) for row in await db.fetch(_CASE_PAUSES, {"case_id": case.id})]
         loaded.pauses_ended = {pause.id: pause.ended_on for pause in case.pauses}
     return loaded
 
 
 async def store_pauses(tx: Transaction, loaded: LoadedCase) -> None:
-    """The pauses a step started (inserted) or ended (their end stored)."""
+    """The pauses a step started (inserted) or ended (their end stored): ``pauses_changed``."""
     for pause in loaded.case.pauses:
         if pause.id is None:
             await tx.execute(_INSERT_PAUSE, {f"p_{c}": getattr(pause, c) for c in _PAUSE_COLUMNS})
