@@ -20,6 +20,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cache
+from types import SimpleNamespace
 from typing import Any, cast
 
 import asyncpg
@@ -66,9 +67,13 @@ class Step:
 
 
 def line(case: Case, at: Any, action: str, actor: str, from_state: str | None, to_state: str, detail: str) -> CaseEvent:
-    """A timeline line of the case (not added to the session: ``write`` inserts it)."""
-    return CaseEvent(case_id=case.id, at=at, action=action, actor=actor, from_state=from_state, to_state=to_state,
-                     detail=detail)  # fmt: skip
+    """A timeline line of the case (not added to the session: ``write`` inserts it); of a case
+    held as plain attributes (a hot path's, ``case_rows.PlainCase``), a plain line too."""
+    if isinstance(case, Case):
+        return CaseEvent(case_id=case.id, at=at, action=action, actor=actor, from_state=from_state, to_state=to_state,
+                         detail=detail)  # fmt: skip
+    return cast(CaseEvent, SimpleNamespace(id=None, case_id=case.id, at=at, action=action, actor=actor,
+                                           from_state=from_state, to_state=to_state, detail=detail))  # fmt: skip
 
 
 # ---- PostgreSQL: one statement ---------------------------------------------------------------
@@ -123,13 +128,40 @@ def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] |
     return text(f"WITH {', '.join(ctes)} SELECT {'id FROM source' if case_row else '1'}")
 
 
+def _named(prefix: str, columns: list[str]) -> tuple[tuple[str, str], ...]:
+    """(column, its parameter's name) for each column: the names made once, not per call."""
+    return tuple((c, f"{prefix}{c}") for c in columns)
+
+
+_LINE_PARAMS = _named("l_", _LINE_COLUMNS)
+_MESSAGE_PARAMS = _named("m_", _MESSAGE_COLUMNS)
+_NEW_CASE_PARAMS = _named("c_", _CASE_COLUMNS)
+_CHANGED_PARAMS = dict(_named("u_", sorted(_UPDATABLE)))
+_FEE_PARAMS = _named("f_", _FEE_COLUMNS)
+_EVENT_PARAMS: list[tuple[tuple[str, str], ...]] = []  # per event index, grown as steps need
+
+
 def _params(step: Step) -> dict[str, Any]:
-    params = {f"l_{c}": getattr(step.line, c) for c in _LINE_COLUMNS}
+    params = {name: getattr(step.line, c) for c, name in _LINE_PARAMS}
     if step.message is not None:
-        params.update({f"m_{c}": step.message.get(c) for c in _MESSAGE_COLUMNS})
-    for index, event in enumerate(step.events):
+        message = step.message
+        for c, name in _MESSAGE_PARAMS:
+            params[name] = message.get(c)
+    while len(_EVENT_PARAMS) < len(step.events):
+        _EVENT_PARAMS.append(_named(f"o{len(_EVENT_PARAMS)}_", _OUTBOX_COLUMNS))
+    for names, event in zip(_EVENT_PARAMS, step.events, strict=False):
         row = outbox.row(event)
-        params.update({f"o{index}_{c}": row.get(c) for c in _OUTBOX_COLUMNS})
+        for c, name in names:
+            params[name] = row.get(c)
+    return params
+
+
+def _changed_params(case_id: int, version: int, changed: dict[str, Any], step: Step) -> dict[str, Any]:
+    """A version-checked step's parameters: the case's changed columns, its version + 1, the step's."""
+    params = _params(step)
+    params.update(case_id=case_id, expected_version=version, u_version=version + 1)
+    for column, value in changed.items():
+        params[_CHANGED_PARAMS[column]] = value
     return params
 
 
@@ -206,8 +238,7 @@ async def move(session: AsyncSession, case: Case, step: Step) -> None:
         await write(session, case, step)
         return
     columns = tuple(sorted(changed))
-    params = {"case_id": case.id, "expected_version": case.version, "u_version": case.version + 1,
-              **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+    params = _changed_params(case.id, case.version, changed, step)
     with session.no_autoflush:  # the case's changes are in this statement, not in a flush
         if await _run(session, _step_sql(step.message is not None, len(step.events), columns), params) is None:
             raise StaleDataError(f"case {case.case_no} changed first (version {case.version} is gone)")
@@ -235,7 +266,9 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
     if _is_postgresql(session):
         statement = _step_sql(step.message is not None, len(step.events), "new")
-        params = {**{f"c_{k}": v for k, v in values.items()}, **_params(step)}
+        params = _params(step)
+        for column, name in _NEW_CASE_PARAMS:
+            params[name] = values[column]
         case_id = await _run(session, statement, params)
         if case_id is not None and step.events:
             outbox.touched(session)
@@ -303,13 +336,13 @@ async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step, *,
         query = _step_query(step.message is not None, len(step.events), "new", owned=owned is not None,
                             fees=fees is not None)  # fmt: skip
         params = _params(step)
-        for column, value in values.items():
-            params[f"c_{column}"] = value
+        for column, name in _NEW_CASE_PARAMS:
+            params[name] = values[column]
         if owned is not None:
             params.update(g_blobs=ids, g_owner=owned[0], g_count=len(ids))
         if fees is not None:
-            for column in _FEE_COLUMNS:
-                params[f"f_{column}"] = getattr(fees, column)
+            for column, name in _FEE_PARAMS:
+                params[name] = getattr(fees, column)
         case_id = await tx.fetchval(query, params)
         if case_id is not None and step.events:
             tx.info["outbox_dirty"] = True  # the relay wakes at commit (kit.outbox)
@@ -336,8 +369,7 @@ async def move_on(db: Driver, tx: Transaction, case: Case, changed: dict[str, An
         raise ValueError("a step changes the case (at least its updated_at)")
     version = case.version
     if db.is_postgresql:
-        params = {"case_id": case.id, "expected_version": version, "u_version": version + 1,
-                  **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+        params = _changed_params(case.id, version, changed, step)
         query = _step_query(step.message is not None, len(step.events), tuple(sorted(changed)))
         if await tx.fetchval(query, params) is None:
             return False

@@ -26,7 +26,7 @@ from kit.driver import Driver, Query
 from kit.errors import Problem
 from services.caseflow import calendars, steps
 from services.caseflow.adapters.licences import CheckedLicence
-from services.caseflow.cases import fees, instant, licences, reading
+from services.caseflow.cases import case_rows, fees, instant, licences, reading
 from services.caseflow.cases.common import Context, matter_of_case_on, set_clocks
 from services.caseflow.cases.submission import (
     BLOB_OWNERS,
@@ -149,7 +149,8 @@ async def _insert(db: Driver, ctx: Context, principal: Principal, body: SubmitRe
     number goes back, unless licence may have logged a read under it."""
     matter, now = valid.matter, ctx.current_time()
     case = new_case(principal, body, valid, case_no=number.case_no, today=number.day, now=now,
-                    idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {})  # fmt: skip
+                    idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {},
+                    make=case_rows.plain_case)  # fmt: skip
     set_clocks(await calendars.load_on(db), case, matter, [])
     owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
     step = first_step(case, principal, body, valid, owed, now)

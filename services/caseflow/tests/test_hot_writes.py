@@ -86,6 +86,7 @@ async def test_a_submission_owing_fees_writes_its_fees_row_with_the_case(caseflo
 
 async def test_the_common_submission_and_step_open_no_transaction_on_postgresql(caseflow, monkeypatch):
     body = await plain_body(caseflow)
+    other = (await caseflow.post("/cases", json=body, headers=keyed(person()))).json()["case_no"]  # numbers drawn
     opened = transactions_of_requests(monkeypatch)
     created = await caseflow.post("/cases", json=body, headers=keyed(person()))
     assert created.status_code == 201, created.text
@@ -95,7 +96,6 @@ async def test_the_common_submission_and_step_open_no_transaction_on_postgresql(
     assert accepted.json() == (await caseflow.get(f"/cases/{case_no}", headers=ACCEPTOR)).json()
     postgresql = caseflow.app.state.driver.is_postgresql
     assert len(opened) == (0 if postgresql else 2)  # SQLite: each write is a transaction of its own
-    other = (await caseflow.post("/cases", json=body, headers=keyed(person()))).json()["case_no"]
     opened.clear()
     items = [{"material": "经营场所租赁合同", "problem": "复印件不清晰"}]
     corrected = await step(caseflow, other, ACCEPTOR, "request_correction", 1, items=items)
