@@ -92,8 +92,14 @@ class CaseNumberBlocks:
         heapq.heappush(self._returned.setdefault((division, day), []), sequence)
 
     async def next(self, division: str, day: date) -> int:
+        key = (division, day)
+        following, last = self._next.get(key, (1, 0))
+        if following <= last and not self._returned.get(key):
+            # The common case: a number of the block in hand, taken without awaiting (so without
+            # interleaving with a reservation in progress, which only runs once a block is spent).
+            self._next[key] = (following + 1, last)
+            return following
         async with self._lock:
-            key = (division, day)
             returned = self._returned.get(key)
             if returned:
                 return heapq.heappop(returned)

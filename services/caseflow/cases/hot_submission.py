@@ -27,7 +27,7 @@ from kit.errors import Problem
 from services.caseflow import calendars, steps
 from services.caseflow.adapters.licences import CheckedLicence
 from services.caseflow.cases import case_rows, fees, instant, licences, reading
-from services.caseflow.cases.common import Context, matter_of_case_on, set_clocks
+from services.caseflow.cases.common import Context, set_clocks
 from services.caseflow.cases.submission import (
     BLOB_OWNERS,
     BLOB_OWNERS_PG,
@@ -162,7 +162,8 @@ async def _insert(db: Driver, ctx: Context, principal: Principal, body: SubmitRe
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
                                     branch_departments=[], matter_code=case.matter_code,
                                     helped_by=case.helped_by)  # fmt: skip
-    answer = reading.detail_of(case, matter=await matter_of_case_on(db, case), relation=relation,
+    # The matter it runs under is the version just applied for (matter_of_case's, for a case of no bundle).
+    answer = reading.detail_of(case, matter=matter, relation=relation,
                                roles=principal.roles, pauses=[], timeline=[step.line], branches=[], evaluation=None,
                                with_query_code=True, fees_row=owed)  # fmt: skip
     return Created(answer, case.version)
