@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 from datetime import date
+from typing import cast
 
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from kit.driver import Driver, Query
 from services.caseflow.models import CaseNumberSequence
 
 _counter = CaseNumberSequence.__table__
@@ -52,11 +55,33 @@ async def reserve(engine: AsyncEngine, division: str, day: date, count: int) -> 
         return (await connection.execute(statement)).scalar_one()
 
 
-class CaseNumberBlocks:
-    """One per process and database: the next sequence number per (division, day)."""
+# reserve's statement for the driver, per dialect (built once; its values are parameters).
+_RESERVE_ON = {
+    name: Query(
+        insert(cast(Table, _counter))
+        .values(division=bindparam("division"), day=bindparam("day"), last=bindparam("count"))
+        .on_conflict_do_update(index_elements=["division", "day"], set_={"last": _counter.c.last + bindparam("more")})
+        .returning(_counter.c.last)
+    )
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
-    def __init__(self, engine: AsyncEngine, block: int) -> None:
+
+async def reserve_on(driver: Driver, division: str, day: date, count: int) -> int:
+    """``reserve`` on the driver: one statement in autocommit on PostgreSQL (through SQLAlchemy's
+    engine it cost more CPU than the block's submissions' own statements together, measured)."""
+    params = {"division": division, "day": day, "count": count, "more": count}
+    async with driver.single() as tx:
+        return int(await tx.fetchval(_RESERVE_ON[driver.dialect.name], params))
+
+
+class CaseNumberBlocks:
+    """One per process and database: the next sequence number per (division, day); blocks are
+    reserved on ``driver`` when it is given (the service's), else through ``engine``."""
+
+    def __init__(self, engine: AsyncEngine, block: int, driver: Driver | None = None) -> None:
         self.engine = engine
+        self.driver = driver
         self.block = block
         self._next: dict[tuple[str, date], tuple[int, int]] = {}  # key -> (next to give, last reserved)
         self._returned: dict[tuple[str, date], list[int]] = {}  # key -> heap of numbers given back
@@ -67,14 +92,23 @@ class CaseNumberBlocks:
         heapq.heappush(self._returned.setdefault((division, day), []), sequence)
 
     async def next(self, division: str, day: date) -> int:
+        key = (division, day)
+        following, last = self._next.get(key, (1, 0))
+        if following <= last and not self._returned.get(key):
+            # The common case: a number of the block in hand, taken without awaiting (so without
+            # interleaving with a reservation in progress, which only runs once a block is spent).
+            self._next[key] = (following + 1, last)
+            return following
         async with self._lock:
-            key = (division, day)
             returned = self._returned.get(key)
             if returned:
                 return heapq.heappop(returned)
             following, last = self._next.get(key, (1, 0))
             if following > last:
-                last = await reserve(self.engine, division, day, self.block)
+                if self.driver is not None:
+                    last = await reserve_on(self.driver, division, day, self.block)
+                else:
+                    last = await reserve(self.engine, division, day, self.block)
                 following = last - self.block + 1
                 self._next = {k: v for k, v in self._next.items() if k[1] == day}  # yesterday's are done
                 self._returned = {k: v for k, v in self._returned.items() if k[1] == day}

@@ -150,7 +150,8 @@ def create_app(settings: Settings | None = None, *, key_fetcher: KeyFetcher | No
             sandbox_failure_rate=settings.licence_sandbox_failure_rate,
         )  # fmt: skip
         app.state.caseflow = cases.Context(
-            settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block),
+            settings=settings, numbers=CaseNumberBlocks(app.state.engine, settings.case_number_block,
+                                                      driver=app.state.driver),
             licences=app.state.licences,
         )  # fmt: skip
         app.state.blob_store = make_blob_store(settings)

@@ -62,8 +62,16 @@ def cache_for(session: AsyncSession, name: str) -> Expiring:
     return _cache_of(session.get_bind(), name)
 
 
+_last: tuple[weakref.ref[Engine], dict[str, Expiring]] | None = None  # the engine asked for last, and its caches
+
+
 def _cache_of(engine: Engine, name: str) -> Expiring:
-    named = _caches.setdefault(engine, {})
+    global _last
+    if _last is not None and _last[0]() is engine:
+        named = _last[1]  # a hot path asks several times a request: no weak reference made each time
+    else:
+        named = _caches.setdefault(engine, {})
+        _last = (weakref.ref(engine), named)
     cache = named.get(name)
     if cache is None:
         cache = named[name] = Expiring()

@@ -17,12 +17,14 @@ the session's own driver connection, inside its transaction (ADR 0033).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Dialect, Table, TextClause, bindparam, insert, inspect, text, update
+from sqlalchemy import Dialect, Table, TextClause, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -32,11 +34,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from kit.driver import Driver, Query, Transaction
 from kit.events import CloudEvent
-from services.caseflow.models import Case, CaseEvent, Notification, outbox
+from services.caseflow.models import Blob, Case, CaseEvent, CaseFees, Notification, outbox
 
 CASES = Case.__table__
 LINES = CaseEvent.__table__
 MESSAGES = Notification.__table__
+FEES = cast(Table, CaseFees.__table__)
+BLOBS = cast(Table, Blob.__table__)
 INSERT_LINE = insert(LINES)
 INSERT_MESSAGE = insert(MESSAGES)
 SQLITE_INSERT_CASE = (
@@ -47,6 +51,7 @@ _UPDATABLE = frozenset(_CASE_COLUMNS) - {"version"}
 _MAPPED = frozenset(inspect(Case).attrs.keys())  # columns and relationships
 _LINE_COLUMNS = [c.key for c in LINES.columns if c.key not in {"id", "case_id"}]
 _MESSAGE_COLUMNS = [c.key for c in MESSAGES.columns if c.key not in {"id", "case_id"}]
+_FEE_COLUMNS = [c.key for c in FEES.columns if c.key != "case_id"]
 # Every column but the id; one that Outbox.row leaves out is inserted as NULL (its default).
 _OUTBOX_COLUMNS = [c.key for c in outbox.table.columns if not c.primary_key]
 _PG = postgresql.dialect()
@@ -62,9 +67,13 @@ class Step:
 
 
 def line(case: Case, at: Any, action: str, actor: str, from_state: str | None, to_state: str, detail: str) -> CaseEvent:
-    """A timeline line of the case (not added to the session: ``write`` inserts it)."""
-    return CaseEvent(case_id=case.id, at=at, action=action, actor=actor, from_state=from_state, to_state=to_state,
-                     detail=detail)  # fmt: skip
+    """A timeline line of the case (not added to the session: ``write`` inserts it); of a case
+    held as plain attributes (a hot path's, ``case_rows.PlainCase``), a plain line too."""
+    if isinstance(case, Case):
+        return CaseEvent(case_id=case.id, at=at, action=action, actor=actor, from_state=from_state, to_state=to_state,
+                         detail=detail)  # fmt: skip
+    return cast(CaseEvent, SimpleNamespace(id=None, case_id=case.id, at=at, action=action, actor=actor,
+                                           from_state=from_state, to_state=to_state, detail=detail))  # fmt: skip
 
 
 # ---- PostgreSQL: one statement ---------------------------------------------------------------
@@ -78,13 +87,24 @@ def _insert_sql(table: Table, columns: list[str], prefix: str, case_id: str) -> 
             f"SELECT {case_id}, {_typed(table, columns, prefix)}")  # fmt: skip
 
 
+def _owned_guard() -> str:
+    """The condition that every upload a submission references is its applicant's own."""
+    ids, owner = BLOBS.c.id, BLOBS.c.owner
+    return (f"(SELECT count(*) FROM {BLOBS.name} WHERE {ids.name} = ANY(CAST(:g_blobs AS "
+            f"{ids.type.compile(dialect=_PG)}[])) AND {owner.name} = {_typed(BLOBS, [owner.name], 'g_')}) "
+            "= CAST(:g_count AS INTEGER)")  # fmt: skip
+
+
 @cache
-def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> TextClause:
+def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] | None, *, owned: bool = False,
+              fees: bool = False) -> TextClause:  # fmt: skip
     """The step's inserts as CTEs; ``case_row`` is "new" (insert the case), the columns to update
-    (update the case, version-checked), or None (the case row is not touched)."""
+    (update the case, version-checked), or None (the case row is not touched). A new case may be
+    inserted only if its uploads are its applicant's (``owned``), and with its fees row (``fees``)."""
     if case_row == "new":
-        ctes = [f"source AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) "
-                f"VALUES ({_typed(CASES, _CASE_COLUMNS, 'c_')}) "
+        values = _typed(CASES, _CASE_COLUMNS, "c_")
+        rows = f"SELECT {values} WHERE {_owned_guard()}" if owned else f"VALUES ({values})"
+        ctes = [f"source AS (INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) {rows} "
                 "ON CONFLICT (applicant, idempotency_key) DO NOTHING RETURNING id)"]  # fmt: skip
         case_id, source = "id", " FROM source"
     elif case_row:
@@ -97,19 +117,51 @@ def _step_sql(with_message: bool, events: int, case_row: str | tuple[str, ...] |
     ctes.append(f"line AS ({_insert_sql(LINES, _LINE_COLUMNS, 'l_', case_id)}{source})")
     if with_message:
         ctes.append(f"message AS ({_insert_sql(MESSAGES, _MESSAGE_COLUMNS, 'm_', case_id)}{source})")
-    for index in range(events):
-        ctes.append(f"event{index} AS (INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
-                    f"SELECT {_typed(outbox.table, _OUTBOX_COLUMNS, f'o{index}_')}{source})")  # fmt: skip
+    if fees:
+        ctes.append(f"fees AS ({_insert_sql(FEES, _FEE_COLUMNS, 'f_', case_id)}{source})")
+    if events:
+        # One INSERT of every event, in the step's order (the outbox id is the relay's order): as a
+        # CTE each, PostgreSQL ran the later CTEs first, so a step's second event got the lower id.
+        rows = " UNION ALL ".join(f"SELECT {_typed(outbox.table, _OUTBOX_COLUMNS, f'o{index}_')}{source}"
+                                  for index in range(events))  # fmt: skip
+        ctes.append(f"events AS (INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) {rows})")
     return text(f"WITH {', '.join(ctes)} SELECT {'id FROM source' if case_row else '1'}")
 
 
+def _named(prefix: str, columns: list[str]) -> tuple[tuple[str, str], ...]:
+    """(column, its parameter's name) for each column: the names made once, not per call."""
+    return tuple((c, f"{prefix}{c}") for c in columns)
+
+
+_LINE_PARAMS = _named("l_", _LINE_COLUMNS)
+_MESSAGE_PARAMS = _named("m_", _MESSAGE_COLUMNS)
+_NEW_CASE_PARAMS = _named("c_", _CASE_COLUMNS)
+_CHANGED_PARAMS = dict(_named("u_", sorted(_UPDATABLE)))
+_FEE_PARAMS = _named("f_", _FEE_COLUMNS)
+_EVENT_PARAMS: list[tuple[tuple[str, str], ...]] = []  # per event index, grown as steps need
+
+
 def _params(step: Step) -> dict[str, Any]:
-    params = {f"l_{c}": getattr(step.line, c) for c in _LINE_COLUMNS}
+    params = {name: getattr(step.line, c) for c, name in _LINE_PARAMS}
     if step.message is not None:
-        params.update({f"m_{c}": step.message.get(c) for c in _MESSAGE_COLUMNS})
-    for index, event in enumerate(step.events):
+        message = step.message
+        for c, name in _MESSAGE_PARAMS:
+            params[name] = message.get(c)
+    while len(_EVENT_PARAMS) < len(step.events):
+        _EVENT_PARAMS.append(_named(f"o{len(_EVENT_PARAMS)}_", _OUTBOX_COLUMNS))
+    for names, event in zip(_EVENT_PARAMS, step.events, strict=False):
         row = outbox.row(event)
-        params.update({f"o{index}_{c}": row.get(c) for c in _OUTBOX_COLUMNS})
+        for c, name in names:
+            params[name] = row.get(c)
+    return params
+
+
+def _changed_params(case_id: int, version: int, changed: dict[str, Any], step: Step) -> dict[str, Any]:
+    """A version-checked step's parameters: the case's changed columns, its version + 1, the step's."""
+    params = _params(step)
+    params.update(case_id=case_id, expected_version=version, u_version=version + 1)
+    for column, value in changed.items():
+        params[_CHANGED_PARAMS[column]] = value
     return params
 
 
@@ -186,8 +238,7 @@ async def move(session: AsyncSession, case: Case, step: Step) -> None:
         await write(session, case, step)
         return
     columns = tuple(sorted(changed))
-    params = {"case_id": case.id, "expected_version": case.version, "u_version": case.version + 1,
-              **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+    params = _changed_params(case.id, case.version, changed, step)
     with session.no_autoflush:  # the case's changes are in this statement, not in a flush
         if await _run(session, _step_sql(step.message is not None, len(step.events), columns), params) is None:
             raise StaleDataError(f"case {case.case_no} changed first (version {case.version} is gone)")
@@ -215,7 +266,9 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
     if _is_postgresql(session):
         statement = _step_sql(step.message is not None, len(step.events), "new")
-        params = {**{f"c_{k}": v for k, v in values.items()}, **_params(step)}
+        params = _params(step)
+        for column, name in _NEW_CASE_PARAMS:
+            params[name] = values[column]
         case_id = await _run(session, statement, params)
         if case_id is not None and step.events:
             outbox.touched(session)
@@ -235,17 +288,33 @@ def _numbered(case: Case, step: Step, case_id: int) -> None:
         step.message["case_id"] = case_id
 
 
-# ---- on the driver (kit.driver): a hot path's whole transaction -------------------------------
+# ---- on the driver (kit.driver): a hot path's writes ----------------------------------------
 # The same writes, for a case held as a plain (transient) ``Case`` the caller loaded from rows:
-# on PostgreSQL the one combined statement, on SQLite the statements one by one.
+# on PostgreSQL the one combined statement — ``writing`` runs it in autocommit, with no BEGIN and
+# COMMIT round trips — on SQLite the statements one by one in a transaction.
 _SQLITE_INSERT_CASE = Query(SQLITE_INSERT_CASE)
 _SQLITE_LINE = Query(INSERT_LINE)
 _SQLITE_MESSAGE = Query(INSERT_MESSAGE)
+_SQLITE_FEES = Query(insert(FEES))
+# SQLite only (the statement runs through the engine there; the driver refuses an expanding IN).
+_SQLITE_OWNED = Query(
+    select(func.count())
+    .select_from(BLOBS)
+    .where(BLOBS.c.id.in_(bindparam("ids", expanding=True)), BLOBS.c.owner == bindparam("owner"))
+)
+
+
+def writing(db: Driver, *, one_statement: bool = True) -> AbstractAsyncContextManager[Transaction]:
+    """Where a hot path's writes go: a step whose writes are this module's one statement
+    (``one_statement``) runs it in autocommit on PostgreSQL (``Driver.single``: atomic on its own,
+    two round trips fewer); anything more, and SQLite's statements one by one, in a transaction."""
+    return db.single() if one_statement and db.is_postgresql else db.transaction()
 
 
 @cache
-def _step_query(with_message: bool, events: int, case_row: str | tuple[str, ...] | None) -> Query:
-    return Query(_step_sql(with_message, events, case_row))
+def _step_query(with_message: bool, events: int, case_row: str | tuple[str, ...] | None, *, owned: bool = False,
+                fees: bool = False) -> Query:  # fmt: skip
+    return Query(_step_sql(with_message, events, case_row, owned=owned, fees=fees))
 
 
 async def _each_on(tx: Transaction, case_id: int, step: Step) -> None:
@@ -256,21 +325,39 @@ async def _each_on(tx: Transaction, case_id: int, step: Step) -> None:
         await outbox.add_to(tx, event)
 
 
-async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step) -> int | None:
-    """``insert_case`` in a driver transaction: the new case's id, or None (nothing written) when
-    its (applicant, Idempotency-Key) is already taken."""
+async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step, *, fees: CaseFees | None = None,
+                         owned: tuple[str, list[str]] | None = None) -> int | None:  # fmt: skip
+    """``insert_case`` on the driver (in ``writing(db)``), with the case's ``fees`` row when it owes
+    fees: the new case's id, or None with nothing written when its (applicant, Idempotency-Key) is
+    already taken — or when ``owned`` (owner, upload ids) names an upload that is not the owner's."""
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
+    ids = sorted(set(owned[1])) if owned is not None else []
     if db.is_postgresql:
-        query = _step_query(step.message is not None, len(step.events), "new")
-        case_id = await tx.fetchval(query, {**{f"c_{k}": v for k, v in values.items()}, **_params(step)})
+        query = _step_query(step.message is not None, len(step.events), "new", owned=owned is not None,
+                            fees=fees is not None)  # fmt: skip
+        params = _params(step)
+        for column, name in _NEW_CASE_PARAMS:
+            params[name] = values[column]
+        if owned is not None:
+            params.update(g_blobs=ids, g_owner=owned[0], g_count=len(ids))
+        if fees is not None:
+            for column, name in _FEE_PARAMS:
+                params[name] = getattr(fees, column)
+        case_id = await tx.fetchval(query, params)
         if case_id is not None and step.events:
             tx.info["outbox_dirty"] = True  # the relay wakes at commit (kit.outbox)
     else:
+        if owned is not None and await tx.fetchval(_SQLITE_OWNED, {"ids": ids, "owner": owned[0]}) != len(ids):
+            return None
         case_id = await tx.fetchval(_SQLITE_INSERT_CASE, values)
         if case_id is not None:
             await _each_on(tx, case_id, step)
+            if fees is not None:
+                await tx.execute(_SQLITE_FEES, {**{c: getattr(fees, c) for c in _FEE_COLUMNS}, "case_id": case_id})
     if case_id is not None:
         _numbered(case, step, case_id)
+        if fees is not None:
+            fees.case_id = case_id
     return case_id
 
 
@@ -282,8 +369,7 @@ async def move_on(db: Driver, tx: Transaction, case: Case, changed: dict[str, An
         raise ValueError("a step changes the case (at least its updated_at)")
     version = case.version
     if db.is_postgresql:
-        params = {"case_id": case.id, "expected_version": version, "u_version": version + 1,
-                  **{f"u_{k}": v for k, v in changed.items()}, **_params(step)}  # fmt: skip
+        params = _changed_params(case.id, version, changed, step)
         query = _step_query(step.message is not None, len(step.events), tuple(sorted(changed)))
         if await tx.fetchval(query, params) is None:
             return False

@@ -64,25 +64,45 @@ def _approved_on(case: Case) -> date | None:
     return case.decided_on if case.state in {"approved", "delivering", "completed"} else None
 
 
+# set_clocks' results by what they are computed from: the calendar and matter objects (by identity:
+# both are shared and never changed, and each entry holds them, so their ids are not reused while
+# it lives) and the case's facts. The cases of one matter received on one day share their clocks:
+# computing them took a twentieth of a submission's CPU.
+_Clocks = tuple[str | None, date | None, bool, str]
+_CLOCKS: dict[tuple[Any, ...], tuple[WorkdayCalendar, dict, _Clocks]] = {}
+
+
 def set_clocks(calendar: WorkdayCalendar, case: Case, matter: dict, pauses: list[CasePause]) -> None:
     """Recompute every clock of the case from its facts and pauses; store the running one."""
-    clocks = case_deadlines(
-        calendar,
-        matter=matter,
-        state=case.state,
-        received_on=case.received_on,
-        resubmitted_on=case.resubmitted_on,
-        accepted_on=case.accepted_on,
-        approved_on=_approved_on(case),
-        pauses=[Pause(start=p.started_on, end=p.ended_on, reason=p.reason) for p in pauses],
-        extension_days=case.extension_days,
-    )
-    step = STEP_OF_STATE.get(case.state)
-    running = clocks.get(step) if step else None
-    case.clock_step = step if running is not None else None
-    case.due_on = running.due if running else None
-    case.due_provisional = any(d.provisional for d in clocks.values())
-    case.deadlines = dumps({name: deadline_json(d) for name, d in clocks.items()})
+    approved_on = _approved_on(case)
+    facts = (case.state, case.received_on, case.resubmitted_on, case.accepted_on, approved_on, case.extension_days,
+             tuple((p.started_on, p.ended_on, p.reason) for p in pauses))  # fmt: skip
+    key = (id(calendar), id(matter), facts)
+    found = _CLOCKS.get(key)
+    if found is None or found[0] is not calendar or found[1] is not matter:
+        clocks = case_deadlines(
+            calendar,
+            matter=matter,
+            state=case.state,
+            received_on=case.received_on,
+            resubmitted_on=case.resubmitted_on,
+            accepted_on=case.accepted_on,
+            approved_on=approved_on,
+            pauses=[Pause(start=p.started_on, end=p.ended_on, reason=p.reason) for p in pauses],
+            extension_days=case.extension_days,
+        )
+        step = STEP_OF_STATE.get(case.state)
+        running = clocks.get(step) if step else None
+        computed = (
+            step if running is not None else None,
+            running.due if running else None,
+            any(d.provisional for d in clocks.values()),
+            dumps({name: deadline_json(d) for name, d in clocks.items()}),
+        )
+        if len(_CLOCKS) >= 1024:  # a bound, not an eviction policy: calendars and matters change rarely
+            _CLOCKS.clear()
+        found = _CLOCKS[key] = (calendar, matter, computed)
+    case.clock_step, case.due_on, case.due_provisional, case.deadlines = found[2]
 
 
 async def recompute_clocks(session: AsyncSession, calendar: WorkdayCalendar, case: Case, matter: dict) -> None:

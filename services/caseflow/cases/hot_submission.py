@@ -1,15 +1,17 @@
-"""A plain submission's whole transaction on the driver (kit.driver, issue 15).
+"""A plain submission on the driver (kit.driver, issue 15).
 
 The session-per-request unit of work (BEGIN and COMMIT through SQLAlchemy, the ORM's flush and
 identity map) cost more CPU than every rule of a submission together. A submission of a matter
 (not a bundle) without instant rules — the common one — is checked by ``submission``'s own
-rules (its e-licences with the licence service, with no transaction open), written in one driver
-transaction (on PostgreSQL one statement: the case, its line, its message and its events, with
-its fees row when it owes fees) and answered from what it wrote. Everything else takes
-``submission.submit`` on the session: a bundle, 秒批, a refusal (which may be a retry of a
-submission accepted before) and a taken Idempotency-Key (a retry, or a concurrent duplicate that
-committed first) — that path gives the same refusal, or the case the key made.
-"""
+rules (its e-licences with the licence service, with no transaction open) and written, on
+PostgreSQL, as one statement in autocommit (``steps.writing``: the case, its line, its message,
+its events and its fees row when it owes fees; no BEGIN or COMMIT round trip), then answered from
+what it wrote. Without e-licences that statement is the submission's only round trip: it inserts
+the case only if every upload it references is the applicant's own (checked beforehand as if they
+were). Everything else takes ``submission.submit`` on the session: a bundle, 秒批, a refusal
+(which may be a retry of a submission accepted before; an upload not the applicant's own) and a
+taken Idempotency-Key (a retry, or a concurrent duplicate that committed first) — that path gives
+the same refusal, or the case the key made."""
 
 from __future__ import annotations
 
@@ -17,15 +19,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 
 from kit.auth import Principal
-from kit.driver import Driver, Query, Transaction
+from kit.driver import Driver, Query
 from kit.errors import Problem
 from services.caseflow import calendars, steps
 from services.caseflow.adapters.licences import CheckedLicence
-from services.caseflow.cases import fees, instant, licences, reading
-from services.caseflow.cases.common import Context, matter_of_case_on, set_clocks
+from services.caseflow.cases import case_rows, fees, instant, licences, reading
+from services.caseflow.cases.common import Context, set_clocks
 from services.caseflow.cases.submission import (
     BLOB_OWNERS,
     BLOB_OWNERS_PG,
@@ -39,16 +41,13 @@ from services.caseflow.cases.submission import (
 from services.caseflow.domain import access
 from services.caseflow.domain.case_number import make_case_number
 from services.caseflow.matters import get_matter_on
-from services.caseflow.models import Case, CaseFees
+from services.caseflow.models import Case
 from services.caseflow.schemas import MaterialIn, SubmitRequest
 
 _KEY_TAKEN = Query(
     select(Case.id).where(Case.applicant == bindparam("subject"), Case.idempotency_key == bindparam("key"))
 )
 _BLOB_OWNERS = {"postgresql": Query(BLOB_OWNERS_PG), "sqlite": Query(BLOB_OWNERS)}
-_FEES = CaseFees.__table__
-_FEE_COLUMNS = [c.key for c in _FEES.columns]
-_INSERT_FEES = Query(insert(_FEES).values({c: bindparam(f"f_{c}") for c in _FEE_COLUMNS}))
 
 
 @dataclass
@@ -76,14 +75,17 @@ class _Number:
         return make_case_number(self.division, self.day, self.sequence)
 
 
-async def own_blobs_on(db: Driver, principal: Principal, materials: list[MaterialIn],
-                       tx: Transaction | None = None) -> set[str]:  # fmt: skip
-    """``submission.own_blobs`` on the driver (in ``tx`` when given)."""
-    ids = [m.blob_id for m in materials if m.blob_id is not None]
+async def own_blobs_on(db: Driver, principal: Principal, materials: list[MaterialIn]) -> set[str]:
+    """``submission.own_blobs`` on the driver (a read outside any transaction)."""
+    ids = _blob_ids(materials)
     if not ids:
         return set()
-    rows = await (tx or db).fetch(_BLOB_OWNERS[db.dialect.name], {"ids": ids})
+    rows = await db.fetch(_BLOB_OWNERS[db.dialect.name], {"ids": ids})
     return {row["id"] for row in rows if row["owner"] == principal.subject}
+
+
+def _blob_ids(materials: list[MaterialIn]) -> list[str]:
+    return [m.blob_id for m in materials if m.blob_id is not None]
 
 
 async def submit_on(
@@ -100,10 +102,15 @@ async def submit_on(
         return None
     wanted = licences.wanted(matter, body.materials)
     try:
-        if not wanted:  # checked and written in one transaction: one connection, one round trip fewer
-            async with db.transaction() as tx:
-                valid = _valid(principal, body, definition, await own_blobs_on(db, principal, body.materials, tx))
-                return await _insert(db, tx, ctx, principal, body, idempotency_key, valid, await _draw(ctx, matter))
+        if not wanted:
+            # Checked as if every upload it references were the applicant's own; the insert makes
+            # sure they are (it writes nothing otherwise, and the session path gives the refusal).
+            ids = _blob_ids(body.materials)
+            valid = _valid(principal, body, definition, set(ids))
+            owned = (principal.subject, ids) if ids else None
+            return await _insert(
+                db, ctx, principal, body, idempotency_key, valid, await _draw(ctx, matter), owned=owned
+            )
         valid = _valid(principal, body, definition, await own_blobs_on(db, principal, body.materials))
         if await db.fetchrow(_KEY_TAKEN, {"subject": principal.subject, "key": idempotency_key}):
             return None  # a retry: its case is answered there without asking licence again
@@ -114,8 +121,7 @@ async def submit_on(
         except licences.LicencesRefused as refused:
             release(ctx, number.division, number.day, number.sequence, read=refused.read)
             raise refused.problem from None
-        async with db.transaction() as tx:
-            return await _insert(db, tx, ctx, principal, body, idempotency_key, valid, number, checked)
+        return await _insert(db, ctx, principal, body, idempotency_key, valid, number, checked)
     except _OnSession:
         return None
 
@@ -134,29 +140,30 @@ async def _draw(ctx: Context, matter: dict[str, Any]) -> _Number:
     return _Number(division, today, await ctx.numbers.next(division, today))
 
 
-async def _insert(db: Driver, tx: Transaction, ctx: Context, principal: Principal, body: SubmitRequest,
-                  idempotency_key: str, valid: Valid, number: _Number,
-                  checked: dict[int, CheckedLicence] | None = None) -> Created:  # fmt: skip
-    """Write the case in ``tx`` and answer it; a taken Idempotency-Key (a retry, or a concurrent
-    duplicate that committed first) writes nothing: the number goes back, unless licence may have
-    logged a read under it."""
+async def _insert(db: Driver, ctx: Context, principal: Principal, body: SubmitRequest, idempotency_key: str,
+                  valid: Valid, number: _Number, checked: dict[int, CheckedLicence] | None = None, *,
+                  owned: tuple[str, list[str]] | None = None) -> Created:  # fmt: skip
+    """Write the case — on PostgreSQL one statement in autocommit, with its fees row when it owes
+    fees — and answer it. A taken Idempotency-Key (a retry, or a concurrent duplicate that
+    committed first), or an upload in ``owned`` that is not the applicant's, writes nothing: the
+    number goes back, unless licence may have logged a read under it."""
     matter, now = valid.matter, ctx.current_time()
     case = new_case(principal, body, valid, case_no=number.case_no, today=number.day, now=now,
-                    idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {})  # fmt: skip
-    set_clocks(await calendars.load_on(db, tx), case, matter, [])
+                    idempotency_key=idempotency_key, digest=request_hash(body), checked=checked or {},
+                    make=case_rows.plain_case)  # fmt: skip
+    set_clocks(await calendars.load_on(db), case, matter, [])
     owed = fees.new_row(case, matter, valid.fees_due, now) if valid.fees_due else None
     step = first_step(case, principal, body, valid, owed, now)
-    case_id = await steps.insert_case_on(db, tx, case, step)
+    async with steps.writing(db) as tx:
+        case_id = await steps.insert_case_on(db, tx, case, step, fees=owed, owned=owned)
     if case_id is None:
         release(ctx, number.division, number.day, number.sequence, read=bool(checked))
         raise _OnSession
-    if owed is not None:
-        owed.case_id = case_id
-        await tx.execute(_INSERT_FEES, {f"f_{c}": getattr(owed, c) for c in _FEE_COLUMNS})
     relation = access.case_relation(principal, applicant=case.applicant, department=case.department,
                                     branch_departments=[], matter_code=case.matter_code,
                                     helped_by=case.helped_by)  # fmt: skip
-    answer = reading.detail_of(case, matter=await matter_of_case_on(db, case, tx), relation=relation,
+    # The matter it runs under is the version just applied for (matter_of_case's, for a case of no bundle).
+    answer = reading.detail_of(case, matter=matter, relation=relation,
                                roles=principal.roles, pauses=[], timeline=[step.line], branches=[], evaluation=None,
                                with_query_code=True, fees_row=owed)  # fmt: skip
     return Created(answer, case.version)

@@ -33,5 +33,17 @@ def valid_case_number(value: str) -> bool:
     return bool(CASE_NUMBER.match(value)) and mod_37_36.is_valid(value)
 
 
+# A random byte below this maps onto the alphabet with every character equally likely (8 × 31).
+_UNBIASED = 256 - 256 % len(QUERY_ALPHABET)
+
+
 def make_query_code() -> str:
-    return "".join(secrets.choice(QUERY_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
+    """Six characters of the alphabet, each uniformly random: bytes from one ``secrets`` call
+    (``secrets.choice`` per character asked the system six times), those at or past the last whole
+    multiple of the alphabet's length skipped."""
+    code = ""
+    while len(code) < QUERY_CODE_LENGTH:
+        for byte in secrets.token_bytes(QUERY_CODE_LENGTH):
+            if byte < _UNBIASED and len(code) < QUERY_CODE_LENGTH:
+                code += QUERY_ALPHABET[byte % len(QUERY_ALPHABET)]
+    return code

@@ -54,11 +54,14 @@ PARTIES = (OFFICER, APPLICANT, SYSTEM)
 
 # (state, action) → (new state, parties that may take it). "suspended → resume" is resolved at runtime.
 TABLE: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
+# The same table by state: action → parties (what ``allowed_actions`` looks through).
+_ACTIONS_IN: dict[str, dict[str, frozenset[str]]] = {}
 
 
 def _allow(states: tuple[str, ...], action: str, new_state: str, *parties: str) -> None:
     for state in states:
         TABLE[(state, action)] = (new_state, frozenset(parties))
+        _ACTIONS_IN.setdefault(state, {})[action] = frozenset(parties)
 
 
 _allow(("submitted", "resubmitted"), "accept", "accepted", OFFICER)
@@ -206,8 +209,8 @@ def allowed_actions(state: str, party: str, **facts: object) -> list[str]:
     case (``corrections``, ``extended``, ``pending_branches``, …): derived from the same rules, so
     what is offered is exactly what would be accepted (by the state machine)."""
     offered = []
-    for (s, action), (_, parties) in TABLE.items():
-        if s != state or party not in parties:
+    for action, parties in _ACTIONS_IN.get(state, {}).items():
+        if party not in parties:
             continue
         try:
             transition(state, action, party, **facts)  # type: ignore[arg-type]

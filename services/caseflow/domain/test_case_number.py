@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 from stdnum.iso7064 import mod_11_2, mod_37_36
 
+from services.caseflow.domain import case_number
 from services.caseflow.domain.case_number import (
     QUERY_ALPHABET,
     make_case_number,
@@ -49,3 +50,11 @@ def test_query_code():
     codes = {make_query_code() for _ in range(200)}
     assert len(codes) > 190
     assert all(len(c) == 6 and set(c) <= set(QUERY_ALPHABET) for c in codes)
+
+
+def test_query_code_maps_random_bytes_evenly_and_skips_those_past_the_last_whole_alphabet(monkeypatch):
+    chunks = iter([bytes([248, 255, 0, 1, 30, 31]), bytes([247, 62, 0, 0, 0, 0])])
+    monkeypatch.setattr(case_number.secrets, "token_bytes", lambda n: next(chunks))
+    assert make_query_code() == "23Z2Z2"  # 248 and 255 skipped; 31 and 62 wrap to the first character
+    accepted = [QUERY_ALPHABET[b % len(QUERY_ALPHABET)] for b in range(case_number._UNBIASED)]
+    assert {accepted.count(c) for c in QUERY_ALPHABET} == {8}  # every character equally likely
