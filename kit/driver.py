@@ -343,10 +343,7 @@ class Driver(_Through):
                 yield transaction
         finally:
             _open_transaction.reset(token)
-        for hook in self.on_commit:
-            hook(transaction)
-        for then in transaction.after_commit:
-            then()
+        self._committed(transaction)
 
     @asynccontextmanager
     async def single(self) -> AsyncIterator[Transaction]:
@@ -370,10 +367,14 @@ class Driver(_Through):
         finally:
             _open_transaction.reset(token)
             if one.ran:
-                for hook in self.on_commit:
-                    hook(transaction)
-                for then in transaction.after_commit:
-                    then()
+                self._committed(transaction)
+
+    def _committed(self, transaction: Transaction) -> None:
+        """What runs once ``transaction`` has committed: the ``on_commit`` hooks, then its own."""
+        for hook in self.on_commit:
+            hook(transaction)
+        for then in transaction.after_commit:
+            then()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Transaction]:

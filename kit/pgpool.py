@@ -111,11 +111,8 @@ class Pool:
         if interrupted or self._closed or connection.is_closed() or connection.is_in_transaction():
             self._discard(connection)
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
+        if self._hand_over(connection):
+            return
         self._idle.append((connection, time.monotonic()))
         if self._reaper is None:
             self._reaper = asyncio.get_running_loop().call_later(self.idle_seconds, self._reap)
@@ -126,12 +123,18 @@ class Pool:
 
     def _free_place(self) -> None:
         """One connection fewer: the first caller waiting may open one in its place."""
+        if not self._hand_over(None):  # the place passes to it: still counted
+            self._open -= 1
+
+    def _hand_over(self, given: asyncpg.Connection | None) -> bool:
+        """``given`` (a connection, or None: a place to open one) to the first caller still
+        waiting; False when none is."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)  # the place passes to it: still counted
-                return
-        self._open -= 1
+                waiter.set_result(given)
+                return True
+        return False
 
     def _close_later(self, connection: asyncpg.Connection) -> None:
         if connection.is_closed():
