@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Insert, Table, bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -29,50 +29,47 @@ from services.caseflow.models import CaseNumberSequence
 _counter = CaseNumberSequence.__table__
 
 
-def _reserving(dialect: str, division: str, day: date, count: int):
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+def _reserving(insert) -> Insert:
+    """Reserve ``:count`` numbers of ``:day`` for ``:division`` (``:more`` = ``:count``: named apart
+    from the value it adds to, as the driver needs); returns the last one reserved."""
     return (
-        insert(_counter)
-        .values(division=division, day=day, last=count)
-        .on_conflict_do_update(index_elements=["division", "day"], set_={"last": _counter.c.last + count})
+        insert(cast(Table, _counter))
+        .values(division=bindparam("division"), day=bindparam("day"), last=bindparam("count"))
+        .on_conflict_do_update(index_elements=["division", "day"], set_={"last": _counter.c.last + bindparam("more")})
         .returning(_counter.c.last)
     )
+
+
+_RESERVE = {"postgresql": _reserving(pg_insert), "sqlite": _reserving(sqlite_insert)}
+_RESERVE_ON = {name: Query(statement) for name, statement in _RESERVE.items()}  # the same on the driver
+
+
+def _reserve_params(division: str, day: date, count: int) -> dict[str, Any]:
+    return {"division": division, "day": day, "count": count, "more": count}
 
 
 async def reserve_one_in(session: AsyncSession, division: str, day: date) -> int:
     """One number drawn inside the caller's transaction (a consumer's, which already writes: on
     SQLite a second connection would wait on its lock). Rare paths only: the counter row stays
     locked until that transaction ends (ADR 0021: mirrored cases)."""
-    statement = _reserving(session.bind.dialect.name, division, day, 1)
-    return (await session.execute(statement)).scalar_one()
+    statement = _RESERVE[session.bind.dialect.name]
+    return (await session.execute(statement, _reserve_params(division, day, 1))).scalar_one()
 
 
 async def reserve(engine: AsyncEngine, division: str, day: date, count: int) -> int:
     """Reserve ``count`` numbers of the day for the division; returns the last one reserved."""
-    statement = _reserving(engine.dialect.name, division, day, count)
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        return (await connection.execute(statement)).scalar_one()
-
-
-# reserve's statement for the driver, per dialect (built once; its values are parameters).
-_RESERVE_ON = {
-    name: Query(
-        insert(cast(Table, _counter))
-        .values(division=bindparam("division"), day=bindparam("day"), last=bindparam("count"))
-        .on_conflict_do_update(index_elements=["division", "day"], set_={"last": _counter.c.last + bindparam("more")})
-        .returning(_counter.c.last)
-    )
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+        return (
+            await connection.execute(_RESERVE[engine.dialect.name], _reserve_params(division, day, count))
+        ).scalar_one()
 
 
 async def reserve_on(driver: Driver, division: str, day: date, count: int) -> int:
     """``reserve`` on the driver: one statement in autocommit on PostgreSQL (through SQLAlchemy's
     engine it cost more CPU than the block's submissions' own statements together, measured)."""
-    params = {"division": division, "day": day, "count": count, "more": count}
     async with driver.single() as tx:
-        return int(await tx.fetchval(_RESERVE_ON[driver.dialect.name], params))
+        return int(await tx.fetchval(_RESERVE_ON[driver.dialect.name], _reserve_params(division, day, count)))
 
 
 class CaseNumberBlocks:

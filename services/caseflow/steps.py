@@ -156,6 +156,14 @@ def _params(step: Step) -> dict[str, Any]:
     return params
 
 
+def _new_case_params(values: dict[str, Any], step: Step) -> dict[str, Any]:
+    """A new case's parameters: its columns' values, the step's."""
+    params = _params(step)
+    for column, name in _NEW_CASE_PARAMS:
+        params[name] = values[column]
+    return params
+
+
 def _changed_params(case_id: int, version: int, changed: dict[str, Any], step: Step) -> dict[str, Any]:
     """A version-checked step's parameters: the case's changed columns, its version + 1, the step's."""
     params = _params(step)
@@ -266,10 +274,7 @@ async def insert_case(session: AsyncSession, case: Case, step: Step) -> int | No
     values = {c: getattr(case, c) for c in _CASE_COLUMNS}
     if _is_postgresql(session):
         statement = _step_sql(step.message is not None, len(step.events), "new")
-        params = _params(step)
-        for column, name in _NEW_CASE_PARAMS:
-            params[name] = values[column]
-        case_id = await _run(session, statement, params)
+        case_id = await _run(session, statement, _new_case_params(values, step))
         if case_id is not None and step.events:
             outbox.touched(session)
     else:
@@ -335,9 +340,7 @@ async def insert_case_on(db: Driver, tx: Transaction, case: Case, step: Step, *,
     if db.is_postgresql:
         query = _step_query(step.message is not None, len(step.events), "new", owned=owned is not None,
                             fees=fees is not None)  # fmt: skip
-        params = _params(step)
-        for column, name in _NEW_CASE_PARAMS:
-            params[name] = values[column]
+        params = _new_case_params(values, step)
         if owned is not None:
             params.update(g_blobs=ids, g_owner=owned[0], g_count=len(ids))
         if fees is not None:
